@@ -1,0 +1,1 @@
+"""The export service: HTTP + WebSocket API, job runner, archive writers, storage, CLI."""
