@@ -1,0 +1,1 @@
+"""Browser glue: the only part of ``app`` that imports ``js``/``pyodide``."""

@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Idempotent set-up for a fresh machine of this kind. Each step is skipped when a stamp shows
+# that its inputs (lock files) have not changed since it last succeeded.
+#   scripts/setup.sh            venv + Pyodide/PyScript + browser wheels (enough to run the product)
+#   scripts/setup.sh --browser  the above + Debian's chromium (needed by the e2e tests)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+STAMPS="$ROOT/.setup-stamps"
+mkdir -p "$STAMPS"
+
+want_browser=0
+[[ "${1:-}" == "--browser" ]] && want_browser=1
+
+stamp_ok() { [[ -f "$STAMPS/$1" ]] && [[ "$(cat "$STAMPS/$1")" == "$2" ]]; }
+stamp_set() { echo "$2" > "$STAMPS/$1"; }
+say() { echo "[setup] $*"; }
+
+PYTHON=${PYTHON:-python3}
+
+# 1. Python virtual environment with pinned dependencies.
+h=$(cat requirements.lock | sha256sum | cut -d' ' -f1)
+if [[ -x .venv/bin/python ]] && stamp_ok venv "$h"; then
+  say "venv up to date"
+else
+  say "creating .venv from requirements.lock"
+  [[ -x .venv/bin/python ]] || "$PYTHON" -m venv .venv
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
+  stamp_set venv "$h"
+fi
+
+# 2. Pyodide and PyScript from npm (package-lock.json pins them), copied under static/vendor.
+PYODIDE_VERSION=$(node -p "require('./package-lock.json').packages['node_modules/pyodide'].version")
+PYSCRIPT_VERSION=$(node -p "require('./package-lock.json').packages['node_modules/@pyscript/core'].version")
+h=$(cat package-lock.json scripts/setup.sh | sha256sum | cut -d' ' -f1)
+if [[ -f "static/vendor/pyodide/$PYODIDE_VERSION/pyodide.mjs" ]] && [[ -f "static/vendor/pyscript/$PYSCRIPT_VERSION/core.js" ]] && stamp_ok vendor "$h"; then
+  say "pyodide $PYODIDE_VERSION and pyscript $PYSCRIPT_VERSION up to date"
+else
+  say "installing pyodide $PYODIDE_VERSION and pyscript $PYSCRIPT_VERSION from npm"
+  npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+  rm -rf static/vendor
+  mkdir -p "static/vendor/pyodide/$PYODIDE_VERSION" "static/vendor/pyscript/$PYSCRIPT_VERSION"
+  for f in pyodide.mjs pyodide.js pyodide.asm.mjs pyodide.asm.wasm python_stdlib.zip pyodide-lock.json; do
+    [[ -f "node_modules/pyodide/$f" ]] && cp "node_modules/pyodide/$f" "static/vendor/pyodide/$PYODIDE_VERSION/"
+  done
+  cp -r node_modules/@pyscript/core/dist/. "static/vendor/pyscript/$PYSCRIPT_VERSION/"
+  stamp_set vendor "$h"
+fi
+
+# 3. Browser wheels for Pyodide (pinned with hashes).
+h=$(cat browser-requirements.txt | sha256sum | cut -d' ' -f1)
+if [[ -f static/wheels/wheels.json ]] && stamp_ok wheels "$h"; then
+  say "browser wheels up to date"
+else
+  say "downloading browser wheels"
+  rm -rf static/wheels && mkdir -p static/wheels
+  .venv/bin/python -m pip download --quiet --disable-pip-version-check --require-hashes --no-deps \
+    --only-binary=:all: --platform pyemscripten_2026_0_wasm32 --python-version 3.14 \
+    -r browser-requirements.txt -d static/wheels
+  .venv/bin/python - <<'PY'
+import json, pathlib
+names = sorted(p.name for p in pathlib.Path("static/wheels").glob("*.whl"))
+pathlib.Path("static/wheels/wheels.json").write_text(json.dumps(names, indent=1))
+PY
+  stamp_set wheels "$h"
+fi
+
+# 4. Chromium from Debian (tests only).
+if [[ $want_browser == 1 ]]; then
+  if [[ -x /usr/bin/chromium ]]; then
+    say "chromium present"
+  else
+    say "installing Debian's chromium"
+    SUDO=""; [[ $(id -u) != 0 ]] && SUDO=sudo
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
+  fi
+fi
+say "ready"

@@ -1,0 +1,241 @@
+"""Per-object shape metrics computed from the polygons (not from a rasterised mask).
+
+One row per object. Every length is in px, or in um when a pixel size ``s`` (um/px) is given
+(lengths * s, areas * s^2); the unit is part of every column name (``area_px2``/``area_um2``,
+``perimeter_px``/``perimeter_um``); ratios have no unit. Holes are subtracted from the area and
+their outlines count in the perimeter; the parts of a multi-part object are measured together
+(one area, one hull, one ellipse). ``METRICS`` holds each metric's definition and source; the
+archive README is generated from it.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Iterator, Optional
+
+import numpy as np
+from shapely.geometry import MultiPolygon
+from shapely.geometry.polygon import orient
+
+from server.archive.geometry import to_shapely
+from server.archive.metrics_io import CsvMetricsWriter, JsonMetricsWriter, XlsxMetricsWriter
+from server.domain import ImageRecord, SegObject
+
+
+@dataclass(frozen=True)
+class Metric:
+    """``key`` (column name without unit), ``kind`` (``area``, ``length``, ``position`` or
+    ``ratio``: how it scales with the pixel size), ``definition`` and ``source``."""
+
+    key: str
+    kind: str
+    definition: str
+    source: str
+
+
+_SHAPELY = "shapely (GEOS) on the polygons"
+_ISO = "ISO 9276-6:2008 (shape descriptors); Feret diameters by rotating calipers (Shamos 1978) on the convex hull"
+METRICS: tuple[Metric, ...] = (
+    Metric("area", "area", "A: polygon area, holes subtracted, parts added", _SHAPELY),
+    Metric("perimeter", "length", "P: total outline length, exteriors plus holes", _SHAPELY),
+    Metric("equivalent_diameter", "length", "diameter of the circle of area A: sqrt(4A/pi)", "ImageJ/scikit-image equivalent_diameter_area"),
+    Metric("circularity", "ratio", "4*pi*A/P^2 (1 for a circle)", "ImageJ 'Circ.' / Wadell form factor"),
+    Metric("feret_max", "length", "largest distance between two hull vertices (maximum caliper width)", _ISO),
+    Metric("feret_min", "length", "smallest caliper width over all directions (minimum of the widths normal to each hull edge)", _ISO),
+    Metric("feret_orthogonal", "length", "caliper width perpendicular to the feret_max direction", _ISO),
+    Metric("feret_aspect_ratio", "ratio", "feret_max / feret_min (>= 1; ISO 9276-6's aspect ratio is its inverse)", _ISO),
+    Metric("major_axis_length", "length", "major axis 4*sqrt(l1) of the ellipse with the same second central moments (l1 >= l2: eigenvalues of the area covariance)", "scikit-image regionprops axis_major_length, from exact polygon moments (Green's theorem)"),
+    Metric("minor_axis_length", "length", "minor axis 4*sqrt(l2) of that ellipse", "scikit-image regionprops axis_minor_length, from exact polygon moments"),
+    Metric("extent", "ratio", "A / (bbox_width * bbox_height)", "scikit-image regionprops extent"),
+    Metric("convexity", "ratio", "convex hull perimeter / P (1 for a convex shape)", "Olson (2011) 'Particle shape factors'"),
+    Metric("solidity", "ratio", "A / convex hull area (1 for a convex shape)", "scikit-image regionprops solidity / ImageJ 'Solidity'"),
+    Metric("bbox_width", "length", "width of the axis-aligned bounding box of the polygons", _SHAPELY),
+    Metric("bbox_height", "length", "height of the axis-aligned bounding box of the polygons", _SHAPELY),
+    Metric("centroid_x", "position", "x of the area centroid (holes accounted), from the image's left edge", _SHAPELY),
+    Metric("centroid_y", "position", "y of the area centroid, from the image's top edge", _SHAPELY),
+)
+ID_COLUMNS: tuple[str, ...] = ("image_id", "image_file", "object_id", "category")
+
+
+def unit_suffix(kind: str, pixel_size_um: Optional[float]) -> str:
+    """Column-name suffix for a metric kind: ``_px2``/``_um2`` for areas, ``_px``/``_um`` for
+    lengths and positions, ``""`` for ratios."""
+    unit = "um" if pixel_size_um else "px"
+    return {"area": f"_{unit}2", "length": f"_{unit}", "position": f"_{unit}", "ratio": ""}[kind]
+
+
+def metric_columns(pixel_size_um: Optional[float]) -> list[str]:
+    """All column names of a metrics table, id columns first, units in the names."""
+    return [*ID_COLUMNS, *(m.key + unit_suffix(m.kind, pixel_size_um) for m in METRICS)]
+
+
+def _ring_moments(xy: np.ndarray) -> np.ndarray:
+    # Signed integrals over the ring's interior of 1, x, y, x^2, y^2, xy (Green's theorem).
+    x0, y0 = xy[:, 0], xy[:, 1]
+    x1, y1 = np.roll(x0, -1), np.roll(y0, -1)
+    c = x0 * y1 - x1 * y0
+    return np.array([
+        c.sum() / 2,
+        ((x0 + x1) * c).sum() / 6,
+        ((y0 + y1) * c).sum() / 6,
+        ((x0 * x0 + x0 * x1 + x1 * x1) * c).sum() / 12,
+        ((y0 * y0 + y0 * y1 + y1 * y1) * c).sum() / 12,
+        ((x0 * y1 + 2 * x0 * y0 + 2 * x1 * y1 + x1 * y0) * c).sum() / 24,
+    ])
+
+
+def ellipse_axes(geom: MultiPolygon) -> tuple[float, float]:
+    """``(major, minor)`` axis lengths in px of the ellipse with the same second central moments
+    as the region (exact polygon moments; holes count negative). ``(0, 0)`` for no area."""
+    if geom.is_empty:
+        return 0.0, 0.0
+    # Moments about a point inside the bounds keep the sums well conditioned far from the origin.
+    minx, miny, maxx, maxy = geom.bounds
+    origin = np.array([(minx + maxx) / 2, (miny + maxy) / 2])
+    total = np.zeros(6)
+    for part in geom.geoms:
+        part = orient(part, 1.0)
+        for ring in (part.exterior, *part.interiors):
+            total += _ring_moments(np.asarray(ring.coords)[:-1] - origin)
+    area, sx, sy, sxx, syy, sxy = total
+    if area <= 0:
+        return 0.0, 0.0
+    cx, cy = sx / area, sy / area
+    cov = np.array([[sxx / area - cx * cx, sxy / area - cx * cy], [sxy / area - cx * cy, syy / area - cy * cy]])
+    low, high = np.linalg.eigvalsh(cov)
+    return 4 * math.sqrt(max(high, 0.0)), 4 * math.sqrt(max(low, 0.0))
+
+
+def feret_diameters(hull_xy: np.ndarray) -> tuple[float, float, float]:
+    """``(feret_max, feret_min, feret_orthogonal)`` in px of a convex polygon given by its
+    vertices in counter-clockwise order (``(n, 2)``, closing point not repeated, n >= 3).
+
+    Rotating calipers: for every hull edge the farthest vertex is found by advancing one pointer
+    around the hull (O(n) in all); the width normal to the edge is that vertex's distance to the
+    edge line (the minimum width is attained normal to some edge), and the diameter is the
+    longest of the antipodal vertex pairs met on the way.
+    """
+    pts = [(float(x), float(y)) for x, y in np.asarray(hull_xy, dtype=np.float64)]
+    n = len(pts)
+
+    def height2(ax: float, ay: float, bx: float, by: float, k: int) -> float:
+        # Twice the area of triangle (a, b, pts[k]): |ab| times the distance of pts[k] to line ab.
+        px, py = pts[k]
+        return (bx - ax) * (py - ay) - (by - ay) * (px - ax)
+
+    j = 1
+    best_d2, pair = -1.0, (0, 1)
+    min_width = math.inf
+    for i in range(n):
+        i1 = (i + 1) % n
+        (ax, ay), (bx, by) = pts[i], pts[i1]
+        while height2(ax, ay, bx, by, (j + 1) % n) > height2(ax, ay, bx, by, j):
+            j = (j + 1) % n
+        edge = math.hypot(bx - ax, by - ay)
+        if edge > 0:
+            min_width = min(min_width, height2(ax, ay, bx, by, j) / edge)
+        for p in (i, i1):
+            for q in (j, (j + 1) % n):
+                d2 = (pts[p][0] - pts[q][0]) ** 2 + (pts[p][1] - pts[q][1]) ** 2
+                if d2 > best_d2:
+                    best_d2, pair = d2, (p, q)
+    (x0, y0), (x1, y1) = pts[pair[0]], pts[pair[1]]
+    length = math.sqrt(best_d2)
+    nx, ny = (y0 - y1) / length, (x1 - x0) / length
+    proj = [x * nx + y * ny for x, y in pts]
+    return length, min_width, max(proj) - min(proj)
+
+
+def geometry_metrics(geom: MultiPolygon) -> Optional[dict[str, float]]:
+    """Every metric of ``METRICS`` in px units, keyed by ``Metric.key``; ``None`` when the
+    geometry has no area. See ``METRICS`` for the definitions."""
+    if geom.is_empty or geom.area <= 0:
+        return None
+    area = float(geom.area)
+    perimeter = float(geom.length)
+    hull = geom.convex_hull
+    minx, miny, maxx, maxy = geom.bounds
+    hull_xy = np.asarray(orient(hull, 1.0).exterior.coords)[:-1]
+    feret_max, feret_min, feret_orth = feret_diameters(hull_xy)
+    major, minor = ellipse_axes(geom)
+    centroid = geom.centroid
+    width, height = maxx - minx, maxy - miny
+    return {
+        "area": area,
+        "perimeter": perimeter,
+        "equivalent_diameter": math.sqrt(4 * area / math.pi),
+        "circularity": 4 * math.pi * area / perimeter**2,
+        "feret_max": feret_max,
+        "feret_min": feret_min,
+        "feret_orthogonal": feret_orth,
+        "feret_aspect_ratio": feret_max / feret_min if feret_min > 0 else math.inf,
+        "major_axis_length": major,
+        "minor_axis_length": minor,
+        "extent": area / (width * height),
+        "convexity": float(hull.length) / perimeter,
+        "solidity": area / float(hull.area),
+        "bbox_width": width,
+        "bbox_height": height,
+        "centroid_x": float(centroid.x),
+        "centroid_y": float(centroid.y),
+    }
+
+
+def scale_metrics(values: dict[str, float], pixel_size_um: Optional[float]) -> dict[str, float]:
+    """``values`` (px units, keyed by ``Metric.key``) as column name -> value in the units of
+    ``pixel_size_um`` (um/px; None keeps px)."""
+    s = pixel_size_um or 1.0
+    factor = {"area": s * s, "length": s, "position": s, "ratio": 1.0}
+    return {m.key + unit_suffix(m.kind, pixel_size_um): values[m.key] * factor[m.kind] for m in METRICS}
+
+
+def object_row(
+    image: ImageRecord, image_file: str, obj: SegObject, pixel_size_um: Optional[float]
+) -> Optional[dict]:
+    """One metrics row (column name -> value, see ``metric_columns``), or ``None`` if the
+    object has no area."""
+    values = geometry_metrics(to_shapely(obj.polygons))
+    if values is None:
+        return None
+    row = {"image_id": image.id, "image_file": image_file, "object_id": obj.id, "category": obj.category}
+    row.update(scale_metrics(values, pixel_size_um))
+    return row
+
+
+def image_rows(
+    image: ImageRecord, image_file: str, pixel_size_um: Optional[float], warnings: list[str],
+    progress=None,
+) -> Iterator[dict]:
+    """The rows of one image's objects in order; objects without area are skipped with a
+    warning. ``progress(done, total)`` is called every 25 objects (it may raise to cancel)."""
+    total = len(image.objects)
+    for index, obj in enumerate(image.objects):
+        if progress is not None and index and index % 25 == 0:
+            progress(index, total)
+        row = object_row(image, image_file, obj, pixel_size_um)
+        if row is None:
+            warnings.append(f"metrics: image {image.file_name!r} object {obj.id} skipped: no area")
+            continue
+        yield row
+
+
+def column_docs(pixel_size_um: Optional[float]) -> list[dict]:
+    """``[{name, unit, definition, source}]`` for every column, in order."""
+    unit = "um" if pixel_size_um else "px"
+    docs = [
+        {"name": "image_id", "unit": "", "definition": "project image id", "source": "project"},
+        {"name": "image_file", "unit": "", "definition": "image name in the archive's images/ folder", "source": "export"},
+        {"name": "object_id", "unit": "", "definition": "project object id", "source": "project"},
+        {"name": "category", "unit": "", "definition": "object category", "source": "project"},
+    ]
+    units = {"area": f"{unit}^2", "length": unit, "position": unit, "ratio": ""}
+    for m in METRICS:
+        docs.append({"name": m.key + unit_suffix(m.kind, pixel_size_um), "unit": units[m.kind],
+                     "definition": m.definition, "source": m.source})
+    return docs
+
+__all__ = [
+    "METRICS", "Metric", "ID_COLUMNS", "metric_columns", "unit_suffix", "geometry_metrics",
+    "feret_diameters", "ellipse_axes", "scale_metrics", "object_row", "image_rows", "column_docs",
+    "CsvMetricsWriter", "XlsxMetricsWriter", "JsonMetricsWriter",
+]

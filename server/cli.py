@@ -1,0 +1,103 @@
+"""Command line of the service.
+
+- ``run [--host 127.0.0.1] [--port 8000] [--data-dir DIR]``: start the service; prints the URL
+  with a one-time sign-in token for the local default user (as Jupyter does).
+- ``users add NAME`` (password from ``--password`` or asked for), ``users list``.
+- ``import ...``: bring your own images and segmentations (see ``python -m server import -h``).
+"""
+from __future__ import annotations
+
+import argparse
+import getpass
+import os
+import sys
+from pathlib import Path
+
+DEFAULT_DATA_DIR = ".data"
+
+
+def _data_dir(value: str) -> Path:
+    return Path(value).expanduser().resolve()
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from server import auth
+    from server.web import Settings, create_app
+
+    settings = Settings(
+        data_dir=_data_dir(args.data_dir),
+        archive_ttl_seconds=args.archive_ttl_hours * 3600,
+        test_hooks=os.environ.get("CELLHUB_TEST_HOOKS") == "1",
+    )
+    app = create_app(settings)
+    db = app.state.db
+    user_id = db.ensure_user(auth.DEFAULT_USER)
+    token = auth.new_login_token(db, user_id)
+    host_for_url = "127.0.0.1" if args.host in ("0.0.0.0", "") else args.host
+    url = f"http://{host_for_url}:{args.port}/login?token={token}"
+    print(f"Cell segmentation hub export: data in {settings.data_dir}", flush=True)
+    if settings.test_hooks:
+        print("WARNING: test hooks are ON (CELLHUB_TEST_HOOKS=1); never do this outside tests", flush=True)
+    print(f"Open this URL to sign in (one-time link):\n    {url}", flush=True)
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, ws_ping_interval=20)
+    return 0
+
+
+def cmd_users(args: argparse.Namespace) -> int:
+    from server import auth
+    from server.db import Database
+
+    data_dir = _data_dir(args.data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    db = Database(data_dir / "cellhub.sqlite3")
+    if args.users_cmd == "add":
+        password = args.password
+        if password is None:
+            password = getpass.getpass(f"Password for {args.name}: ")
+        try:
+            auth.add_user(db, args.name, password)
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        print(f"user {args.name} added")
+        return 0
+    for row in db.all("SELECT username, created_at FROM users ORDER BY id"):
+        print(f"{row['username']}\t{row['created_at']}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m server", description="Cell segmentation hub: export service")
+    sub = parser.add_subparsers(dest="cmd", required=True)
+
+    run = sub.add_parser("run", help="start the service")
+    run.add_argument("--host", default="127.0.0.1")
+    run.add_argument("--port", type=int, default=8000)
+    run.add_argument("--data-dir", default=DEFAULT_DATA_DIR, help="SQLite database and files (created if missing)")
+    run.add_argument("--archive-ttl-hours", type=float, default=24.0, help="how long a finished archive is kept")
+    run.add_argument("--log-level", default="warning")
+    run.set_defaults(func=cmd_run)
+
+    users = sub.add_parser("users", help="manage users")
+    users.add_argument("--data-dir", default=DEFAULT_DATA_DIR)
+    users_sub = users.add_subparsers(dest="users_cmd", required=True)
+    add = users_sub.add_parser("add", help="add a user with a password")
+    add.add_argument("name")
+    add.add_argument("--password", help="password (asked for when omitted)")
+    users_sub.add_parser("list", help="list users")
+    users.set_defaults(func=cmd_users)
+
+    try:
+        from server.imports.cli import add_import_parser
+    except ImportError:
+        add_import_parser = None
+    if add_import_parser is not None:
+        add_import_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)

@@ -1,0 +1,80 @@
+"""Fan-out of R6 events to every WebSocket connection of a job's owner.
+
+Worker threads call ``publish`` (thread-safe); each connection has its own queue and
+sender task, so one slow client never delays another and events reach each client in the
+order they were published.
+"""
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Optional
+
+from fastapi import WebSocket
+
+HEARTBEAT_SECONDS = 15.0
+
+
+class Connection:
+    """One WebSocket with its outgoing queue."""
+
+    def __init__(self, websocket: WebSocket, user_id: int) -> None:
+        self.websocket = websocket
+        self.user_id = user_id
+        self.queue: asyncio.Queue[Optional[dict]] = asyncio.Queue()
+
+    async def sender(self) -> None:
+        while True:
+            item = await self.queue.get()
+            if item is None:
+                return
+            await self.websocket.send_json(item)
+
+
+class Hub:
+    """Registry of connections by user; ``publish`` may be called from any thread."""
+
+    def __init__(self) -> None:
+        self.loop: Optional[asyncio.AbstractEventLoop] = None
+        self.connections: dict[int, set[Connection]] = {}
+
+    def bind(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+
+    def add(self, conn: Connection) -> None:
+        self.connections.setdefault(conn.user_id, set()).add(conn)
+
+    def remove(self, conn: Connection) -> None:
+        conns = self.connections.get(conn.user_id)
+        if conns is not None:
+            conns.discard(conn)
+            if not conns:
+                self.connections.pop(conn.user_id, None)
+
+    def publish(self, user_id: int, event: dict[str, Any]) -> None:
+        loop = self.loop
+        if loop is None or loop.is_closed():
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            self._deliver(user_id, event)
+        else:
+            loop.call_soon_threadsafe(self._deliver, user_id, event)
+
+    def _deliver(self, user_id: int, event: dict[str, Any]) -> None:
+        for conn in list(self.connections.get(user_id, ())):
+            conn.queue.put_nowait(event)
+
+    async def drop_all(self) -> int:
+        """Close every connection (test hook: simulates a lost socket)."""
+        count = 0
+        for conns in list(self.connections.values()):
+            for conn in list(conns):
+                count += 1
+                try:
+                    await conn.websocket.close(code=4000)
+                except Exception:  # noqa: BLE001 - already closed is fine
+                    pass
+        return count

@@ -1,0 +1,163 @@
+"""Reading microscopy images and making previews (server side, CPython only).
+
+TIFF goes through tifffile (scientific TIFFs: 16-bit, 12-bit-in-16, float, multi-page);
+everything else (PNG, JPEG, BMP, ...) through Pillow. Arrays keep the file's own data type.
+"""
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+from typing import Union
+
+import numpy as np
+import tifffile
+from PIL import Image, UnidentifiedImageError
+
+Source = Union[str, os.PathLike, bytes, bytearray, memoryview]
+
+_TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")  # classic and BigTIFF
+
+
+class ImageReadError(ValueError):
+    """The data is not an image this module can decode (``str(err)`` says why)."""
+
+
+def _head(source: Source) -> bytes:
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return bytes(source[:4])
+    with open(source, "rb") as fh:
+        return fh.read(4)
+
+
+def _is_tiff(source: Source) -> bool:
+    return _head(source) in _TIFF_MAGIC
+
+
+def _as_file(source: Source):
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return io.BytesIO(bytes(source))
+    return source
+
+
+def read_image(source: Source) -> np.ndarray:
+    """Decode an image file (path or the file's bytes) into a numpy array.
+
+    Shapes: ``(H, W)`` for grey or label data (uint8, uint16, int32/uint32 or float as stored;
+    a palette PNG gives its palette indices; 1-bit gives bool), ``(H, W, 3)`` for RGB,
+    ``(H, W, 4)`` for RGBA (uint8 or uint16). For a multi-page/multi-plane TIFF only the
+    first 2-D plane (or first 2-D RGB(A) plane) is returned.
+
+    Raises ``FileNotFoundError`` for a missing path and ``ImageReadError`` for anything that
+    is not a decodable image.
+    """
+    if not isinstance(source, (bytes, bytearray, memoryview)) and not Path(source).is_file():
+        raise FileNotFoundError(f"no such image file: {os.fspath(source)}")
+    try:
+        if _is_tiff(source):
+            with tifffile.TiffFile(_as_file(source)) as tif:
+                arr = tif.pages[0].asarray()
+            return _first_plane(np.asarray(arr))
+        with Image.open(_as_file(source)) as img:
+            img.load()
+            return _pillow_to_array(img)
+    except (UnidentifiedImageError, tifffile.TiffFileError, OSError, SyntaxError, ValueError) as exc:
+        if isinstance(exc, FileNotFoundError):
+            raise
+        raise ImageReadError(f"not a readable image ({exc.__class__.__name__}: {exc})") from exc
+
+
+def image_size(source: Source) -> tuple[int, int]:
+    """``(width, height)`` in pixels, read from the file header where the format allows.
+
+    Raises ``FileNotFoundError`` or ``ImageReadError`` like :func:`read_image`.
+    """
+    if not isinstance(source, (bytes, bytearray, memoryview)) and not Path(source).is_file():
+        raise FileNotFoundError(f"no such image file: {os.fspath(source)}")
+    try:
+        if _is_tiff(source):
+            with tifffile.TiffFile(_as_file(source)) as tif:
+                page = tif.pages[0]
+                return int(page.imagewidth), int(page.imagelength)
+        with Image.open(_as_file(source)) as img:
+            return int(img.width), int(img.height)
+    except (UnidentifiedImageError, tifffile.TiffFileError, OSError, SyntaxError, ValueError) as exc:
+        raise ImageReadError(f"not a readable image ({exc.__class__.__name__}: {exc})") from exc
+
+
+def _first_plane(arr: np.ndarray) -> np.ndarray:
+    # Keep a trailing colour axis of 3 or 4; drop leading page/channel/z axes.
+    while arr.ndim > 3 or (arr.ndim == 3 and arr.shape[-1] not in (3, 4)):
+        arr = arr[0]
+    if arr.ndim < 2:
+        raise ImageReadError(f"image has {arr.ndim} dimension(s), expected 2 or 3")
+    return arr
+
+
+def _pillow_to_array(img: Image.Image) -> np.ndarray:
+    mode = img.mode
+    if mode in ("I;16", "I;16L", "I;16B", "I;16N"):
+        return np.asarray(img).astype(np.uint16, copy=False)
+    if mode in ("CMYK", "YCbCr", "LAB", "HSV"):
+        return np.asarray(img.convert("RGB"))
+    if mode == "LA":
+        return np.asarray(img)[..., 0]
+    if mode == "PA":
+        return np.asarray(img)[..., 0]
+    return np.asarray(img)
+
+
+def to_grey_or_rgb_float(arr: np.ndarray) -> np.ndarray:
+    """Drop an alpha channel; return float64 ``(H, W)`` or ``(H, W, 3)`` (no scaling)."""
+    a = np.asarray(arr)
+    if a.ndim == 3 and a.shape[-1] == 4:
+        a = a[..., :3]
+    if a.ndim == 3 and a.shape[-1] == 3 and np.array_equal(a[..., 0], a[..., 1]) and np.array_equal(
+        a[..., 0], a[..., 2]
+    ):
+        a = a[..., 0]  # grey stored as RGB (common for fluorescence PNGs)
+    return a.astype(np.float64)
+
+
+def contrast_stretch(arr: np.ndarray, low_pct: float = 1.0, high_pct: float = 99.8) -> np.ndarray:
+    """Map the ``low_pct``..``high_pct`` percentile range of ``arr`` (all channels together, so
+    colours keep their balance) linearly onto 0..255 and return uint8 of the same shape minus
+    any alpha. A flat image becomes all 0. Dim fluorescence (e.g. 12-bit data in 16 bits, or
+    8-bit data with a max of 60) becomes visible this way."""
+    a = to_grey_or_rgb_float(arr)
+    finite = a[np.isfinite(a)]
+    if finite.size == 0:
+        return np.zeros(a.shape, dtype=np.uint8)
+    lo, hi = np.percentile(finite, [low_pct, high_pct])
+    if hi <= lo:
+        hi = float(finite.max())
+        if hi <= lo:
+            return np.zeros(a.shape, dtype=np.uint8)
+    out = (np.nan_to_num(a, nan=lo) - lo) * (255.0 / (hi - lo))
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+def preview_png(arr: np.ndarray, max_side: int = 256) -> bytes:
+    """An 8-bit PNG thumbnail of ``arr`` (any shape :func:`read_image` returns): contrast
+    stretched with :func:`contrast_stretch` (percentiles 1 and 99.8), then shrunk so that its
+    longer side is at most ``max_side`` pixels (aspect kept; never enlarged). Raises
+    ``ValueError`` if ``max_side < 1``."""
+    if max_side < 1:
+        raise ValueError("max_side must be at least 1")
+    img = Image.fromarray(contrast_stretch(arr))
+    img.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+    return encode_png(np.asarray(img))
+
+
+def encode_png(arr: np.ndarray, compress_level: int = 6) -> bytes:
+    """PNG bytes of a uint8 ``(H, W)``/``(H, W, 3)``/``(H, W, 4)`` or uint16 ``(H, W)`` array.
+    Raises ``ValueError`` for other dtypes/shapes."""
+    a = np.asarray(arr)
+    ok = (a.dtype == np.uint8 and (a.ndim == 2 or (a.ndim == 3 and a.shape[-1] in (3, 4)))) or (
+        a.dtype == np.uint16 and a.ndim == 2
+    )
+    if not ok:
+        raise ValueError(f"cannot encode {a.dtype} array of shape {a.shape} as PNG")
+    buf = io.BytesIO()
+    Image.fromarray(a).save(buf, format="PNG", compress_level=compress_level)
+    return buf.getvalue()

@@ -1,0 +1,354 @@
+"""Export jobs: the rules R1-R5 and R7 as compare-and-set statements, and the worker.
+
+Decisions (see also ``server/README.md``):
+- R1 is enforced by a partial unique index (``one_active_export``): two starts at once
+  cannot both insert an active job; the loser gets the winner's job (409).
+- R2/R3: every status change is one ``UPDATE ... WHERE status IN (...)``; a statement that
+  changes no row lost the race, and the caller reports the state that won.
+- R5: the worker writes ``<job>.zip.part`` and renames it to ``<job>.zip`` only when the
+  archive is complete; a worker that loses the completion CAS deletes its own file.
+- Cancellation: ``cancel`` flips the row first, then sets an in-memory event that the
+  worker's checkpoint sees at its next call (at least once per image and inside long steps).
+"""
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import sqlite3
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Optional
+
+from app.models import EVENT_FOR_STATUS, ExportEvent, ExportJob, ExportOptions
+from server.db import Database, utc_now_iso
+
+EventSink = Callable[[int, dict], None]  # (user_id, event dict) -> None; must be thread-safe
+
+
+class JobCancelled(Exception):
+    """Raised inside the worker at a checkpoint once its job has been cancelled."""
+
+
+class ExportTooLarge(Exception):
+    """Raised when an archive would exceed the configured size limit."""
+
+
+@dataclass
+class TestHooks:
+    """Test-only controls (exist only when ``CELLHUB_TEST_HOOKS=1``).
+
+    ``hold_before_complete``: workers wait, archive written, just before the completion CAS,
+    until ``release(job_id)``. ``delay_per_checkpoint_ms``: sleep at each checkpoint."""
+
+    hold_before_complete: bool = False
+    delay_per_checkpoint_ms: float = 0.0
+    held: dict[str, threading.Event] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def hold_point(self, job_id: str, is_cancelled: Callable[[], bool]) -> None:
+        if not self.hold_before_complete:
+            return
+        with self.lock:
+            event = self.held.setdefault(job_id, threading.Event())
+        while not event.wait(0.005):
+            if is_cancelled():
+                break
+
+    def release(self, job_id: str) -> bool:
+        with self.lock:
+            event = self.held.get(job_id)
+        if event is None:
+            return False
+        event.set()
+        return True
+
+    def is_held(self, job_id: str) -> bool:
+        with self.lock:
+            event = self.held.get(job_id)
+        return event is not None and not event.is_set()
+
+
+def job_from_row(row: sqlite3.Row) -> ExportJob:
+    """The public job JSON (no server paths) of a ``jobs`` row."""
+    return ExportJob(
+        id=row["id"],
+        project_id=row["project_id"],
+        status=row["status"],
+        progress=row["progress"],
+        stage=row["stage"],
+        message=row["message"],
+        seq=row["seq"],
+        created_at=row["created_at"],
+        finished_at=row["finished_at"],
+        delivered=bool(row["delivered"]),
+        size_bytes=row["size_bytes"],
+        warnings=json.loads(row["warnings_json"]),
+        options=ExportOptions.model_validate_json(row["options_json"]),
+    )
+
+
+class JobStore:
+    """Job rows and their state changes. Every method is safe to call from any thread."""
+
+    def __init__(self, db: Database, exports_dir: Path, emit: EventSink) -> None:
+        self.db = db
+        self.exports_dir = Path(exports_dir)
+        self.exports_dir.mkdir(parents=True, exist_ok=True)
+        self.emit = emit
+
+    # --- paths -----------------------------------------------------------------
+    def archive_path(self, job_id: str) -> Path:
+        return self.exports_dir / f"{job_id}.zip"
+
+    def partial_path(self, job_id: str) -> Path:
+        return self.exports_dir / f"{job_id}.zip.part"
+
+    def remove_files(self, job_id: str) -> None:
+        for path in (self.archive_path(job_id), self.partial_path(job_id)):
+            try:
+                path.unlink()
+            except FileNotFoundError:
+                pass
+
+    # --- reads -----------------------------------------------------------------
+    def get_row(self, job_id: str) -> Optional[sqlite3.Row]:
+        return self.db.one("SELECT * FROM jobs WHERE id = ?", (job_id,))
+
+    def get(self, job_id: str) -> Optional[ExportJob]:
+        row = self.get_row(job_id)
+        return job_from_row(row) if row else None
+
+    def active_for(self, user_id: int, project_id: Optional[int] = None) -> list[ExportJob]:
+        sql = "SELECT * FROM jobs WHERE user_id = ? AND status IN ('queued', 'running')"
+        params: tuple = (user_id,)
+        if project_id is not None:
+            sql += " AND project_id = ?"
+            params += (project_id,)
+        return [job_from_row(r) for r in self.db.all(sql + " ORDER BY created_at", params)]
+
+    def history(self, user_id: int, project_id: int, limit: int = 20) -> list[ExportJob]:
+        rows = self.db.all(
+            "SELECT * FROM jobs WHERE user_id = ? AND project_id = ? ORDER BY created_at DESC, rowid DESC LIMIT ?",
+            (user_id, project_id, limit),
+        )
+        return [job_from_row(r) for r in rows]
+
+    # --- transitions -------------------------------------------------------------
+    def create(self, user_id: int, project_id: int, options: ExportOptions) -> tuple[ExportJob, bool]:
+        """Insert a queued job. Returns ``(job, True)``, or ``(active job, False)`` when the user
+        already has an active export of this project (R1)."""
+        job_id = secrets.token_hex(8)
+        try:
+            self.db.execute(
+                "INSERT INTO jobs(id, user_id, project_id, status, seq, created_at, options_json, stage, message)"
+                " VALUES (?, ?, ?, 'queued', 1, ?, ?, 'queued', 'Waiting to start')",
+                (job_id, user_id, project_id, utc_now_iso(), options.model_dump_json()),
+            )
+        except sqlite3.IntegrityError:
+            active = self.active_for(user_id, project_id)
+            if active:
+                return active[0], False
+            # The active job finished between our insert and our read: try once more.
+            return self.create(user_id, project_id, options)
+        job = self.get(job_id)
+        assert job is not None
+        self._emit(user_id, job)
+        return job, True
+
+    def _emit(self, user_id: int, job: ExportJob) -> None:
+        event = ExportEvent(
+            type=EVENT_FOR_STATUS[job.status],  # type: ignore[arg-type]
+            job_id=job.id,
+            project_id=job.project_id,
+            seq=job.seq,
+            status=job.status,
+            progress=job.progress,
+            stage=job.stage,
+            message=job.message,
+            ts=time.time() * 1000,
+        )
+        self.emit(user_id, event.model_dump())
+
+    def _update(self, job_id: str, sql_set: str, where: str, params: tuple) -> Optional[ExportJob]:
+        """Apply ``SET seq = seq + 1, <sql_set>`` if ``where`` holds; emit and return the new job."""
+        with self.db.transaction() as conn:
+            cur = conn.execute(
+                f"UPDATE jobs SET seq = seq + 1, {sql_set} WHERE id = ? AND ({where})", params + (job_id,)
+            )
+            if cur.rowcount == 0:
+                return None
+            row = conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        job = job_from_row(row)
+        self._emit(row["user_id"], job)
+        return job
+
+    def mark_running(self, job_id: str) -> Optional[ExportJob]:
+        return self._update(
+            job_id,
+            "status = 'running', stage = 'starting', message = 'Starting', attempts = attempts + 1",
+            "status IN ('queued', 'running')",
+            (),
+        )
+
+    def progress(self, job_id: str, progress: float, stage: str, message: str) -> Optional[ExportJob]:
+        return self._update(
+            job_id,
+            "progress = ?, stage = ?, message = ?",
+            "status = 'running'",
+            (round(max(0.0, min(99.9, progress)), 1), stage, message),
+        )
+
+    def complete(self, job_id: str, size_bytes: int, warnings: list[str]) -> Optional[ExportJob]:
+        """R3: completion is a compare-and-set from running. None if the job was not running."""
+        return self._update(
+            job_id,
+            "status = 'completed', progress = 100, stage = 'done', message = 'Export ready',"
+            " finished_at = ?, size_bytes = ?, warnings_json = ?, archive_name = ?",
+            "status = 'running'",
+            (utc_now_iso(), size_bytes, json.dumps(warnings), f"{job_id}.zip"),
+        )
+
+    def fail(self, job_id: str, message: str) -> Optional[ExportJob]:
+        return self._update(
+            job_id,
+            "status = 'failed', stage = 'failed', message = ?, finished_at = ?",
+            "status IN ('queued', 'running')",
+            (message, utc_now_iso()),
+        )
+
+    def cancel(self, job_id: str) -> Optional[ExportJob]:
+        """R2: queued/running, or completed and never downloaded -> cancelled. None if neither."""
+        job = self._update(
+            job_id,
+            "status = 'cancelled', stage = 'cancelled', message = 'Export cancelled', finished_at = ?",
+            "status IN ('queued', 'running') OR (status = 'completed' AND delivered = 0)",
+            (utc_now_iso(),),
+        )
+        if job is not None:
+            # A completed archive is deleted at once; a running worker deletes its own partial
+            # file when it reaches its next checkpoint (and we delete whatever is there now).
+            self.remove_files(job_id)
+        return job
+
+    def claim_download(self, job_id: str) -> bool:
+        """Mark a completed job delivered (R4). False if it is not completed."""
+        cur = self.db.execute(
+            "UPDATE jobs SET delivered = 1 WHERE id = ? AND status = 'completed'", (job_id,)
+        )
+        return cur.rowcount == 1
+
+    def expire_old(self, ttl_seconds: float) -> list[str]:
+        """R5: completed jobs older than the TTL become expired and lose their archive."""
+        cutoff = time.time() - ttl_seconds
+        expired = []
+        for row in self.db.all("SELECT id, finished_at FROM jobs WHERE status = 'completed'"):
+            finished = row["finished_at"]
+            if finished and _iso_to_ts(finished) < cutoff:
+                job = self._update(
+                    row["id"], "status = 'expired', stage = 'expired', message = 'Archive expired'",
+                    "status = 'completed'", (),
+                )
+                if job is not None:
+                    self.remove_files(row["id"])
+                    expired.append(row["id"])
+        return expired
+
+
+def _iso_to_ts(value: str) -> float:
+    from datetime import datetime
+
+    return datetime.fromisoformat(value).timestamp()
+
+
+class Runner:
+    """Runs export jobs on worker threads; ``build`` writes one archive.
+
+    ``build(job, dest_path, checkpoint) -> warnings`` must call ``checkpoint(stage, fraction,
+    message)`` often; ``checkpoint`` raises ``JobCancelled`` once the job is cancelled.
+    """
+
+    def __init__(self, store: JobStore, build: Callable, hooks: Optional[TestHooks] = None, workers: int = 2) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.store = store
+        self.build = build
+        self.hooks = hooks
+        self.cancel_events: dict[str, threading.Event] = {}
+        self._lock = threading.Lock()
+        self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="export")
+
+    def submit(self, job_id: str) -> None:
+        with self._lock:
+            self.cancel_events.setdefault(job_id, threading.Event())
+        self.pool.submit(self._run, job_id)
+
+    def cancel(self, job_id: str) -> Optional[ExportJob]:
+        job = self.store.cancel(job_id)
+        if job is not None:
+            with self._lock:
+                event = self.cancel_events.get(job_id)
+            if event is not None:
+                event.set()
+        return job
+
+    def shutdown(self) -> None:
+        with self._lock:
+            events = list(self.cancel_events.values())
+        for event in events:
+            event.set()  # workers stop at their next checkpoint; their jobs are re-run on restart (R7)
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+    def _run(self, job_id: str) -> None:
+        with self._lock:
+            cancelled = self.cancel_events.setdefault(job_id, threading.Event())
+        partial = self.store.partial_path(job_id)
+        try:
+            job = self.store.mark_running(job_id)
+            if job is None:
+                return
+            last = [0.0]
+
+            def checkpoint(stage: str, fraction: float, message: str) -> None:
+                if self.hooks and self.hooks.delay_per_checkpoint_ms:
+                    time.sleep(self.hooks.delay_per_checkpoint_ms / 1000)
+                if cancelled.is_set():
+                    raise JobCancelled(job_id)
+                now = time.monotonic()
+                # Progress events at most every 100 ms keep the socket quiet on huge projects.
+                if now - last[0] >= 0.1 or fraction >= 1.0:
+                    last[0] = now
+                    if self.store.progress(job_id, fraction * 100, stage, message) is None:
+                        raise JobCancelled(job_id)
+
+            warnings = self.build(job, partial, checkpoint)
+            if cancelled.is_set():
+                raise JobCancelled(job_id)
+            final = self.store.archive_path(job_id)
+            os.replace(partial, final)
+            if self.hooks:
+                self.hooks.hold_point(job_id, cancelled.is_set)
+            if cancelled.is_set():
+                # Cancelled (the row already says so) or shutting down (the row stays
+                # running, and the next start runs it again, R7): either way no archive.
+                raise JobCancelled(job_id)
+            size = final.stat().st_size
+            if self.store.complete(job_id, size, list(warnings or [])) is None:
+                # R3: the job was cancelled (or failed) meanwhile; its output is discarded.
+                self.store.remove_files(job_id)
+        except JobCancelled:
+            self.store.remove_files(job_id)
+        except OSError as exc:
+            self.store.remove_files(job_id)
+            reason = "the disk is full" if getattr(exc, "errno", None) == 28 else f"a write error ({exc.strerror or exc})"
+            self.store.fail(job_id, f"Export failed: {reason}. No archive was kept.")
+        except Exception as exc:  # noqa: BLE001 - any bug in a writer must end the job, not hang it
+            self.store.remove_files(job_id)
+            traceback.print_exc()
+            self.store.fail(job_id, f"Export failed: {type(exc).__name__}: {exc}")
+        finally:
+            with self._lock:
+                self.cancel_events.pop(job_id, None)

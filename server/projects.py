@@ -1,0 +1,86 @@
+"""Persisting projects: images copied into the data directory and rows inserted, all or nothing.
+
+The image files of a new project are first written into a staging folder under
+``files/``; the rows go in inside one transaction; only when both succeeded is the folder
+renamed to its final name. Any error removes the staging folder and rolls the rows back,
+so a failed import leaves no orphan file and no half project.
+"""
+from __future__ import annotations
+
+import re
+import shutil
+import sqlite3
+import uuid
+from pathlib import Path
+from typing import Union
+
+from server.db import Database
+from server.domain import ProjectRecord
+
+ImageSource = Union[bytes, str, Path]
+THUMBNAIL_SIDE = 256
+
+
+def _safe_name(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._")[:100] or "image"
+
+
+def persist_project(db: Database, files_root: Path, project: ProjectRecord, sources: list[ImageSource]) -> int:
+    """Store ``project`` with its images; ``sources[i]`` is the file content (bytes) or the path
+    of ``project.images[i]``. Returns the new project id. Raises whatever failed (OSError,
+    sqlite3.Error, ValueError) after undoing everything."""
+    if len(sources) != len(project.images):
+        raise ValueError("one image source is needed per image")
+    staging = files_root / f".staging-{uuid.uuid4().hex}"
+    staging.mkdir(parents=True)
+    final_dir = None
+    try:
+        rel_names = []
+        for index, (image, source) in enumerate(zip(project.images, sources)):
+            name = f"{index:05d}_{_safe_name(image.file_name)}"
+            target = staging / name
+            if isinstance(source, bytes):
+                target.write_bytes(source)
+            else:
+                shutil.copyfile(source, target)
+            rel_names.append(name)
+        with db.transaction() as conn:
+            project_id = db.insert_project(conn, project)
+            folder = f"p{project_id}-{uuid.uuid4().hex[:8]}"
+            for position, (image, name) in enumerate(zip(project.images, rel_names)):
+                db.insert_image(conn, project_id, position, image, f"{folder}/{name}")
+            final_dir = files_root / folder
+            staging.rename(final_dir)
+        return project_id
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        if final_dir is not None:
+            shutil.rmtree(final_dir, ignore_errors=True)
+        raise
+
+
+def seed_demo_if_empty(db: Database, files_root: Path, n_images: int = 12, size: int = 512) -> None:
+    """Create the synthetic demo project on first start (no projects yet); ``n_images`` images
+    of ``size`` x ``size`` pixels (smaller only in tests)."""
+    if db.one("SELECT 1 FROM projects LIMIT 1"):
+        return
+    from server.demo import generate_demo
+
+    demo = generate_demo(n_images=n_images, size=size)
+    sources = [demo.image_bytes[image.id] for image in demo.project.images]
+    persist_project(db, files_root, demo.project, sources)
+
+
+def thumbnail_path(data_dir: Path, files_root: Path, image_row: sqlite3.Row) -> Path:
+    """A contrast-stretched PNG preview of an image (at most 256 px a side), made once."""
+    from server.imaging import preview_png, read_image
+
+    thumbs = data_dir / "thumbnails"
+    thumbs.mkdir(exist_ok=True)
+    path = thumbs / f"{image_row['id']}.png"
+    if not path.exists():
+        pixels = read_image(files_root / image_row["rel_path"])
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(preview_png(pixels, THUMBNAIL_SIDE))
+        tmp.replace(path)
+    return path

@@ -1,0 +1,121 @@
+"""A real uvicorn server on a free port over a fresh data directory (real SQLite file), run
+in a background thread, with HTTP (httpx) and WebSocket (websockets) clients per user."""
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import httpx
+import pytest
+import uvicorn
+from websockets.sync.client import connect as ws_connect
+
+from server import auth
+from server.web import Settings, create_app
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Live:
+    app: Any
+    base_url: str
+    data_dir: Path
+    server: uvicorn.Server
+    thread: threading.Thread
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=20)
+
+    def new_user(self) -> "Client":
+        name = f"u{uuid.uuid4().hex[:8]}"
+        password = uuid.uuid4().hex
+        auth.add_user(self.app.state.db, name, password)
+        client = Client(self, httpx.Client(base_url=self.base_url, headers={"X-Requested-With": "cellhub"}, timeout=30))
+        r = client.http.post("/api/session", json={"username": name, "password": password})
+        assert r.status_code == 200, r.text
+        client.username = name
+        return client
+
+    @property
+    def project_id(self) -> int:
+        return self.app.state.db.list_projects()[0]["id"]
+
+
+@dataclass
+class Client:
+    live: Live
+    http: httpx.Client
+    username: str = ""
+
+    def start(self, options: dict | None = None, project_id: int | None = None) -> httpx.Response:
+        pid = project_id if project_id is not None else self.live.project_id
+        return self.http.post(f"/api/projects/{pid}/exports", json=options or {})
+
+    def job(self, job_id: str) -> dict:
+        r = self.http.get(f"/api/exports/{job_id}")
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    def wait_status(self, job_id: str, statuses: set[str], timeout: float = 60) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            job = self.job(job_id)
+            if job["status"] in statuses:
+                return job
+            time.sleep(0.02)
+        raise AssertionError(f"job {job_id} never reached {statuses}: {self.job(job_id)}")
+
+    def websocket(self):
+        cookie = "; ".join(f"{k}={v}" for k, v in self.http.cookies.items())
+        url = self.live.base_url.replace("http://", "ws://") + "/api/ws"
+        return ws_connect(url, additional_headers={"Cookie": cookie}, open_timeout=10)
+
+
+def start_live(data_dir: Path, **settings: Any) -> Live:
+    opts = dict(test_hooks=True, demo_images=3, demo_size=256, workers=2)
+    opts.update(settings)
+    app = create_app(Settings(data_dir=data_dir, **opts))
+    port = _free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("server did not start")
+        time.sleep(0.02)
+    return Live(app, f"http://127.0.0.1:{port}", data_dir, server, thread)
+
+
+@pytest.fixture
+def live(tmp_path) -> Iterator[Live]:
+    srv = start_live(tmp_path / "data")
+    yield srv
+    srv.stop()
+
+
+def recv_until(ws, predicate, timeout: float = 30) -> list[dict]:
+    """Read events until one satisfies ``predicate``; returns all read (pings skipped)."""
+    got: list[dict] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        msg = json.loads(ws.recv(timeout=max(0.01, deadline - time.monotonic())))
+        if msg.get("type") == "ping":
+            continue
+        got.append(msg)
+        if predicate(msg):
+            return got
+    raise AssertionError(f"no matching event; got {got}")

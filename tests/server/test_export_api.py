@@ -1,0 +1,211 @@
+"""Export jobs over real HTTP and WebSocket against the real app and a real SQLite file (R1-R8)."""
+from __future__ import annotations
+
+import io
+import json
+import threading
+import time
+import zipfile
+
+import pytest
+from pycocotools.coco import COCO
+
+from tests.server.conftest import Live, recv_until, start_live
+
+
+def _coco_from_zip(data: bytes, tmp_path) -> COCO:
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        path = tmp_path / "annotations.json"
+        path.write_bytes(zf.read("annotations/coco/annotations.json"))
+    return COCO(str(path))
+
+
+def test_export_runs_to_completion_with_events_and_a_loadable_coco_zip(live: Live, tmp_path):
+    alice = live.new_user()
+    with alice.websocket() as ws:
+        r = alice.start({"annotation_formats": ["coco"]})
+        assert r.status_code == 202, r.text
+        job = r.json()
+        events = recv_until(ws, lambda e: e["job_id"] == job["id"] and e["status"] == "completed")
+    seqs = [e["seq"] for e in events if e["job_id"] == job["id"]]
+    assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs), seqs
+    assert {e["type"] for e in events} >= {"export.progress", "export.completed"}
+    assert all(0 <= e["progress"] <= 100 for e in events)
+    download = alice.http.get(f"/api/exports/{job['id']}/download")
+    assert download.status_code == 200
+    assert download.headers["content-disposition"].startswith("attachment; filename=")
+    assert "/" not in download.headers["content-disposition"].split("filename=")[1]
+    coco = _coco_from_zip(download.content, tmp_path)
+    project = alice.http.get(f"/api/projects/{live.project_id}").json()
+    assert len(coco.getImgIds()) == len(project["images"])
+    assert len(coco.getAnnIds()) == project["object_count"]
+    assert alice.job(job["id"])["delivered"] is True
+    assert str(live.data_dir) not in json.dumps(alice.job(job["id"]))
+
+
+def test_second_start_answers_409_with_the_active_job(live: Live):
+    live.app.state.hooks.delay_per_checkpoint_ms = 20
+    alice = live.new_user()
+    first = alice.start()
+    assert first.status_code == 202
+    second = alice.start()
+    assert second.status_code == 409
+    assert second.json()["job"]["id"] == first.json()["id"]
+    alice.http.post(f"/api/exports/{first.json()['id']}/cancel")
+
+
+def test_two_simultaneous_starts_create_one_job(live: Live):
+    live.app.state.hooks.delay_per_checkpoint_ms = 20
+    alice = live.new_user()
+    results: list = []
+    barrier = threading.Barrier(4)
+
+    def go():
+        barrier.wait()
+        results.append(alice.start())
+
+    threads = [threading.Thread(target=go) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    codes = sorted(r.status_code for r in results)
+    assert codes == [202, 409, 409, 409]
+    ids = {r.json()["id"] if r.status_code == 202 else r.json()["job"]["id"] for r in results}
+    assert len(ids) == 1
+    rows = live.app.state.db.all("SELECT id FROM jobs")
+    assert len(rows) == 1
+    alice.http.post(f"/api/exports/{ids.pop()}/cancel")
+
+
+def test_cancel_while_running_stops_the_worker_and_leaves_no_file(live: Live):
+    live.app.state.hooks.delay_per_checkpoint_ms = 30
+    alice = live.new_user()
+    with alice.websocket() as ws:
+        job = alice.start().json()
+        recv_until(ws, lambda e: e["job_id"] == job["id"] and e["status"] == "running")
+        r = alice.http.post(f"/api/exports/{job['id']}/cancel")
+        assert r.status_code == 200 and r.json()["status"] == "cancelled"
+        recv_until(ws, lambda e: e["job_id"] == job["id"] and e["status"] == "cancelled")
+    time.sleep(0.3)  # give the worker time to reach its checkpoint; it must not resurrect the job
+    assert alice.job(job["id"])["status"] == "cancelled"
+    assert list((live.data_dir / "exports").iterdir()) == []
+    assert alice.http.get(f"/api/exports/{job['id']}/download").status_code == 410
+    again = alice.http.post(f"/api/exports/{job['id']}/cancel")
+    assert again.status_code == 200 and again.json()["status"] == "cancelled"
+
+
+def test_cancel_arriving_while_the_worker_completes_wins(live: Live):
+    hooks = live.app.state.hooks
+    hooks.hold_before_complete = True
+    alice = live.new_user()
+    job = alice.start().json()
+    deadline = time.monotonic() + 30
+    while not hooks.is_held(job["id"]):
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    assert alice.http.post(f"/api/exports/{job['id']}/cancel").status_code == 200
+    hooks.release(job["id"])
+    time.sleep(0.3)
+    final = alice.job(job["id"])
+    assert final["status"] == "cancelled"
+    assert list((live.data_dir / "exports").iterdir()) == []
+
+
+def test_cancel_after_completion_before_download_deletes_the_archive(live: Live):
+    alice = live.new_user()
+    job = alice.start().json()
+    alice.wait_status(job["id"], {"completed"})
+    assert (live.data_dir / "exports" / f"{job['id']}.zip").exists()
+    r = alice.http.post(f"/api/exports/{job['id']}/cancel")
+    assert r.status_code == 200 and r.json()["status"] == "cancelled"
+    assert not (live.data_dir / "exports" / f"{job['id']}.zip").exists()
+    assert alice.http.get(f"/api/exports/{job['id']}/download").status_code == 410
+
+
+def test_cancel_after_download_is_409_already_downloaded(live: Live):
+    alice = live.new_user()
+    job = alice.start().json()
+    alice.wait_status(job["id"], {"completed"})
+    assert alice.http.get(f"/api/exports/{job['id']}/download").status_code == 200
+    r = alice.http.post(f"/api/exports/{job['id']}/cancel")
+    assert r.status_code == 409
+    assert r.json()["detail"] == "already downloaded"
+    assert alice.job(job["id"])["status"] == "completed"
+
+
+def test_download_rules_r4(live: Live):
+    live.app.state.hooks.delay_per_checkpoint_ms = 20
+    alice, bob = live.new_user(), live.new_user()
+    job = alice.start().json()
+    assert alice.http.get(f"/api/exports/{job['id']}/download").status_code == 409  # running
+    assert bob.http.get(f"/api/exports/{job['id']}/download").status_code == 404  # not bob's
+    assert bob.http.get(f"/api/exports/{job['id']}").status_code == 404
+    assert bob.http.post(f"/api/exports/{job['id']}/cancel").status_code == 404
+    assert alice.http.get("/api/exports/doesnotexist/download").status_code == 404
+    live.app.state.hooks.delay_per_checkpoint_ms = 0
+    alice.wait_status(job["id"], {"completed"})
+    assert bob.http.get(f"/api/exports/{job['id']}/download").status_code == 404
+    assert alice.http.get(f"/api/exports/{job['id']}/download").status_code == 200
+
+
+@pytest.mark.parametrize(
+    "options, field",
+    [
+        ({"pixel_size_um": 0}, "pixel_size_um"),
+        ({"pixel_size_um": 5000}, "pixel_size_um"),
+        ({"annotation_formats": ["pascal"]}, "annotation_formats.0"),
+        ({"image_ids": []}, "image_ids"),
+        ({"image_ids": [999999]}, "image_ids"),
+        ({"visualization": {"outline_color": "green"}}, "visualization.outline_color"),
+        ({"bogus": 1}, "bogus"),
+    ],
+)
+def test_bad_options_answer_422_naming_the_field_and_change_nothing(live: Live, options, field):
+    alice = live.new_user()
+    r = alice.start(options)
+    assert r.status_code == 422, r.text
+    detail = r.json()["detail"]
+    assert any(d["field"] == field and d["reason"] for d in detail), detail
+    assert live.app.state.db.all("SELECT id FROM jobs") == []
+
+
+def test_requests_need_a_session_and_state_changes_need_the_csrf_header(live: Live):
+    import httpx
+
+    anon = httpx.Client(base_url=live.base_url)
+    assert anon.get("/api/projects").status_code == 401
+    alice = live.new_user()
+    forged = httpx.Client(base_url=live.base_url, cookies=alice.http.cookies)
+    assert forged.get("/api/projects").status_code == 200
+    assert forged.post(f"/api/projects/{live.project_id}/exports", json={}).status_code == 403
+    cross = alice.http.post(
+        f"/api/projects/{live.project_id}/exports", json={}, headers={"Origin": "http://evil.example"}
+    )
+    assert cross.status_code == 403
+    assert live.app.state.db.all("SELECT id FROM jobs") == []
+
+
+def test_a_running_job_is_run_again_after_a_restart(tmp_path):
+    data = tmp_path / "data"
+    first = start_live(data)
+    first.app.state.hooks.hold_before_complete = True
+    alice = first.new_user()
+    job = alice.start().json()
+    deadline = time.monotonic() + 30
+    while not first.app.state.hooks.is_held(job["id"]):
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    # The server stops while the job runs: the worker leaves, the row still says running.
+    first.stop()
+    assert first.app.state.db.one("SELECT status FROM jobs WHERE id = ?", (job["id"],))["status"] == "running"
+    second = start_live(data)
+    try:
+        row = second.app.state.db.one("SELECT status FROM jobs WHERE id = ?", (job["id"],))
+        deadline = time.monotonic() + 30
+        while row["status"] in ("queued", "running") and time.monotonic() < deadline:
+            time.sleep(0.05)
+            row = second.app.state.db.one("SELECT status FROM jobs WHERE id = ?", (job["id"],))
+        assert row["status"] == "completed"
+    finally:
+        second.stop()
