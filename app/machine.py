@@ -573,6 +573,11 @@ def post(kind: str) -> ActionFn:
     return _named(f"post {kind}", lambda old, new, e: [Post(kind, new.job)] if new.job else [])
 
 
+def post_about_previous(kind: str) -> ActionFn:
+    """Post about the job the state held before the event (dismiss forgets it)."""
+    return _named(f"post {kind}", lambda old, new, e: [Post(kind, old.job)] if old.job else [])
+
+
 def post_if_server(kind: str) -> ActionFn:
     """Relay server news (socket/poll/fetch) to the other tabs; never relay relayed news."""
     return _named(f"post {kind} (server news)",
@@ -598,9 +603,8 @@ clear_persist = _named("clear persisted", lambda old, new, e: [ClearPersist(old.
 mark_cancelled = _named("mark cancelled",
                         lambda old, new, e: [WriteMark("cancelled", new.job.id)] if new.job else [])
 start_download = _named("mark downloaded, post download-claimed, download, post downloaded",
-                        lambda old, new, e: [WriteMark("downloaded", new.job.id),
+                        lambda old, new, e: [StartDownload(new.job), WriteMark("downloaded", new.job.id),
                                              Post("download-claimed", new.job),
-                                             StartDownload(new.job),
                                              Post("downloaded", new.job)])
 
 
@@ -730,7 +734,7 @@ RULES: tuple[Rule, ...] = (
        why="C4: another tab holds the lock"),
     # ---- dismiss
     _r(Dismiss, {"cancelled", "failed", "downloaded", "completed"}, ALWAYS, "idle", _dismiss,
-       (clear_persist, post("dismissed")), why="C5: dismiss clears at once"),
+       (clear_persist, post_about_previous("dismissed")), why="C5: dismiss clears at once"),
 )
 
 FOLLOW_UPS = (StartAccepted, Update)

@@ -359,6 +359,10 @@ class _Effect(_Observer):
                         report_error(exc, "computed dependency")
                     recorded[node] = node._version
             self._set_deps(recorded)
+            # A dependency written during this very run (before this effect subscribed to
+            # it) makes the effect stale at once.
+            if any(node._version != seen for node, seen in recorded.items()):
+                self._mark_stale()
 
     def _teardown(self) -> None:
         children, self._children = self._children, []

@@ -142,7 +142,10 @@ def _place_nuclei(rng: np.random.Generator, size: int) -> list[ShapelyPolygon | 
         maker = {"single": _single, "ring": _ring, "pair": _pair}[str(kind)]
         parts = [set_precision(p.intersection(frame), _GRID) for p in maker(rng, cx, cy, r)]
         ok = all(
-            isinstance(p, ShapelyPolygon) and p.is_valid and p.area > 20.0 for p in parts
+            isinstance(p, ShapelyPolygon) and p.is_valid and p.area > 20.0
+            # a ring's wall must stay visible in pixels, also where the border cuts it
+            and all(p.exterior.distance(h) >= 2.0 for h in p.interiors)
+            for p in parts
         ) and len(placed) + len(parts) <= target
         if ok:
             ok = all(_clear_of(p, placed, 2.0) for p in parts)

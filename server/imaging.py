@@ -12,7 +12,7 @@ from typing import Union
 
 import numpy as np
 import tifffile
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 Source = Union[str, os.PathLike, bytes, bytearray, memoryview]
 
@@ -61,10 +61,10 @@ def read_image(source: Source) -> np.ndarray:
         with Image.open(_as_file(source)) as img:
             img.load()
             return _pillow_to_array(img)
-    except (UnidentifiedImageError, tifffile.TiffFileError, OSError, SyntaxError, ValueError) as exc:
-        if isinstance(exc, FileNotFoundError):
-            raise
-        raise ImageReadError(f"not a readable image ({exc.__class__.__name__}: {exc})") from exc
+    except FileNotFoundError:
+        raise
+    except Exception as exc:  # decoders raise many kinds of errors on corrupt data
+        raise _read_error(source, exc) from exc
 
 
 def image_size(source: Source) -> tuple[int, int]:
@@ -81,8 +81,17 @@ def image_size(source: Source) -> tuple[int, int]:
                 return int(page.imagewidth), int(page.imagelength)
         with Image.open(_as_file(source)) as img:
             return int(img.width), int(img.height)
-    except (UnidentifiedImageError, tifffile.TiffFileError, OSError, SyntaxError, ValueError) as exc:
-        raise ImageReadError(f"not a readable image ({exc.__class__.__name__}: {exc})") from exc
+    except FileNotFoundError:
+        raise
+    except Exception as exc:  # decoders raise many kinds of errors on corrupt data
+        raise _read_error(source, exc) from exc
+
+
+def _read_error(source: Source, exc: Exception) -> ImageReadError:
+    text = str(exc)
+    if not isinstance(source, (bytes, bytearray, memoryview)):
+        text = text.replace(repr(os.fspath(source)), "").replace(os.fspath(source), "").strip(" :")
+    return ImageReadError(f"not a readable image ({exc.__class__.__name__}{': ' + text if text else ''})")
 
 
 def _first_plane(arr: np.ndarray) -> np.ndarray:

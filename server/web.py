@@ -402,6 +402,13 @@ def create_app(settings: Settings) -> FastAPI:
             conn.queue.put_nowait(None)
             sender.cancel()
 
+    try:
+        from server.imports.api import add_import_routes
+    except ImportError:  # the upload API is optional while it is being built
+        add_import_routes = None
+    if add_import_routes is not None:
+        add_import_routes(app)
+
     if hooks is not None:
         from server.test_hooks import add_test_routes
 

@@ -115,16 +115,17 @@ async def start_page() -> None:
         job = controller.current_job.value
         progress = controller.export_progress.value
         exporting = controller.is_exporting.value
-        downloading = controller.is_downloading.value
         error = controller.error_message.value
-        completed_id = controller.completed_job_id.value
         body.dataset.status = state
         body.dataset.jobId = job.id if job is not None else ""
         el("export-status").textContent = status_line(state, job, progress, error)
         el("export-button").disabled = exporting or state in ("starting", "cancelling", "downloading")
-        el("cancel-button").hidden = not (exporting or state in ("starting", "completed"))
-        el("download-button").hidden = not (state == "completed" and completed_id and not downloading)
-        el("dismiss-button").hidden = state not in ("completed", "downloaded", "cancelled", "failed")
+        el("cancel-button").hidden = not controller.can_cancel.value
+        el("download-button").hidden = not controller.can_download.value
+        el("dismiss-button").hidden = not controller.can_dismiss.value
+        notice = controller.notice.value
+        if notice:
+            el("export-status").textContent = f"{el('export-status').textContent} {notice}"
         block = el("progress-block")
         block.hidden = state in ("idle",)
         pct = int(round(progress or 0))

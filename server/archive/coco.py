@@ -96,7 +96,7 @@ def coco_annotation(
     xs = [x for p in polygons for x, _ in p[0]]
     ys = [y for p in polygons for _, y in p[0]]
     x0, y0 = min(xs), min(ys)
-    bbox = [round(x0, _DECIMALS), round(y0, _DECIMALS), round(max(xs) - x0, _DECIMALS), round(max(ys) - y0, _DECIMALS)]
+    bbox = [round(v, _DECIMALS) for v in (x0, y0, max(xs) - x0, max(ys) - y0)]
     return {
         "id": ann_id,
         "image_id": image.id,

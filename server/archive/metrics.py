@@ -34,24 +34,34 @@ class Metric:
 
 
 _SHAPELY = "shapely (GEOS) on the polygons"
-_ISO = "ISO 9276-6:2008 (shape descriptors); Feret diameters by rotating calipers (Shamos 1978) on the convex hull"
+_ISO = "ISO 9276-6:2008 shape descriptors"
+_CALIPERS = "ISO 9276-6:2008 Feret diameters, by rotating calipers on the convex hull (Toussaint 1983)"
+_RP = "scikit-image regionprops"
 METRICS: tuple[Metric, ...] = (
     Metric("area", "area", "A: polygon area, holes subtracted, parts added", _SHAPELY),
     Metric("perimeter", "length", "P: total outline length, exteriors plus holes", _SHAPELY),
-    Metric("equivalent_diameter", "length", "diameter of the circle of area A: sqrt(4A/pi)", "ImageJ/scikit-image equivalent_diameter_area"),
-    Metric("circularity", "ratio", "4*pi*A/P^2 (1 for a circle)", "ImageJ 'Circ.' / Wadell form factor"),
-    Metric("feret_max", "length", "largest distance between two hull vertices (maximum caliper width)", _ISO),
-    Metric("feret_min", "length", "smallest caliper width over all directions (minimum of the widths normal to each hull edge)", _ISO),
-    Metric("feret_orthogonal", "length", "caliper width perpendicular to the feret_max direction", _ISO),
-    Metric("feret_aspect_ratio", "ratio", "feret_max / feret_min (>= 1; ISO 9276-6's aspect ratio is its inverse)", _ISO),
-    Metric("major_axis_length", "length", "major axis 4*sqrt(l1) of the ellipse with the same second central moments (l1 >= l2: eigenvalues of the area covariance)", "scikit-image regionprops axis_major_length, from exact polygon moments (Green's theorem)"),
-    Metric("minor_axis_length", "length", "minor axis 4*sqrt(l2) of that ellipse", "scikit-image regionprops axis_minor_length, from exact polygon moments"),
-    Metric("extent", "ratio", "A / (bbox_width * bbox_height)", "scikit-image regionprops extent"),
-    Metric("convexity", "ratio", "convex hull perimeter / P (1 for a convex shape)", "Olson (2011) 'Particle shape factors'"),
-    Metric("solidity", "ratio", "A / convex hull area (1 for a convex shape)", "scikit-image regionprops solidity / ImageJ 'Solidity'"),
+    Metric("equivalent_diameter", "length", "diameter of the circle of area A: sqrt(4A/pi)",
+           f"{_RP} equivalent_diameter_area"),
+    Metric("circularity", "ratio", "4*pi*A/P^2 (1 for a circle)", "ImageJ 'Circ.' (isoperimetric quotient)"),
+    Metric("feret_max", "length", "largest distance between two hull vertices (maximum caliper width)", _CALIPERS),
+    Metric("feret_min", "length", "smallest caliper width over all directions (attained normal to a hull edge)",
+           _CALIPERS),
+    Metric("feret_orthogonal", "length", "caliper width perpendicular to the feret_max direction", _CALIPERS),
+    Metric("feret_aspect_ratio", "ratio", "feret_max / feret_min (>= 1; ISO 9276-6's aspect ratio is its inverse)",
+           _CALIPERS),
+    Metric("major_axis_length", "length",
+           "4*sqrt(l1): major axis of the ellipse with the same second central moments "
+           "(l1 >= l2: eigenvalues of the area covariance matrix)",
+           f"{_RP} axis_major_length, from exact polygon moments (Green's theorem)"),
+    Metric("minor_axis_length", "length", "4*sqrt(l2): minor axis of that ellipse",
+           f"{_RP} axis_minor_length, from exact polygon moments"),
+    Metric("extent", "ratio", "A / (bbox_width * bbox_height)", f"{_RP} extent"),
+    Metric("convexity", "ratio", "convex hull perimeter / P (1 for a convex shape)", _ISO),
+    Metric("solidity", "ratio", "A / convex hull area (1 for a convex shape)", f"{_ISO}; {_RP} solidity"),
     Metric("bbox_width", "length", "width of the axis-aligned bounding box of the polygons", _SHAPELY),
     Metric("bbox_height", "length", "height of the axis-aligned bounding box of the polygons", _SHAPELY),
-    Metric("centroid_x", "position", "x of the area centroid (holes accounted), from the image's left edge", _SHAPELY),
+    Metric("centroid_x", "position", "x of the area centroid (holes accounted), from the image's left edge",
+           _SHAPELY),
     Metric("centroid_y", "position", "y of the area centroid, from the image's top edge", _SHAPELY),
 )
 ID_COLUMNS: tuple[str, ...] = ("image_id", "image_file", "object_id", "category")
@@ -113,10 +123,20 @@ def feret_diameters(hull_xy: np.ndarray) -> tuple[float, float, float]:
     Rotating calipers: for every hull edge the farthest vertex is found by advancing one pointer
     around the hull (O(n) in all); the width normal to the edge is that vertex's distance to the
     edge line (the minimum width is attained normal to some edge), and the diameter is the
-    longest of the antipodal vertex pairs met on the way.
+    longest of the antipodal vertex pairs met on the way. Vertices closer than 1e-9 of the
+    hull's extent to their neighbour are merged first. Raises ``ValueError`` if fewer than 3
+    distinct vertices remain.
     """
-    pts = [(float(x), float(y)) for x, y in np.asarray(hull_xy, dtype=np.float64)]
+    raw = [(float(x), float(y)) for x, y in np.asarray(hull_xy, dtype=np.float64)]
+    span = max(max(p[0] for p in raw) - min(p[0] for p in raw), max(p[1] for p in raw) - min(p[1] for p in raw))
+    eps = 1e-9 * span
+    # Vertices a rounding error apart make an edge without a direction: keep one of them.
+    pts = [p for k, p in enumerate(raw) if math.dist(p, raw[k - 1]) > eps or k == 0]
+    if len(pts) > 1 and math.dist(pts[0], pts[-1]) <= eps:
+        pts.pop()
     n = len(pts)
+    if n < 3:
+        raise ValueError("a convex polygon needs 3 distinct vertices")
 
     def height2(ax: float, ay: float, bx: float, by: float, k: int) -> float:
         # Twice the area of triangle (a, b, pts[k]): |ab| times the distance of pts[k] to line ab.
@@ -155,8 +175,12 @@ def geometry_metrics(geom: MultiPolygon) -> Optional[dict[str, float]]:
     perimeter = float(geom.length)
     hull = geom.convex_hull
     minx, miny, maxx, maxy = geom.bounds
-    hull_xy = np.asarray(orient(hull, 1.0).exterior.coords)[:-1]
-    feret_max, feret_min, feret_orth = feret_diameters(hull_xy)
+    if hull.geom_type != "Polygon":
+        return None
+    try:
+        feret_max, feret_min, feret_orth = feret_diameters(np.asarray(orient(hull, 1.0).exterior.coords)[:-1])
+    except ValueError:
+        return None  # a sliver whose hull collapses to a segment at float precision
     major, minor = ellipse_axes(geom)
     centroid = geom.centroid
     width, height = maxx - minx, maxy - miny
@@ -224,7 +248,8 @@ def column_docs(pixel_size_um: Optional[float]) -> list[dict]:
     unit = "um" if pixel_size_um else "px"
     docs = [
         {"name": "image_id", "unit": "", "definition": "project image id", "source": "project"},
-        {"name": "image_file", "unit": "", "definition": "image name in the archive's images/ folder", "source": "export"},
+        {"name": "image_file", "unit": "", "definition": "image name in the archive's images/ folder",
+         "source": "export"},
         {"name": "object_id", "unit": "", "definition": "project object id", "source": "project"},
         {"name": "category", "unit": "", "definition": "object category", "source": "project"},
     ]

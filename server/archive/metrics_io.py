@@ -93,7 +93,8 @@ class JsonMetricsWriter:
         self._first = True
 
     def write(self, row: dict[str, Any]) -> None:
-        self.stream.write(("\n" if self._first else ",\n") + json.dumps({n: row.get(n) for n in self.names}, ensure_ascii=False))
+        text = json.dumps({n: row.get(n) for n in self.names}, ensure_ascii=False)
+        self.stream.write(("\n" if self._first else ",\n") + text)
         self._first = False
 
     def close(self) -> None:

@@ -178,7 +178,8 @@ def load_native_json(data: dict | str | bytes) -> ProjectRecord:
                     SegObject(
                         id=o.id,
                         category=o.category,
-                        polygons=[[[(float(x), float(y)) for x, y in ring] for ring in poly] for poly in o.polygons],
+                        polygons=[[[(float(x), float(y)) for x, y in ring] for ring in poly]
+                                  for poly in o.polygons],
                     )
                     for o in im.objects
                 ],

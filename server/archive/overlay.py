@@ -1,9 +1,10 @@
 """Overlay PNGs (``visualizations/<stem>_overlay.png``): the image with the object outlines.
 
-The image is shown as 8-bit RGB: 8-bit data as it is unless dim, anything deeper (16-bit,
-32-bit, float) always mapped to 8 bits by the stretch below; "dim" 8-bit data (0.5..99.5 percentile range ending
-below 128) is contrast-stretched. Stretching is linear between the 0.5th and 99.5th
-percentiles of all channels together (one mapping for R, G and B, so colours keep their hue).
+The image is shown as 8-bit RGB. 8-bit data is kept as it is unless dim (its 99.5th
+percentile below 128, as in fluorescence PNGs with a maximum of 60); dim 8-bit data and
+anything deeper (16-bit, 32-bit, float) is contrast-stretched: linearly from the 0.5th to the
+99.9th percentile of all channels together (one mapping for R, G and B, so colours keep their
+hue; 99.9 so that sparse bright nuclei keep their texture instead of saturating).
 Exterior outlines are drawn in ``outline_color`` and hole outlines in ``hole_color``, ``stroke_width``
 px wide, at ``opacity``; with ``show_numbers`` each object's id is written at a point inside it
 (``representative_point``) in ``font_size`` px (Pillow's default font, outlined in black so it
@@ -34,7 +35,7 @@ def _hex_rgb(colour: str) -> tuple[int, int, int]:
 def _stretch(values: np.ndarray) -> np.ndarray:
     flat = values.reshape(-1)
     step = max(1, flat.size // _SAMPLE)
-    lo, hi = np.percentile(flat[::step].astype(np.float64), [0.5, 99.5])
+    lo, hi = np.percentile(flat[::step].astype(np.float64), [0.5, 99.9])
     if hi <= lo:
         hi = lo + 1.0
     out = (values.astype(np.float64) - lo) * (255.0 / (hi - lo))
@@ -106,11 +107,11 @@ def render_overlay(
                 labels.append((point.x - 0.5, point.y - 0.5, str(obj.id)))
     for x, y, text in labels:
         # Numbers go on top of every outline, with a black edge for contrast.
-        draw.text((x, y), text, fill=(*_hex_rgb(options.outline_color), max(alpha, 160)), font=font,
-                  anchor="mm", stroke_width=max(1, options.font_size // 12), stroke_fill=(0, 0, 0, max(alpha, 160)))
+        draw.text((x, y), text, fill=(*outline[:3], max(alpha, 160)), font=font, anchor="mm",
+                  stroke_width=max(1, options.font_size // 12), stroke_fill=(0, 0, 0, max(alpha, 160)))
     return Image.alpha_composite(base.convert("RGBA"), layer).convert("RGB")
 
 
 def write_overlay_png(img: Image.Image, stream: IO[bytes]) -> None:
-    """Save ``img`` as PNG into the binary ``stream``."""
+    """Save ``img`` as PNG into the binary ``stream`` (which need not be seekable)."""
     img.save(stream, format="PNG", optimize=False, compress_level=6)

@@ -7,7 +7,7 @@ never touch the database; they raise ``ImportValidationError`` listing every pro
 """
 from server.imports.coco import load_coco
 from server.imports.dsb import load_dsb_folders
-from server.imports.labels import load_label_images, load_patch_labels
+from server.imports.labels import load_label_images, load_patch_labels, pair_by_stem
 from server.imports.masks import mask_to_polygons, polygons_to_mask, trace_mask
 from server.imports.plan import DEFAULT_MAX_FILE_BYTES, ImportPlan, ImportValidationError
 
@@ -20,6 +20,7 @@ __all__ = [
     "load_label_images",
     "load_patch_labels",
     "mask_to_polygons",
+    "pair_by_stem",
     "polygons_to_mask",
     "trace_mask",
 ]

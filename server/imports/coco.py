@@ -161,8 +161,10 @@ def _rle_mask(seg: dict, height: int, width: int, where: str, check: Checker) ->
 
 
 def _inside(path: Path, folder: Path) -> bool:
+    # Lexical check (both already absolute and normalised): a file_name may not climb out with
+    # ".." or be absolute. Symlinks inside the folder are the folder owner's business.
     try:
-        path.resolve().relative_to(folder.resolve())
+        path.relative_to(folder)
         return True
     except ValueError:
         return False
@@ -187,6 +189,7 @@ def load_coco(json_path: os.PathLike | str, images_dir: os.PathLike | str, *, na
     are repaired (warning), not refused.
     """
     check = Checker(max_file_bytes)
+    check.options(pixel_size_um, tolerance)
     json_path, images_dir = absolute(json_path), absolute(images_dir)
     data = None
     if check.file_ok(json_path, "COCO JSON"):

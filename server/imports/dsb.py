@@ -43,6 +43,7 @@ def load_dsb_folders(root: os.PathLike | str, *, name: Optional[str] = None, cat
     shape differs from the image, and empty masks (no object pixel).
     """
     check = Checker(max_file_bytes)
+    check.options(pixel_size_um, tolerance)
     root = absolute(root)
     folders = sorted(p for p in root.iterdir() if (p / "images").is_dir()) if root.is_dir() else []
     if not root.is_dir():

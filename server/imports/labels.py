@@ -117,6 +117,7 @@ def load_label_images(pairs: Sequence[Pair], *, name: Optional[str] = None, cate
     An all-background label image is accepted with a warning (an image without objects).
     """
     check = Checker(max_file_bytes)
+    check.options(pixel_size_um, tolerance)
 
     def to_objects(arr, label_path, image_name):
         plane = _label_plane(arr, label_path, check)
@@ -182,6 +183,7 @@ def load_patch_labels(pairs: Sequence[Pair], *, connectivity: int = 4, name: Opt
     if connectivity not in (4, 8):
         raise ValueError("connectivity must be 4 or 8")
     check = Checker(max_file_bytes)
+    check.options(pixel_size_um, tolerance)
 
     def to_objects(arr, label_path, image_name):
         return objects_from_patches(patch_keys(arr), category, connectivity=connectivity, where=image_name,

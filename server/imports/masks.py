@@ -148,8 +148,10 @@ def trace_mask(mask: np.ndarray, origin: tuple[int, int] = (0, 0), *,
     rasterisation has IoU >= ``min_iou`` with the mask and the polygon area is within
     ``max_area_error`` (relative) of the pixel count; otherwise the tolerance is halved, and
     finally only collinear vertices are dropped. Raises ``ValueError`` for an empty mask or a
-    non-2-D array.
+    non-2-D array, or a negative tolerance.
     """
+    if not tolerance >= 0:
+        raise ValueError("tolerance must be >= 0")
     m = np.asarray(mask).astype(bool)
     if m.ndim != 2:
         raise ValueError(f"mask must be 2-D, got shape {m.shape}")
@@ -165,7 +167,7 @@ def trace_mask(mask: np.ndarray, origin: tuple[int, int] = (0, 0), *,
     for tol in dict.fromkeys((float(tolerance), tolerance / 2.0, 0.0)):
         polygons = _simplified(raw, tol)
         back = polygons_to_mask(polygons, crop.shape[0], crop.shape[1], offset=(x0, y0))
-        traced = TracedMask(polygons, mask_iou(back, crop), tol)
+        traced = TracedMask(polygons, float(mask_iou(back, crop)), tol)
         area = sum(ShapelyPolygon(p[0], p[1:]).area for p in polygons)
         if traced.iou >= min_iou and abs(area - pixels) <= max_area_error * pixels:
             break

@@ -2,7 +2,9 @@
 
 Loaders are pure: they read files and return a plan; they never touch the database. A loader
 checks everything first and reports ALL problems of the input in one
-:class:`ImportValidationError`, so a user can fix a dataset in one go.
+:class:`ImportValidationError`, so a user can fix a dataset in one go. Every loader also
+refuses a ``pixel_size_um`` outside 0.001..1000 and a negative simplification ``tolerance``,
+and any file larger than ``max_file_bytes`` (default 512 MiB).
 """
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ from typing import Optional
 import numpy as np
 
 from server.domain import ImageRecord, ProjectRecord
-from server.imaging import ImageReadError, image_size, read_image
+from server.imaging import ImageReadError, read_image
 
 DEFAULT_MAX_FILE_BYTES = 512 * 1024 * 1024  # per file; a 16-bit 16k x 16k plane is 512 MiB
 
@@ -94,6 +96,13 @@ class Checker:
         if self.problems:
             raise ImportValidationError(self.problems)
 
+    def options(self, pixel_size_um: Optional[float], tolerance: float) -> None:
+        """Record problems with the loader options every loader takes."""
+        if pixel_size_um is not None and not (0.001 <= pixel_size_um <= 1000):
+            self.problem(f"pixel size {pixel_size_um} um is outside 0.001..1000")
+        if not tolerance >= 0:
+            self.problem(f"simplification tolerance {tolerance} px is negative")
+
     def file_ok(self, path: Path, what: str) -> bool:
         """True if ``path`` is an existing file within the size limit; records a problem if not."""
         if not path.is_file():
@@ -112,17 +121,6 @@ class Checker:
             return None
         try:
             return read_image(path)
-        except (ImageReadError, OSError) as exc:
-            self.problem(f"not an image file ({what}): {path}: {exc}")
-            return None
-
-    def size(self, path: Path, what: str) -> Optional[tuple[int, int]]:
-        """``(width, height)`` of the image file at ``path`` from its header, or None with a
-        problem recorded."""
-        if not self.file_ok(path, what):
-            return None
-        try:
-            return image_size(path)
         except (ImageReadError, OSError) as exc:
             self.problem(f"not an image file ({what}): {path}: {exc}")
             return None

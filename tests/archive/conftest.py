@@ -1,131 +1,18 @@
 """Fixtures of the archive-writer tests: small synthetic projects with image files, and the real
-microscopy data of ``shared/data/cells`` (SOURCES.md there) turned into a ProjectRecord.
-
-Real masks become polygons with ``skimage.measure.find_contours`` (level 0.5 on the padded
-mask, so every outline closes; rings combined by symmetric difference, so holes and islands in
-holes come out right). This is a test helper, independent of the importer in server/imports.
-"""
+microscopy data of ``shared/data/cells`` as a ProjectRecord (see archive_helpers)."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
 import pytest
-import shapely
 import tifffile
 from PIL import Image
-from pycocotools import mask as mask_utils
-from scipy import ndimage
-from shapely.geometry import Polygon as ShapelyPolygon
-from skimage.measure import find_contours
 
-from server.archive.geometry import from_shapely
+from archive_helpers import load_real_images, square
 from server.domain import ImageRecord, ProjectRecord, SegObject
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def square(x: float, y: float, s: float) -> list[tuple[float, float]]:
-    return [(x, y), (x + s, y), (x + s, y + s), (x, y + s)]
-
-
-def rasterise(polygons, height: int, width: int, offset: tuple[float, float] = (0, 0)) -> np.ndarray:
-    """Bool mask of domain polygons with pycocotools, holes subtracted per polygon, parts united.
-    ``offset`` (x0, y0) is subtracted first, to rasterise into a crop."""
-    out = np.zeros((height, width), dtype=bool)
-    ox, oy = offset
-    for rings in polygons:
-        flats = [[c for x, y in ring for c in (float(x) - ox, float(y) - oy)] for ring in rings if len(ring) >= 3]
-        if not flats:
-            continue
-        decoded = mask_utils.decode(mask_utils.frPyObjects(flats, height, width)).astype(bool)
-        part = decoded[:, :, 0].copy()
-        for k in range(1, decoded.shape[2]):
-            part &= ~decoded[:, :, k]
-        out |= part
-    return out
-
-
-def rasterise_crop(polygons) -> tuple[np.ndarray, tuple[int, int]]:
-    """``(mask, (x0, y0))``: the pycocotools raster of ``polygons`` in a crop around their
-    bounds (1 px margin) whose pixel (0, 0) is image pixel (x0, y0)."""
-    xs = [x for p in polygons for x, _ in p[0]]
-    ys = [y for p in polygons for _, y in p[0]]
-    x0, y0 = int(np.floor(min(xs))) - 1, int(np.floor(min(ys))) - 1
-    width, height = int(np.ceil(max(xs))) + 1 - x0, int(np.ceil(max(ys))) + 1 - y0
-    return rasterise(polygons, height, width, (x0, y0)), (x0, y0)
-
-
-def iou(a: np.ndarray, b: np.ndarray) -> float:
-    union = np.count_nonzero(a | b)
-    return 1.0 if union == 0 else np.count_nonzero(a & b) / union
-
-
-def mask_polygons(mask: np.ndarray) -> list:
-    """Domain polygons (COCO continuous coordinates) of one object's bool mask."""
-    rows = np.flatnonzero(mask.any(axis=1))
-    cols = np.flatnonzero(mask.any(axis=0))
-    r0, c0 = rows[0], cols[0]
-    crop = np.pad(mask[r0:rows[-1] + 1, c0:cols[-1] + 1], 1).astype(np.float32)
-    geom = None
-    for contour in find_contours(crop, 0.5):
-        # find_contours gives (row, col) with pixel centres at integers; COCO puts them at +0.5.
-        xy = contour[:-1, ::-1] + (c0 - 1 + 0.5, r0 - 1 + 0.5)
-        if len(xy) < 3:
-            continue
-        ring = shapely.make_valid(ShapelyPolygon(xy))
-        geom = ring if geom is None else geom.symmetric_difference(ring)
-    return from_shapely(geom)
-
-
-def _objects_from_labels(labels: np.ndarray, category: str) -> list[SegObject]:
-    objects = []
-    for index, sl in enumerate(ndimage.find_objects(labels), start=1):
-        if sl is None:
-            continue
-        full = np.zeros(labels.shape, dtype=bool)
-        full[sl] = labels[sl] == index
-        objects.append(SegObject(index, category, mask_polygons(full)))
-    return objects
-
-
-def _dsb(root: Path, next_id) -> list[ImageRecord]:
-    records = []
-    for folder in sorted((root / "bbbc038_dsb2018" / "stage1_train").iterdir()):
-        image_path = next((folder / "images").glob("*.png"))
-        width, height = Image.open(image_path).size
-        objects = []
-        for k, mask_path in enumerate(sorted((folder / "masks").glob("*.png")), start=1):
-            objects.append(SegObject(k, "nucleus", mask_polygons(np.asarray(Image.open(mask_path)) > 0)))
-        records.append(ImageRecord(next_id(), image_path.name, width, height, str(image_path), objects))
-    return records
-
-
-def _bbbc039(root: Path, next_id) -> list[ImageRecord]:
-    records = []
-    base = root / "bbbc039_u2os"
-    for image_path in sorted((base / "images").glob("*.tif")):
-        red = np.asarray(Image.open(base / "masks" / (image_path.stem + ".png")))[:, :, 0]
-        labels = np.zeros(red.shape, dtype=np.int32)
-        count = 0
-        for value in (1, 2, 3):
-            lab, n = ndimage.label(red == value)
-            labels[lab > 0] = lab[lab > 0] + count
-            count += n
-        height, width = red.shape
-        records.append(ImageRecord(next_id(), image_path.name, width, height, str(image_path),
-                                   _objects_from_labels(labels, "nucleus")))
-    return records
-
-
-def _stardist(root: Path, next_id) -> list[ImageRecord]:
-    records = []
-    for folder in (root / "stardist_dsb2018" / "stardist" / "data" / "images", root / "stardist_dsb2018" / "tests" / "data"):
-        labels = tifffile.imread(folder / "mask2d.tif").astype(np.int32)
-        height, width = labels.shape
-        records.append(ImageRecord(next_id(), "img2d.tif", width, height, str(folder / "img2d.tif"),
-                                   _objects_from_labels(labels, "nucleus")))
-    return records
 
 
 @pytest.fixture(scope="session")
@@ -139,10 +26,7 @@ def cells_dir() -> Path:
 def real_project(cells_dir: Path) -> ProjectRecord:
     """All 17 real images and their 1,122 annotated objects (SOURCES.md). Both StarDist images
     are called ``img2d.tif``: a real duplicate file name."""
-    counter = iter(range(1, 1000))
-    next_id = lambda: next(counter)  # noqa: E731
-    images = _dsb(cells_dir, next_id) + _bbbc039(cells_dir, next_id) + _stardist(cells_dir, next_id)
-    return ProjectRecord(1, "Real nuclei", ["nucleus"], None, images=images)
+    return ProjectRecord(1, "Real nuclei", ["nucleus"], None, images=load_real_images(cells_dir))
 
 
 @pytest.fixture
@@ -173,7 +57,9 @@ def synthetic_project(tmp_path: Path) -> ProjectRecord:
         SegObject(4, "cell", [[square(40, 2, 20), square(42, 4, 5), square(52, 12, 6)]]),
         SegObject(5, "cell", [[square(20, 25, 20), square(24, 29, 12)], [square(27, 32, 6)]]),
         SegObject(6, "cell", [[square(55, 40, 20)]]),
-        SegObject(7, "nucleus", [[[(3.5, 30.25), (14.75, 33.0), (6.0, 44.5)]]]),
+        # Vertices off the 0.2 px grid that pycocotools rounds to, so 1e-6 rounding in YOLO
+        # cannot flip a row of sub-pixels of this small triangle.
+        SegObject(7, "nucleus", [[[(3.37, 30.13), (14.71, 33.22), (6.13, 44.41)]]]),
         SegObject(8, "cell", [[[(1.0, 1.0), (2.0, 2.0)]]]),
     ]
     images = [

@@ -10,7 +10,7 @@ import zipfile
 import pytest
 from pycocotools.coco import COCO
 
-from tests.server.conftest import Live, recv_until, start_live
+from tests.service.conftest import Live, recv_until, start_live
 
 
 def _coco_from_zip(data: bytes, tmp_path) -> COCO:

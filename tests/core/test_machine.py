@@ -1,0 +1,376 @@
+"""The export state machine table (``app.machine``): rows, guards, actions, activities."""
+from __future__ import annotations
+
+from dataclasses import replace
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from app.machine import (
+    ACTIVITIES, MAX_START_ATTEMPTS, RULES, SAME, STATES, AutoDownloadDue, Cancel, CancelAnswered,
+    ClearPersist, Dismiss, Download, ExportState, FetchFailed, JobUpdate, LockResult, Marks, Persist,
+    Post, Remote, Restore, Start, StartAccepted, StartDownload, StartFailed, StartRejected, Update,
+    WriteMark, activities, describe_rules, initial_state, retry_delay_ms, transition, view,
+)
+from app.models import ExportJob, ExportOptions
+
+PID = 7
+
+
+def job(status="queued", seq=1, jid="j1", **kw) -> ExportJob:
+    return ExportJob(id=jid, project_id=PID, status=status, seq=seq, created_at="2026-01-01T00:00:00+00:00", **kw)
+
+
+def upd(status, seq, jid="j1", source="socket", progress=None, marks=Marks(), **kw) -> Update:
+    return Update(JobUpdate(jid, PID, seq, status, progress, **kw), source, marks)
+
+
+def run(state, *events):
+    actions = []
+    for ev in events:
+        state, acts = transition(state, ev)
+        actions += acts
+    return state, actions
+
+
+def running_state(seq=2) -> ExportState:
+    s, _ = run(initial_state(PID), Start(ExportOptions()), StartAccepted(job()), upd("running", seq))
+    assert s.status == "running"
+    return s
+
+
+def completed_state() -> ExportState:
+    s, _ = run(running_state(), upd("completed", 3))
+    assert s.status == "completed" and s.auto_download
+    return s
+
+
+def kinds(actions, cls=Post):
+    return [a.kind for a in actions if isinstance(a, cls)]
+
+
+# ------------------------------------------------------------------- the table itself
+
+
+def test_every_row_names_known_states():
+    for rule in RULES:
+        assert rule.sources <= set(STATES), rule
+        if isinstance(rule.target, str):
+            assert rule.target in set(STATES) | {SAME}, rule
+    for state, _guard, _act in ACTIVITIES:
+        assert state in STATES
+
+
+def test_describe_rules_lists_every_row():
+    assert len(describe_rules().splitlines()) == len(RULES)
+
+
+def test_an_event_no_row_accepts_returns_the_same_state():
+    s = initial_state(PID)
+    new, actions = transition(s, Cancel())
+    assert new is s and actions == []
+
+
+def test_transition_is_pure():
+    s = running_state()
+    ev = upd("completed", 3)
+    assert transition(s, ev) == transition(s, ev)
+    assert s.status == "running"
+
+
+def test_retry_delays():
+    assert [retry_delay_ms(n) for n in range(7)] == [0, 500, 1000, 2000, 4000, 8000, 10000]
+
+
+# ---------------------------------------------------------------------------- start
+
+
+def test_start_then_accepted_persists_and_tells_the_other_tabs():
+    s, acts = run(initial_state(PID), Start(ExportOptions()))
+    assert s.status == "starting" and acts == [] and activities(s) == {"start_request"}
+    s, acts = transition(s, StartAccepted(job()))
+    assert s.status == "queued" and s.live
+    assert acts == [Persist(job(), replace_other=True), Post("started", job())]
+
+
+def test_start_is_ignored_while_an_export_is_in_flight():
+    s = running_state()
+    assert transition(s, Start(ExportOptions()))[0] is s
+
+
+def test_a_409_attaches_with_a_notice():
+    s, _ = run(initial_state(PID), Start(ExportOptions()), StartAccepted(job("running", 4), conflict=True))
+    assert s.status == "running" and "attached" in (s.notice or "")
+
+
+def test_start_retries_then_fails():
+    s, _ = run(initial_state(PID), Start(ExportOptions()))
+    for attempt in range(1, MAX_START_ATTEMPTS):
+        s, _ = transition(s, StartFailed("net", retryable=True))
+        assert s.status == "starting" and s.attempt == attempt
+    s, _ = transition(s, StartFailed("net", retryable=True))
+    assert s.status == "failed" and "net" in s.error
+
+
+def test_a_client_error_fails_at_once_and_rejected_options_only_set_the_error():
+    s, _ = run(initial_state(PID), Start(ExportOptions()), StartFailed("image_ids: bad", retryable=False))
+    assert s.status == "failed" and "image_ids" in s.error
+    s2, acts = transition(initial_state(PID), StartRejected("bad options"))
+    assert s2.status == "idle" and s2.error == "bad options" and acts == []
+
+
+def test_news_racing_the_202_is_applied_after_it():
+    s, _ = run(initial_state(PID), Start(ExportOptions()), upd("running", 2, progress=30.0),
+               upd("completed", 3))
+    assert s.status == "starting" and s.early.seq == 3
+    s, acts = transition(s, StartAccepted(job()))
+    assert s.status == "completed" and s.auto_download and s.early is None
+
+
+# --------------------------------------------------------------------------- cancel
+
+
+def test_cancel_is_local_first_and_in_order():
+    s, acts = transition(running_state(), Cancel())
+    assert s.status == "cancelling" and s.attempt == 0
+    assert acts == [WriteMark("cancelled", "j1"), ClearPersist("j1"), Post("cancel-requested", s.job)]
+    assert activities(s) == {"cancel_request", "poll"}
+
+
+def test_cancel_of_a_completed_job_stops_the_auto_download():
+    c = completed_state()
+    assert "auto_download_timer" in activities(c)
+    s, _ = transition(c, Cancel())
+    assert s.status == "cancelling" and "auto_download_timer" not in activities(s)
+    assert transition(s, AutoDownloadDue("j1"))[0] is s
+
+
+def test_completion_is_not_applied_while_cancelling():
+    s, _ = transition(running_state(), Cancel())
+    for ev in (upd("completed", 3), upd("completed", 3, source="poll"), Remote("download-claimed", "j1", PID)):
+        assert transition(s, ev)[0] is s
+
+
+def test_cancel_answers():
+    s, _ = transition(running_state(), Cancel())
+    ok, acts = transition(s, CancelAnswered("ok", job("cancelled", 3)))
+    assert ok.status == "cancelled" and kinds(acts) == ["cancelled"]
+    dl, _ = transition(s, CancelAnswered("downloaded", job("completed", 3, delivered=True), "already downloaded"))
+    assert dl.status == "downloaded" and dl.notice == "already downloaded" and not dl.downloaded_here
+    retry, _ = transition(s, CancelAnswered("retry"))
+    assert retry.status == "cancelling" and retry.attempt == 1
+    gone, _ = transition(s, CancelAnswered("gone"))
+    assert gone.status == "cancelled"
+    refused, _ = transition(s, CancelAnswered("refused", message="forbidden"))
+    assert refused.status == "failed" and "forbidden" in refused.error
+
+
+def test_cancel_while_starting_waits_for_the_job_id():
+    s, _ = run(initial_state(PID), Start(ExportOptions()), StartFailed("net", True), Cancel())
+    assert s.status == "cancelling" and s.job is None and s.attempt == 1
+    assert activities(s) == {"start_request"}  # the same POST keeps going
+    s2, acts = transition(s, StartAccepted(job()))
+    assert s2.status == "cancelling" and s2.job.id == "j1"
+    assert acts == [WriteMark("cancelled", "j1"), Post("cancel-requested", job())]
+    assert "cancel_request" in activities(s2)
+    s3, _ = transition(s, StartFailed("net", True))
+    assert s3.status == "cancelled"
+
+
+def test_a_cancel_mark_stops_a_completion_and_a_download():
+    marked = Marks(cancelled=True)
+    s, _ = transition(running_state(), upd("completed", 3, marks=marked))
+    assert s.status == "cancelling"
+    c = completed_state()
+    assert transition(c, AutoDownloadDue("j1", marked))[0].status == "cancelling"
+    d, _ = transition(c, AutoDownloadDue("j1"))
+    s, acts = transition(d, LockResult("j1", True, marked))
+    assert s.status == "cancelling" and not any(isinstance(a, StartDownload) for a in acts)
+
+
+def test_cancel_requested_by_another_tab():
+    for s0 in (running_state(), completed_state()):
+        s, acts = transition(s0, Remote("cancel-requested", "j1", PID))
+        assert s.status == "cancelling" and kinds(acts) == []
+    other = transition(running_state(), Remote("cancel-requested", "other", PID))
+    assert other[0].status == "running"
+
+
+# ------------------------------------------------------------------------ job news
+
+
+def test_only_newer_news_is_applied():
+    s = running_state(seq=5)
+    assert transition(s, upd("running", 5, progress=90.0))[0] is s
+    assert transition(s, upd("completed", 4))[0] is s
+    s2, _ = transition(s, upd("running", 6, progress=40.0))
+    assert s2.job.progress == 40.0 and s2.job.seq == 6
+
+
+def test_news_of_another_project_is_ignored():
+    s = running_state()
+    ev = Update(JobUpdate("j1", PID + 1, 9, "completed"), "socket")
+    assert transition(s, ev)[0] is s
+
+
+def test_channel_news_counts_only_when_the_status_moves():
+    s = running_state(seq=2)
+    assert transition(s, upd("running", 3, source="channel"))[0] is s
+    s2, acts = transition(s, upd("completed", 3, source="channel"))
+    assert s2.status == "completed" and kinds(acts) == []  # relayed news is not relayed again
+
+
+def test_server_news_is_relayed_on_status_moves():
+    s, acts = transition(running_state(), upd("completed", 3))
+    assert kinds(acts) == ["completed"]
+    s, acts = transition(running_state(), upd("running", 3, progress=10.0))
+    assert kinds(acts) == []
+
+
+def test_failure_clears_and_shows_the_message():
+    s, acts = transition(running_state(), upd("failed", 3, message="disk full"))
+    assert s.status == "failed" and s.error == "disk full" and ClearPersist("j1") in acts
+
+
+def test_delivered_news_means_downloaded_elsewhere():
+    s, _ = transition(completed_state(), Update(JobUpdate.from_job(job("completed", 3, delivered=True)), "poll"))
+    assert s.status == "downloaded" and not s.downloaded_here
+
+
+def test_an_idle_tab_follows_a_job_it_did_not_start():
+    s, acts = transition(initial_state(PID), upd("running", 4, jid="j9", progress=20.0))
+    assert s.status == "running" and s.job.id == "j9" and s.live and acts == [Persist(s.job)]
+    done = transition(s, upd("completed", 5, jid="j9"))[0]
+    assert done.auto_download
+
+
+def test_a_dismissed_job_is_not_followed_again():
+    s, _ = run(completed_state(), Remote("downloaded", "j1", PID), Dismiss())
+    assert s.status == "idle" and "j1" in s.dismissed
+    assert transition(s, upd("running", 9))[0] is s
+
+
+def test_terminal_news_of_an_unknown_job_is_ignored():
+    s = initial_state(PID)
+    assert transition(s, upd("completed", 3, jid="old"))[0] is s
+
+
+# ------------------------------------------------------------------------- restore
+
+
+def test_restore_requeries_and_never_auto_downloads_a_job_that_completed_meanwhile():
+    s, _ = transition(initial_state(PID), Restore(job("running", 4)))
+    assert s.status == "restoring" and activities(s) == {"fetch_job"} and not view(s).can_download
+    done, acts = transition(s, Update(JobUpdate.from_job(job("completed", 6)), "fetch"))
+    assert done.status == "completed" and not done.auto_download and view(done).can_download
+    assert "auto_download_timer" not in activities(done)
+
+
+def test_restore_outcomes():
+    s, _ = transition(initial_state(PID), Restore(job("running", 4)))
+    fetched = lambda j, marks=Marks(): Update(JobUpdate.from_job(j), "fetch", marks)  # noqa: E731
+    assert transition(s, fetched(job("running", 5)))[0].live
+    assert transition(s, fetched(job("completed", 6, delivered=True)))[0].status == "downloaded"
+    assert transition(s, fetched(job("completed", 6), Marks(downloaded=True)))[0].status == "downloaded"
+    assert transition(s, fetched(job("running", 6), Marks(cancelled=True)))[0].status == "cancelling"
+    assert transition(s, fetched(job("cancelled", 6)))[0].status == "cancelled"
+    assert transition(s, fetched(job("expired", 6)))[0].status == "failed"
+    gone, acts = transition(s, FetchFailed("j1", "gone"))
+    assert gone.status == "idle" and ClearPersist("j1") in acts
+    assert transition(s, FetchFailed("j1", "retry"))[0].attempt == 1
+
+
+def test_live_news_during_the_requery_is_applied_after_it():
+    s, _ = run(initial_state(PID), Restore(job("running", 4)), upd("completed", 6))
+    assert s.status == "restoring"
+    s, _ = transition(s, Update(JobUpdate.from_job(job("running", 5)), "fetch"))
+    assert s.status == "completed" and s.auto_download
+
+
+# ------------------------------------------------------------------------ download
+
+
+def test_download_under_the_lock_marks_before_it_downloads():
+    d, _ = transition(completed_state(), AutoDownloadDue("j1"))
+    assert d.status == "downloading" and activities(d) == {"download_lock"}
+    s, acts = transition(d, LockResult("j1", True))
+    assert s.status == "downloaded" and s.downloaded_here
+    assert [type(a).__name__ for a in acts] == ["WriteMark", "Post", "StartDownload", "Post", "Persist"]
+    assert acts[0] == WriteMark("downloaded", "j1")
+    assert "download_lock" in activities(s)  # held while this tab shows its download
+
+
+def test_download_lock_outcomes():
+    d, _ = transition(completed_state(), AutoDownloadDue("j1"))
+    denied, acts = transition(d, LockResult("j1", False))
+    assert denied.status == "completed" and not denied.auto_download and acts == []
+    marked, acts = transition(d, LockResult("j1", True, Marks(downloaded=True)))
+    assert marked.status == "downloaded" and acts == [] and "download_lock" not in activities(marked)
+
+
+def test_offered_download_needs_a_click():
+    s, _ = run(initial_state(PID), Restore(job("running", 4)),
+               Update(JobUpdate.from_job(job("completed", 6)), "fetch"))
+    assert transition(s, AutoDownloadDue("j1"))[0] is s
+    assert transition(s, Download("other"))[0] is s
+    assert transition(s, Download("j1"))[0].status == "downloading"
+
+
+def test_another_tabs_download_ends_ours():
+    for s0 in (completed_state(), transition(completed_state(), AutoDownloadDue("j1"))[0]):
+        s, _ = transition(s0, Remote("downloaded", "j1", PID))
+        assert s.status == "downloaded" and s.notice == "downloaded in another tab"
+
+
+def test_dismiss_clears_and_is_shared():
+    s, acts = run(completed_state(), Remote("downloaded", "j1", PID), Dismiss())
+    assert s.status == "idle" and s.job is None and kinds(acts) == ["dismissed"]
+    other, _ = transition(replace(completed_state(), auto_download=False), Remote("dismissed", "j1", PID))
+    assert other.status == "idle"
+    assert transition(running_state(), Dismiss())[0].status == "running"
+
+
+def test_view_values():
+    assert view(initial_state(PID)).export_status == "idle"
+    v = view(running_state())
+    assert v.is_exporting and v.can_cancel and v.completed_job_id is None
+    c = view(completed_state())
+    assert c.export_progress == 100.0 and c.completed_job_id == "j1" and not c.can_download
+
+
+# ------------------------------------------------------------- a property over traces
+
+_EVENTS = st.sampled_from([
+    Start(ExportOptions()), StartAccepted(job()), StartAccepted(job("running", 2), conflict=True),
+    StartFailed("net", True), StartFailed("bad", False), Cancel(), Dismiss(),
+    CancelAnswered("ok"), CancelAnswered("retry"), CancelAnswered("downloaded"),
+    upd("running", 2, progress=10.0), upd("running", 3, progress=50.0), upd("completed", 4),
+    upd("completed", 4, source="channel"), upd("cancelled", 5), upd("failed", 5),
+    upd("completed", 4, marks=Marks(cancelled=True)),
+    AutoDownloadDue("j1"), Download("j1"), LockResult("j1", True), LockResult("j1", False),
+    LockResult("j1", True, Marks(cancelled=True)), LockResult("j1", True, Marks(downloaded=True)),
+    Remote("cancel-requested", "j1", PID), Remote("downloaded", "j1", PID),
+    Restore(job("running", 2)), Update(JobUpdate.from_job(job("completed", 4)), "fetch"),
+])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_EVENTS, max_size=25))
+def test_no_download_after_a_cancel_and_only_from_a_granted_lock(events):
+    s = initial_state(PID)
+    cancelled_jobs: set[str] = set()
+    downloads = 0
+    for ev in events:
+        before = s
+        s, acts = transition(s, ev)
+        if s.status == "cancelling" and s.job is not None:
+            cancelled_jobs.add(s.job.id)
+        for a in acts:
+            if isinstance(a, StartDownload):
+                downloads += 1
+                assert before.status == "downloading" and isinstance(ev, LockResult) and ev.granted
+                assert not ev.marks.cancelled and not ev.marks.downloaded
+                assert a.job.id not in cancelled_jobs
+                assert acts.index(WriteMark("downloaded", a.job.id)) < acts.index(a)
+        assert s.status in STATES
+    assert downloads <= 1  # one job id in these traces: one download at most
