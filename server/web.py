@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import html
 import io
 import json
@@ -72,6 +73,23 @@ def _validation_detail(exc: ValidationError | RequestValidationError) -> list[di
     return out
 
 
+IMMUTABLE = "public, max-age=31536000, immutable"
+
+
+class VersionedStatic(StaticFiles):
+    """Static files; the runtime under ``vendor/<name>/<version>/`` and the wheels (whose
+    names carry their versions) are immutable, so a second visit fetches none of them."""
+
+    def file_response(self, full_path, stat_result, scope, status_code=200):
+        response = super().file_response(full_path, stat_result, scope, status_code)
+        rel = Path(full_path).as_posix()
+        if "/static/vendor/" in rel or rel.endswith(".whl"):
+            response.headers["Cache-Control"] = IMMUTABLE
+        else:
+            response.headers["Cache-Control"] = "no-cache"
+        return response
+
+
 class SessionBody(BaseModel):
     username: str
     password: str
@@ -97,6 +115,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     runner = Runner(store, build, hooks, workers=settings.workers)
     app_zip = build_app_zip()
+    app_zip_name = f"app-{hashlib.sha256(app_zip).hexdigest()[:16]}.zip"
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -153,15 +172,26 @@ def create_app(settings: Settings) -> FastAPI:
     def signin():
         return HTMLResponse(signin_page, headers={"Cache-Control": "no-store"})
 
+    pyscript_config = (ROOT / "pyscript.toml").read_text(encoding="utf-8").replace(
+        '"/app.zip"', f'"/{app_zip_name}"'
+    )
+
     @app.get("/pyscript.toml")
     def pyscript_toml():
-        return FileResponse(ROOT / "pyscript.toml", media_type="application/toml", headers={"Cache-Control": "no-cache"})
+        # The app zip's name carries its content hash, so it can be cached for good.
+        return Response(pyscript_config, media_type="application/toml", headers={"Cache-Control": "no-cache"})
 
     @app.get("/app.zip")
     def app_package():
         return Response(app_zip, media_type="application/zip", headers={"Cache-Control": "no-cache"})
 
-    app.mount("/static", StaticFiles(directory=ROOT / "static"), name="static")
+    @app.get("/app-{digest}.zip")
+    def app_package_versioned(digest: str):
+        if f"app-{digest}.zip" != app_zip_name:
+            raise HTTPException(404, "unknown app version")
+        return Response(app_zip, media_type="application/zip", headers={"Cache-Control": IMMUTABLE})
+
+    app.mount("/static", VersionedStatic(directory=ROOT / "static"), name="static")
 
     # --- sessions -----------------------------------------------------------------
     def _set_session(response: Response, user_id: int) -> None:

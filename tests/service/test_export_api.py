@@ -209,3 +209,112 @@ def test_a_running_job_is_run_again_after_a_restart(tmp_path):
         assert row["status"] == "completed"
     finally:
         second.stop()
+
+
+def test_history_lists_the_last_exports_with_downloadability(live: Live):
+    alice = live.new_user()
+    done = alice.start().json()
+    alice.wait_status(done["id"], {"completed"})
+    live.app.state.hooks.delay_per_checkpoint_ms = 30
+    cancelled = alice.start().json()
+    alice.http.post(f"/api/exports/{cancelled['id']}/cancel")
+    history = alice.http.get(f"/api/projects/{live.project_id}/exports").json()
+    assert [h["id"] for h in history] == [cancelled["id"], done["id"]]
+    by_id = {h["id"]: h for h in history}
+    assert by_id[done["id"]]["downloadable"] is True and by_id[done["id"]]["size_bytes"] > 0
+    assert by_id[cancelled["id"]]["downloadable"] is False
+    assert by_id[cancelled["id"]]["status"] == "cancelled"
+    bob = live.new_user()
+    assert bob.http.get(f"/api/projects/{live.project_id}/exports").json() == []
+
+
+def test_history_keeps_only_the_last_20(live: Live):
+    alice = live.new_user()
+    ids = []
+    for _ in range(22):
+        live.app.state.hooks.delay_per_checkpoint_ms = 50
+        job = alice.start().json()
+        ids.append(job["id"])
+        assert alice.http.post(f"/api/exports/{job['id']}/cancel").status_code == 200
+    history = alice.http.get(f"/api/projects/{live.project_id}/exports").json()
+    assert [h["id"] for h in history] == list(reversed(ids))[:20]
+
+
+def test_archives_expire_after_the_ttl(tmp_path):
+    srv = start_live(tmp_path / "data", archive_ttl_seconds=1.0)
+    try:
+        alice = srv.new_user()
+        job = alice.start().json()
+        alice.wait_status(job["id"], {"completed"})
+        final = alice.wait_status(job["id"], {"expired"}, timeout=30)
+        assert final["status"] == "expired"
+        assert not (srv.data_dir / "exports" / f"{job['id']}.zip").exists()
+        assert alice.http.get(f"/api/exports/{job['id']}/download").status_code == 410
+    finally:
+        srv.stop()
+
+
+def test_a_write_error_ends_the_job_failed_with_a_clear_message_and_no_file(live: Live):
+    import errno
+
+    def disk_full(job, dest, checkpoint):
+        with open(dest, "wb") as out:
+            out.write(b"partial")
+        checkpoint("annotations", 0.1, "writing")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    live.app.state.runner.build = disk_full  # fault injection: the disk fills up mid-write
+    alice = live.new_user()
+    job = alice.start().json()
+    final = alice.wait_status(job["id"], {"failed"})
+    assert "disk is full" in final["message"]
+    assert list((live.data_dir / "exports").iterdir()) == []
+    assert str(live.data_dir) not in final["message"]
+
+
+def test_a_reconnecting_client_first_gets_its_active_jobs(live: Live):
+    live.app.state.hooks.delay_per_checkpoint_ms = 40
+    alice, bob = live.new_user(), live.new_user()
+    job = alice.start().json()
+    alice.wait_status(job["id"], {"running"})
+    with alice.websocket() as ws:
+        first = recv_until(ws, lambda e: True)[0]
+        assert first["job_id"] == job["id"] and first["status"] in ("queued", "running")
+    with bob.websocket() as ws:
+        # Bob owns no job: his first message is nothing of Alice's (we see only a ping or nothing).
+        try:
+            msg = json.loads(ws.recv(timeout=0.5))
+            assert msg.get("job_id") != job["id"]
+        except TimeoutError:
+            pass
+    alice.http.post(f"/api/exports/{job['id']}/cancel")
+
+
+def test_events_reach_every_connection_of_the_owner_and_only_the_owner(live: Live):
+    alice, bob = live.new_user(), live.new_user()
+    with alice.websocket() as a1, alice.websocket() as a2, bob.websocket() as b:
+        job = alice.start().json()
+        for ws in (a1, a2):
+            recv_until(ws, lambda e: e["job_id"] == job["id"] and e["status"] == "completed")
+        with pytest.raises(TimeoutError):
+            b.recv(timeout=0.3)
+
+
+def test_the_websocket_needs_a_session(live: Live):
+    from websockets.exceptions import InvalidStatus
+    from websockets.sync.client import connect
+
+    with pytest.raises(InvalidStatus) as refused:
+        connect(live.base_url.replace("http://", "ws://") + "/api/ws", open_timeout=5)
+    assert refused.value.response.status_code == 403
+
+
+def test_heartbeat_pings_arrive(live: Live, monkeypatch):
+    import server.events as events
+    import server.web as web
+
+    monkeypatch.setattr(web, "HEARTBEAT_SECONDS", 0.1)
+    alice = live.new_user()
+    with alice.websocket() as ws:
+        msg = json.loads(ws.recv(timeout=5))
+        assert msg["type"] == "ping"
