@@ -30,7 +30,7 @@ def test_page_loads_runtime_and_wheels_from_the_server_and_enables_export(user):
     urls = tab.requests
     assert any(u.endswith("pyodide.asm.wasm") for u in urls)
     assert any(re.search(r"/static/wheels/pydantic_core-.*\.whl$", u) for u in urls)
-    assert any(u.endswith("/app.zip") for u in urls)
+    assert any(re.search(r"/app-[0-9a-f]{16}\.zip$", u) for u in urls)
     # The user fixture fails the test if any request left the server's origin.
     assert all(u.startswith(user.server.base_url) or u.startswith(("data:", "blob:")) for u in urls)
 
