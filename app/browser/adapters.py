@@ -14,10 +14,10 @@ from typing import Any, Callable, Optional
 import js  # type: ignore[import-not-found]
 from pyodide.ffi import create_once_callable, create_proxy, to_js  # type: ignore[import-not-found]
 
+from app.crosstab import StorageChannel, StorageClaimLocks
 from app.ports import Cancel, HttpResponse, Ports
 
 CHANNEL_NAME = "cellhub-export"
-FALLBACK_CHANNEL_KEY = "cellhub-export.message"
 HTTP_TIMEOUT_MS = 15000
 
 
@@ -183,61 +183,33 @@ class LocalStorage:
 
 
 class BroadcastChannelPort:
-    """``Channel`` over BroadcastChannel ``cellhub-export``; where it is missing, messages go
-    through a localStorage key and the ``storage`` event (C6's fallback)."""
+    """``Channel`` over BroadcastChannel ``cellhub-export`` (C6). Where the browser has no
+    BroadcastChannel, ``browser_ports`` uses the core's ``crosstab.StorageChannel`` instead."""
 
     def __init__(self) -> None:
-        self.native = not _is_missing(getattr(js.window, "BroadcastChannel", None))
-        self.channel = js.BroadcastChannel.new(CHANNEL_NAME) if self.native else None
-        self.counter = 0
+        self.channel = js.BroadcastChannel.new(CHANNEL_NAME)
 
     def post(self, message: dict) -> None:
-        if self.channel is not None:
-            self.channel.postMessage(js_object(message))
-        else:
-            self.counter += 1
-            js.localStorage.setItem(FALLBACK_CHANNEL_KEY, json.dumps({"n": self.counter, "m": message}))
+        self.channel.postMessage(js_object(message))
 
     def subscribe(self, on_message) -> Cancel:
-        if self.channel is not None:
-            def handler(event: Any) -> None:
-                raw = event.data
-                data = raw.to_py() if hasattr(raw, "to_py") else raw
-                # The core validates and drops (with a warning) anything not a C6 message.
-                on_message(data if isinstance(data, dict) else {"malformed": str(data)})
+        def handler(event: Any) -> None:
+            raw = event.data
+            data = raw.to_py() if hasattr(raw, "to_py") else raw
+            # The core validates and drops (with a warning) anything not a C6 message.
+            on_message(data if isinstance(data, dict) else {"malformed": str(data)})
 
-            proxy = LiveProxies.make(handler)
-            self.channel.addEventListener("message", proxy)
-            return _once(lambda: (self.channel.removeEventListener("message", proxy), LiveProxies.destroy(proxy)))
-
-        def storage_handler(event: Any) -> None:
-            if str(event.key) != FALLBACK_CHANNEL_KEY or _is_missing(event.newValue):
-                return
-            try:
-                on_message(json.loads(str(event.newValue))["m"])
-            except (ValueError, KeyError, TypeError):
-                on_message({"malformed": str(event.newValue)})
-
-        proxy = LiveProxies.make(storage_handler)
-        js.window.addEventListener("storage", proxy)
-        return _once(lambda: (js.window.removeEventListener("storage", proxy), LiveProxies.destroy(proxy)))
+        proxy = LiveProxies.make(handler)
+        self.channel.addEventListener("message", proxy)
+        return _once(lambda: (self.channel.removeEventListener("message", proxy), LiveProxies.destroy(proxy)))
 
 
 class WebLocks:
     """``Locks`` over ``navigator.locks.request(name, {ifAvailable: true}, cb)``; the lock is
-    held until the release function is called. Without ``navigator.locks``, a localStorage
-    claim with an expiry stands in (C4)."""
-
-    CLAIM_MS = 10000
-
-    def __init__(self, tab_id: str) -> None:
-        self.tab_id = tab_id
-        locks = getattr(js.navigator, "locks", None)
-        self.native = not _is_missing(locks)
+    held until the release function is called. Without ``navigator.locks``, ``browser_ports``
+    uses the core's ``crosstab.StorageClaimLocks`` (a localStorage claim with expiry, C4)."""
 
     def try_acquire(self, name: str, on_result) -> Cancel:
-        if not self.native:
-            return self._claim(name, on_result)
         state: dict[str, Any] = {"resolve": None, "withdrawn": False, "done": False}
 
         def release() -> None:
@@ -272,32 +244,6 @@ class WebLocks:
             release()
 
         return cancel
-
-    def _claim(self, name: str, on_result) -> Cancel:
-        key = f"cellhub.lock.{name}"
-        now = float(js.Date.now())
-        raw = js.localStorage.getItem(key)
-        try:
-            claim = json.loads(str(raw)) if not _is_missing(raw) else None
-        except ValueError:
-            claim = None
-        if claim and claim.get("tab") != self.tab_id and claim.get("expires", 0) > now:
-            on_result(None)
-            return lambda: None
-        js.localStorage.setItem(key, json.dumps({"tab": self.tab_id, "expires": now + self.CLAIM_MS}))
-        back = json.loads(str(js.localStorage.getItem(key)))
-        if back.get("tab") != self.tab_id:
-            on_result(None)
-            return lambda: None
-        released = {"done": False}
-
-        def release() -> None:
-            if not released["done"]:
-                released["done"] = True
-                js.localStorage.removeItem(key)
-
-        on_result(release)
-        return release
 
 
 class BrowserClock:
@@ -378,13 +324,17 @@ def new_tab_id() -> str:
 def browser_ports() -> Ports:
     """All ports for this tab."""
     tab_id = new_tab_id()
+    storage = LocalStorage()
+    clock = BrowserClock()
+    has_channel = not _is_missing(getattr(js.window, "BroadcastChannel", None))
+    has_locks = not _is_missing(getattr(js.navigator, "locks", None))
     return Ports(
         http=FetchHttp(),
         socket=BrowserSocket(),
-        storage=LocalStorage(),
-        channel=BroadcastChannelPort(),
-        locks=WebLocks(tab_id),
-        clock=BrowserClock(),
+        storage=storage,
+        channel=BroadcastChannelPort() if has_channel else StorageChannel(storage, tab_id),
+        locks=WebLocks() if has_locks else StorageClaimLocks(storage, clock, tab_id),
+        clock=clock,
         downloader=AnchorDownloader(),
         visibility=DocumentVisibility(),
         log=ConsoleLog(),

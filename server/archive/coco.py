@@ -3,6 +3,10 @@
 Source definition: the COCO data format, "Object Detection" section (cocodataset.org/#format-data)
 and pycocotools' ``COCO``/``mask`` API, which is the reference reader.
 
+Top level: ``info`` (project name, creation time), ``licenses`` (empty), ``categories``
+(``{id, name, supercategory: "object"}``), ``images`` (``{id, file_name, width, height}``: the
+project's image id and the image's unique name in the archive), ``annotations``.
+
 What is written, per object (one annotation each):
 - ``segmentation``: a list of polygons ``[x1, y1, x2, y2, ...]`` (one per part) in COCO's
   continuous pixel coordinates, for objects without holes. COCO polygons cannot express holes,

@@ -15,7 +15,6 @@ from typing import Iterator, Optional
 
 import numpy as np
 from shapely.geometry import MultiPolygon
-from shapely.geometry.polygon import orient
 
 from server.archive.geometry import to_shapely
 from server.archive.metrics_io import CsvMetricsWriter, JsonMetricsWriter, XlsxMetricsWriter
@@ -79,10 +78,10 @@ def metric_columns(pixel_size_um: Optional[float]) -> list[str]:
     return [*ID_COLUMNS, *(m.key + unit_suffix(m.kind, pixel_size_um) for m in METRICS)]
 
 
-def _ring_moments(xy: np.ndarray) -> np.ndarray:
-    # Signed integrals over the ring's interior of 1, x, y, x^2, y^2, xy (Green's theorem).
-    x0, y0 = xy[:, 0], xy[:, 1]
-    x1, y1 = np.roll(x0, -1), np.roll(y0, -1)
+def _ring_moments(closed: np.ndarray) -> np.ndarray:
+    # Signed integrals over the ring's interior of 1, x, y, x^2, y^2, xy (Green's theorem);
+    # ``closed`` repeats the first point at the end, as shapely's coords do.
+    x0, y0, x1, y1 = closed[:-1, 0], closed[:-1, 1], closed[1:, 0], closed[1:, 1]
     c = x0 * y1 - x1 * y0
     return np.array([
         c.sum() / 2,
@@ -104,9 +103,10 @@ def ellipse_axes(geom: MultiPolygon) -> tuple[float, float]:
     origin = np.array([(minx + maxx) / 2, (miny + maxy) / 2])
     total = np.zeros(6)
     for part in geom.geoms:
-        part = orient(part, 1.0)
-        for ring in (part.exterior, *part.interiors):
-            total += _ring_moments(np.asarray(ring.coords)[:-1] - origin)
+        for k, ring in enumerate((part.exterior, *part.interiors)):
+            m = _ring_moments(np.asarray(ring.coords) - origin)
+            # Whatever the ring's orientation: the exterior adds, a hole subtracts.
+            total += m if (m[0] >= 0) == (k == 0) else -m
     area, sx, sy, sxx, syy, sxy = total
     if area <= 0:
         return 0.0, 0.0
@@ -116,53 +116,68 @@ def ellipse_axes(geom: MultiPolygon) -> tuple[float, float]:
     return 4 * math.sqrt(max(high, 0.0)), 4 * math.sqrt(max(low, 0.0))
 
 
-def feret_diameters(hull_xy: np.ndarray) -> tuple[float, float, float]:
-    """``(feret_max, feret_min, feret_orthogonal)`` in px of a convex polygon given by its
-    vertices in counter-clockwise order (``(n, 2)``, closing point not repeated, n >= 3).
-
-    Rotating calipers: for every hull edge the farthest vertex is found by advancing one pointer
-    around the hull (O(n) in all); the width normal to the edge is that vertex's distance to the
-    edge line (the minimum width is attained normal to some edge), and the diameter is the
-    longest of the antipodal vertex pairs met on the way. Vertices closer than 1e-9 of the
-    hull's extent to their neighbour are merged first. Raises ``ValueError`` if fewer than 3
-    distinct vertices remain.
-    """
-    raw = [(float(x), float(y)) for x, y in np.asarray(hull_xy, dtype=np.float64)]
-    span = max(max(p[0] for p in raw) - min(p[0] for p in raw), max(p[1] for p in raw) - min(p[1] for p in raw))
-    eps = 1e-9 * span
-    # Vertices a rounding error apart make an edge without a direction: keep one of them.
-    pts = [p for k, p in enumerate(raw) if math.dist(p, raw[k - 1]) > eps or k == 0]
-    if len(pts) > 1 and math.dist(pts[0], pts[-1]) <= eps:
+def _ccw_vertices(hull_xy) -> tuple[list[float], list[float]]:
+    # Vertices counter-clockwise, without repeats a rounding error apart (an edge without a
+    # direction would give the walk below a meaningless width).
+    raw = [(float(x), float(y)) for x, y in hull_xy]
+    if not raw:
+        return [], []
+    xs, ys = [p[0] for p in raw], [p[1] for p in raw]
+    eps = 1e-9 * max(max(xs) - min(xs), max(ys) - min(ys))
+    pts = [p for k, p in enumerate(raw) if k == 0 or math.dist(p, raw[k - 1]) > eps]
+    while len(pts) > 1 and math.dist(pts[0], pts[-1]) <= eps:
         pts.pop()
-    n = len(pts)
+    if sum(pts[k - 1][0] * pts[k][1] - pts[k][0] * pts[k - 1][1] for k in range(len(pts))) < 0:
+        pts.reverse()
+    return [p[0] for p in pts], [p[1] for p in pts]
+
+
+def feret_diameters(hull_xy) -> tuple[float, float, float]:
+    """``(feret_max, feret_min, feret_orthogonal)`` in px of a convex polygon given by its
+    vertices in order (``(n, 2)`` array or point list, either orientation, closing point not
+    repeated, n >= 3).
+
+    Rotating calipers (Toussaint 1983): walking the edges in order, one pointer advances to the
+    vertex farthest from the current edge (O(n) in all). The width normal to an edge is that
+    vertex's distance to the edge's line, and the minimum width is attained normal to some
+    edge; the diameter is the longest antipodal pair met (an edge end with the vertex opposite
+    the edge). Vertices closer than 1e-9 of the hull's extent to their neighbour are merged
+    first. Raises ``ValueError`` if fewer than 3 remain.
+    Plain Python on purpose: hulls have tens of vertices, where numpy's per-call cost dominates.
+    """
+    xs, ys = _ccw_vertices(hull_xy)
+    n = len(xs)
     if n < 3:
         raise ValueError("a convex polygon needs 3 distinct vertices")
-
-    def height2(ax: float, ay: float, bx: float, by: float, k: int) -> float:
-        # Twice the area of triangle (a, b, pts[k]): |ab| times the distance of pts[k] to line ab.
-        px, py = pts[k]
-        return (bx - ax) * (py - ay) - (by - ay) * (px - ax)
-
-    j = 1
+    # Start the pointer at the vertex farthest from edge 0 (vertices on a straight edge would
+    # otherwise leave it on a plateau next to that edge); from there it only moves forward.
+    dx0, dy0 = xs[1] - xs[0], ys[1] - ys[0]
+    j = max(range(n), key=lambda k: dx0 * (ys[k] - ys[0]) - dy0 * (xs[k] - xs[0]))
     best_d2, pair = -1.0, (0, 1)
     min_width = math.inf
     for i in range(n):
-        i1 = (i + 1) % n
-        (ax, ay), (bx, by) = pts[i], pts[i1]
-        while height2(ax, ay, bx, by, (j + 1) % n) > height2(ax, ay, bx, by, j):
-            j = (j + 1) % n
-        edge = math.hypot(bx - ax, by - ay)
-        if edge > 0:
-            min_width = min(min_width, height2(ax, ay, bx, by, j) / edge)
+        i1 = i + 1 if i + 1 < n else 0
+        ax, ay = xs[i], ys[i]
+        dx, dy = xs[i1] - ax, ys[i1] - ay
+        # h = |edge| * distance of vertex j from the edge's line (positive inside)
+        h = dx * (ys[j] - ay) - dy * (xs[j] - ax)
+        while True:
+            j1 = j + 1 if j + 1 < n else 0
+            h1 = dx * (ys[j1] - ay) - dy * (xs[j1] - ax)
+            if h1 <= h:
+                break
+            j, h = j1, h1
+        min_width = min(min_width, h / math.hypot(dx, dy))
+        j1 = j + 1 if j + 1 < n else 0  # on a side parallel to the edge both ends are opposite
         for p in (i, i1):
-            for q in (j, (j + 1) % n):
-                d2 = (pts[p][0] - pts[q][0]) ** 2 + (pts[p][1] - pts[q][1]) ** 2
+            for q in (j, j1):
+                d2 = (xs[p] - xs[q]) ** 2 + (ys[p] - ys[q]) ** 2
                 if d2 > best_d2:
                     best_d2, pair = d2, (p, q)
-    (x0, y0), (x1, y1) = pts[pair[0]], pts[pair[1]]
+    p, q = pair
     length = math.sqrt(best_d2)
-    nx, ny = (y0 - y1) / length, (x1 - x0) / length
-    proj = [x * nx + y * ny for x, y in pts]
+    nx, ny = (ys[p] - ys[q]) / length, (xs[q] - xs[p]) / length
+    proj = [x * nx + y * ny for x, y in zip(xs, ys)]
     return length, min_width, max(proj) - min(proj)
 
 
@@ -178,7 +193,7 @@ def geometry_metrics(geom: MultiPolygon) -> Optional[dict[str, float]]:
     if hull.geom_type != "Polygon":
         return None
     try:
-        feret_max, feret_min, feret_orth = feret_diameters(np.asarray(orient(hull, 1.0).exterior.coords)[:-1])
+        feret_max, feret_min, feret_orth = feret_diameters(list(hull.exterior.coords)[:-1])
     except ValueError:
         return None  # a sliver whose hull collapses to a segment at float precision
     major, minor = ellipse_axes(geom)

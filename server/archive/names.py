@@ -32,15 +32,17 @@ class ArchiveName:
 
 
 def safe_name(file_name: str, fallback: str) -> tuple[str, str]:
-    """``(stem, suffix)`` of the last path component of ``file_name`` with characters that are
-    unsafe in a zip member or on Windows replaced by ``_``. ``fallback`` is the stem used when
-    nothing is left. The suffix is lower-cased only if it was empty (never invented)."""
+    """``(stem, suffix)`` of the last path component of ``file_name`` (``/`` and ``\\`` both
+    separate folders) with characters that are unsafe in a zip member or on Windows replaced by
+    ``_``, outer dots and spaces stripped, the stem cut to 120 characters and Windows device
+    names (``con``, ``nul``, ...) prefixed with ``_``. ``fallback`` is the stem when nothing is
+    left. The suffix (``.png``; 10 characters at most, else none) is kept as written."""
     base = PureWindowsPath(PurePosixPath(unicodedata.normalize("NFC", file_name)).name).name
     base = _UNSAFE.sub("_", base).strip().strip(".")
     path = PurePosixPath(base) if base else PurePosixPath("")
     suffix = path.suffix if path.suffix and len(path.suffix) <= 10 else ""
     stem = base[: len(base) - len(suffix)] if suffix else base
-    stem = stem.strip(" .")[:_MAX_STEM]
+    stem = stem[:_MAX_STEM].strip(" .")
     if not stem:
         stem = fallback
     if stem.lower() in _WINDOWS_RESERVED:

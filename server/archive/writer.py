@@ -25,6 +25,7 @@ removes its ``.part`` file). Temporary files are always removed.
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 import platform
@@ -147,7 +148,7 @@ def _metadata(project: ProjectRecord, options: ExportOptions, counts: dict, star
         "options": options.model_dump(mode="json"),
         "metrics_unit": "um" if options.pixel_size_um else "px",
         "counts": counts,
-        "software": _versions(),
+        "software": dict(_versions()),
         "started_at": started,
         "finished_at": _now(),
         "warnings": warnings,
@@ -155,7 +156,9 @@ def _metadata(project: ProjectRecord, options: ExportOptions, counts: dict, star
     }
 
 
+@functools.lru_cache(maxsize=1)
 def _versions() -> dict[str, str]:
+    # Cached: reading package metadata costs about 1 MB and the versions cannot change.
     versions = {"python": platform.python_version()}
     for name in _PACKAGES:
         try:

@@ -60,7 +60,8 @@ def yolo_line(obj: SegObject, image: ImageRecord, class_index: int) -> tuple[Opt
         norm = norm[:-1]
     if len({(a, b) for a, b in norm.tolist()}) < 3:
         return None, f"{where} skipped: degenerate after normalising (smaller than 1e-6 of the image)"
-    coords = " ".join(f"{v:.{_DECIMALS}f}" for v in norm.ravel())
+    flat = norm.ravel().tolist()
+    coords = (f"%.{_DECIMALS}f " * len(flat) % tuple(flat)).rstrip()
     return f"{class_index} {coords}", None
 
 

@@ -117,7 +117,8 @@ def _bbbc039(root: Path, next_id) -> list[ImageRecord]:
 
 def _stardist(root: Path, next_id) -> list[ImageRecord]:
     records = []
-    for folder in (root / "stardist_dsb2018" / "stardist" / "data" / "images", root / "stardist_dsb2018" / "tests" / "data"):
+    base = root / "stardist_dsb2018"
+    for folder in (base / "stardist" / "data" / "images", base / "tests" / "data"):
         labels = tifffile.imread(folder / "mask2d.tif").astype(np.int32)
         height, width = labels.shape
         records.append(ImageRecord(next_id(), "img2d.tif", width, height, str(folder / "img2d.tif"),

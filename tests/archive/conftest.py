@@ -2,6 +2,7 @@
 microscopy data of ``shared/data/cells`` as a ProjectRecord (see archive_helpers)."""
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -9,8 +10,11 @@ import pytest
 import tifffile
 from PIL import Image
 
-from archive_helpers import load_real_images, square
-from server.domain import ImageRecord, ProjectRecord, SegObject
+# The test modules import archive_helpers from this folder, also under --import-mode=importlib.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from archive_helpers import load_real_images, square  # noqa: E402
+from server.domain import ImageRecord, ProjectRecord, SegObject  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -5,7 +5,7 @@ import pytest
 from pycocotools.coco import COCO
 from shapely.geometry import Polygon
 
-from archive_helpers import iou, rasterise
+from archive_helpers import iou, rasterise_crop
 from server.archive.coco import coco_dict, iter_coco_json
 from server.archive.geometry import to_shapely
 
@@ -19,12 +19,21 @@ def _load(tmp_path, data):
 
 
 def _check_masks(coco, images_by_id):
+    """Worst IoU of annToMask against the source polygons rasterised with pycocotools."""
     objects = {(im.id, o.id): (im, o) for im in images_by_id.values() for o in im.objects}
     worst = 1.0
     for ann in coco.loadAnns(coco.getAnnIds()):
         image, obj = objects[(ann["image_id"], ann["object_id"])]
-        source = rasterise(obj.polygons, image.height, image.width)
-        worst = min(worst, iou(coco.annToMask(ann).astype(bool), source))
+        got = coco.annToMask(ann).astype(bool)
+        want, (x0, y0) = rasterise_crop(obj.polygons)  # a crop 1 px beyond the object's bounds
+        rows, cols = np.ogrid[y0:y0 + want.shape[0], x0:x0 + want.shape[1]]
+        want &= (rows >= 0) & (rows < image.height) & (cols >= 0) & (cols < image.width)  # as COCO clips
+        # Compare in that crop (padding keeps it inside the array for objects crossing the image
+        # border); nothing of the mask may lie outside it.
+        pad = max(want.shape) + 2
+        window = np.pad(got, pad)[y0 + pad:y0 + pad + want.shape[0], x0 + pad:x0 + pad + want.shape[1]]
+        assert np.count_nonzero(window) == np.count_nonzero(got)
+        worst = min(worst, iou(window, want))
     return worst
 
 
@@ -118,3 +127,46 @@ def test_real_data_every_annotation_matches_its_source_polygons(tmp_path, real_p
         obj = next(o for o in image.objects if o.id == ann["object_id"])
         assert np.isclose(ann["area"], to_shapely(obj.polygons).area, atol=1e-3)
         assert ann["area"] <= sum(Polygon(p[0]).area for p in obj.polygons) + 1e-6
+
+
+def test_real_dsb_masks_come_back_from_the_coco_file(tmp_path, real_project, cells_dir):
+    """End to end against the original annotation files: each DSB object is one mask PNG
+    (object k = k-th mask file in name order), and annToMask must give that mask back."""
+    from PIL import Image
+
+    dsb = [im for im in real_project.images if "bbbc038" in im.path]
+    assert len(dsb) == 9
+    coco = _load(tmp_path, coco_dict(real_project, dsb))
+    by_key = {(a["image_id"], a["object_id"]): a for a in coco.dataset["annotations"]}
+    worst, checked = 1.0, 0
+    for image in dsb:
+        masks = sorted((cells_dir / "bbbc038_dsb2018" / "stage1_train" / image.file_name[:-4] / "masks").glob("*.png"))
+        for k, path in enumerate(masks, start=1):
+            original = np.asarray(Image.open(path)) > 0
+            worst = min(worst, iou(coco.annToMask(by_key[(image.id, k)]).astype(bool), original))
+            checked += 1
+    assert checked == 356
+    assert worst >= 0.99
+
+
+def test_cocoeval_scores_the_ground_truth_against_itself_as_perfect(tmp_path, synthetic_project, capsys):
+    """The file works as COCOeval ground truth; every object, the RLE ones included, counts as an
+    ordinary instance (a crowd region would be ignored: gtIgnore = 1)."""
+    from pycocotools.cocoeval import COCOeval
+
+    gt = _load(tmp_path, coco_dict(synthetic_project, synthetic_project.images))
+    results = []
+    for ann in gt.loadAnns(gt.getAnnIds()):
+        rle = gt.annToRLE(ann)
+        rle = {"size": rle["size"], "counts": rle["counts"].decode("ascii") if isinstance(rle["counts"], bytes)
+               else rle["counts"]}
+        results.append({"image_id": ann["image_id"], "category_id": ann["category_id"],
+                        "segmentation": rle, "score": 1.0})
+    evaluation = COCOeval(gt, gt.loadRes(results), iouType="segm")
+    evaluation.evaluate()
+    evaluation.accumulate()
+    evaluation.summarize()
+    assert evaluation.stats[0] == pytest.approx(1.0)
+    everything = evaluation.params.areaRng[0]  # the "all" area range: only crowd makes a gt ignored
+    ignored = [g for e in evaluation.evalImgs if e is not None and e["aRng"] == everything for g in e["gtIgnore"]]
+    assert ignored and not any(ignored)

@@ -98,7 +98,10 @@ def test_column_names_carry_the_unit():
 
 # --- Feret by rotating calipers vs brute force -------------------------------------------------
 
-points = st.lists(st.tuples(st.floats(-50, 50), st.floats(-50, 50)), min_size=3, max_size=40)
+# On a 1e-6 grid: GEOS returns non-convex "hulls" for points 1e-166 apart (a denormal quirk no
+# real outline has), while duplicates and collinear points, which matter, stay likely.
+coordinate = st.floats(-50, 50).map(lambda v: round(v, 6))
+points = st.lists(st.tuples(coordinate, coordinate), min_size=3, max_size=40)
 
 
 @settings(max_examples=150, deadline=None)

@@ -215,3 +215,38 @@ def test_real_data_archive(tmp_path, real_project):
     assert len(image_names) == 17 and "images/img2d_2.tif" in image_names
     assert result.warnings == [] and meta["counts"]["yolo_lines"] == 1122
     assert "area_px2" in rows[0]
+
+
+def _many_circles(n_images: int) -> ProjectRecord:
+    import math
+
+    ring = [(12 + 8 * math.cos(k * math.pi / 12), 12 + 8 * math.sin(k * math.pi / 12)) for k in range(24)]
+    from server.domain import SegObject
+
+    images = [ImageRecord(i, f"im{i}.png", 400, 100, None,
+                          [SegObject(j, "c", [[[(x + 20 * j, y) for x, y in ring]]]) for j in range(20)])
+              for i in range(1, n_images + 1)]
+    return ProjectRecord(1, "p", ["c"], images=images)
+
+
+@pytest.mark.parametrize("fmt, member", [("coco", "annotations/coco/annotations.json"),
+                                         ("json", "annotations/json/project.json")])
+def test_json_members_are_streamed_not_built_whole(tmp_path, fmt, member):
+    """Peak Python memory must not grow with the size of the JSON written (tracemalloc)."""
+    import tracemalloc
+
+    peaks, sizes = [], []
+    warm = _many_circles(1)  # first use caches package versions (about 1 MB of metadata reading)
+    write_archive(warm, warm.images, ExportOptions(annotation_formats=[fmt]), tmp_path / "w.zip", lambda *a: None)
+    for n in (10, 60):
+        project = _many_circles(n)
+        tracemalloc.start()
+        try:
+            result = write_archive(project, project.images, ExportOptions(annotation_formats=[fmt]),
+                                   tmp_path / f"{n}.zip", lambda *a: None)
+            peaks.append(tracemalloc.get_traced_memory()[1])
+        finally:
+            tracemalloc.stop()
+        sizes.append(result.files[member]["size"])
+    # Building the document first would need at least its text (and several times that as dicts).
+    assert peaks[1] - peaks[0] < 0.2 * (sizes[1] - sizes[0]), (peaks, sizes)
