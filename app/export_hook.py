@@ -32,8 +32,8 @@ from pydantic import ValidationError
 from app import crosstab, persistence
 from app.hooks import mount, use_callback, use_effect, use_ref, use_state
 from app.machine import (
-    POLLABLE, AutoDownloadDue, Cancel, CancelAnswered, ClearPersist, Dismiss, Download, ExportState,
-    FetchFailed, JobUpdate, LockResult, Marks, Persist, Post, Remote, Restore, Start, StartAccepted,
+    POLLABLE, AutoDownloadDue, Cancel, CancelAnswered, ClearPersist, ClearStartCancel, Dismiss, Download, ExportState,
+    FetchFailed, JobUpdate, LockResult, Marks, MarkStartCancel, Persist, Post, Remote, Restore, Start, StartAccepted,
     StartDownload, StartFailed, StartRejected, Update, Warn, WriteMark, activities, event_job_id,
     initial_state, retry_delay_ms, transition, view,
 )
@@ -50,18 +50,22 @@ RECONNECT_MAX_MS = 30_000.0
 
 
 def start_path(project_id: int) -> str:
+    """POST here with the options to start an export (202 job | 409 {detail, job})."""
     return f"/api/projects/{project_id}/exports"
 
 
 def job_path(job_id: str) -> str:
+    """GET the job JSON here."""
     return f"/api/exports/{job_id}"
 
 
 def cancel_path(job_id: str) -> str:
+    """POST here to cancel (200 job | 409 {detail: "already downloaded", job})."""
     return f"/api/exports/{job_id}/cancel"
 
 
 def download_url(job_id: str) -> str:
+    """The archive's download URL (handed to ``Downloader.download``)."""
     return f"/api/exports/{job_id}/download"
 
 
@@ -187,7 +191,7 @@ class _Runtime:
 
     def marks(self, job_id: str) -> Marks:
         p = self.ports
-        return persistence.read_marks(p.storage, job_id, p.clock.now(), p.log)
+        return persistence.read_marks(p.storage, job_id, p.clock.now(), p.log, self.project_id)
 
     # -- actions
     def execute(self, action: Any) -> None:
@@ -201,6 +205,10 @@ class _Runtime:
             persistence.clear(p.storage, self.project_id, action.job_id)
         elif isinstance(action, WriteMark):
             persistence.write_mark(p.storage, action.kind, action.job_id, now, p.tab_id)
+        elif isinstance(action, MarkStartCancel):
+            persistence.write_start_cancel(p.storage, self.project_id, now, p.tab_id)
+        elif isinstance(action, ClearStartCancel):
+            persistence.clear_start_cancel(p.storage, self.project_id)
         elif isinstance(action, StartDownload):
             p.downloader.download(download_url(action.job.id), export_filename(action.job))
         elif isinstance(action, Warn):
@@ -231,6 +239,9 @@ class _Runtime:
     def on_storage_change(self, key: str, value: Optional[str]) -> None:
         p = self.ports
         if key == persistence.storage_key(self.project_id):
+            # The event's value may be old news by the time it is handled (events queue up):
+            # the key's value now is the truth.
+            value = p.storage.get(key)
             if value is None:
                 return  # a removal says nothing about why; the channel / marks say it
             record, problem = persistence.decode_record(value, self.project_id, p.clock.now())

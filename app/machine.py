@@ -98,10 +98,13 @@ class JobUpdate:
 
 @dataclass(frozen=True)
 class Marks:
-    """What storage says about the event's job: a tab asked to cancel it / downloaded it."""
+    """What storage says about the event's job: a tab asked to cancel it / downloaded it;
+    ``start_cancelled``: a tab clicked cancel while its start request (for this project) was
+    still unanswered, so the job it will attach to is not known yet: no download for now."""
 
     cancelled: bool = False
     downloaded: bool = False
+    start_cancelled: bool = False
 
 
 @dataclass(frozen=True)
@@ -120,6 +123,7 @@ class ExportState:
     options: Optional[ExportOptions] = None
     early: Optional[JobUpdate] = None
     early_source: str = "socket"
+    adopting: bool = False
     dismissed: frozenset[str] = frozenset()
 
     @property
@@ -279,6 +283,16 @@ class WriteMark:
 
 
 @dataclass(frozen=True)
+class MarkStartCancel:
+    """Write the project's "cancel clicked while starting" mark (C1 before the job id)."""
+
+
+@dataclass(frozen=True)
+class ClearStartCancel:
+    """Remove the project's "cancel clicked while starting" mark."""
+
+
+@dataclass(frozen=True)
 class StartDownload:
     """Hand the archive of ``job`` to the browser (exactly once per job over all tabs)."""
     job: ExportJob
@@ -289,7 +303,7 @@ class Warn:
     message: str
 
 
-Action = Union[Post, Persist, ClearPersist, WriteMark, StartDownload, Warn]
+Action = Union[Post, Persist, ClearPersist, WriteMark, MarkStartCancel, ClearStartCancel, StartDownload, Warn]
 
 
 # ---------------------------------------------------------------------------- guards
@@ -343,10 +357,13 @@ for_project = Guard("for_project", lambda s, e: _upd(e).project_id == s.project_
 same_job = Guard("same_job", lambda s, e: s.job is not None and _upd(e).job_id == s.job.id)
 newer = Guard("newer", lambda s, e: _is_newer(s, _upd(e), e.source))
 from_fetch = Guard("from_fetch", lambda s, e: e.source == "fetch")
+from_server = Guard("from_server", lambda s, e: e.source in SERVER_SOURCES)
+adopting = Guard("adopting", lambda s, e: s.adopting)
 other_job = Guard("other_job", lambda s, e: s.job is None or _upd(e).job_id != s.job.id)
 not_dismissed = Guard("not_dismissed", lambda s, e: _upd(e).job_id not in s.dismissed)
 cancel_marked = Guard("cancel_marked", lambda s, e: e.marks.cancelled)
 download_marked = Guard("download_marked", lambda s, e: e.marks.downloaded)
+start_cancel_marked = Guard("start_cancel_marked", lambda s, e: e.marks.start_cancelled)
 delivered = Guard("delivered", lambda s, e: bool(_upd(e).delivered) or e.marks.downloaded)
 has_job = Guard("has_job", lambda s, e: s.job is not None)
 event_job = Guard("event_job", lambda s, e: s.job is not None and e.job_id == s.job.id)
@@ -383,8 +400,14 @@ def job_status_target(s: ExportState, e: Any) -> str:
 job_status_target.__doc__ = "status of the job"
 
 
+def _stale_adoption(s: ExportState, e: Any) -> bool:
+    return s.adopting and _upd(e).status not in ACTIVE_STATUSES | {"completed"}
+
+
 def _restored_target(s: ExportState, e: Any) -> str:
     u = _upd(e)
+    if _stale_adoption(s, e):
+        return "idle"  # the news that made us follow it was stale: the job is over
     if u.status in ACTIVE_STATUSES:
         return "cancelling" if e.marks.cancelled else u.status
     if u.status == "completed":
@@ -408,7 +431,12 @@ def _apply_live(s: ExportState, e: Any) -> dict[str, Any]:
 
 def _adopt(s: ExportState, e: Any) -> dict[str, Any]:
     return {"job": _upd(e).to_job(None), "live": True, "error": None, "notice": None,
-            "auto_download": False, "downloaded_here": False, "attempt": 0, "early": None}
+            "auto_download": False, "downloaded_here": False, "attempt": 0, "early": None,
+            "adopting": False}
+
+
+def _adopt_unverified(s: ExportState, e: Any) -> dict[str, Any]:
+    return {**_adopt(s, e), "live": False, "adopting": True}
 
 
 def _completed(s: ExportState, e: Any) -> dict[str, Any]:
@@ -436,8 +464,10 @@ def _downloaded_elsewhere(s: ExportState, e: Any) -> dict[str, Any]:
 
 def _restored(s: ExportState, e: Any) -> dict[str, Any]:
     u = _upd(e)
+    if _stale_adoption(s, e):
+        return {"job": None, "attempt": 0, "adopting": False, "live": False, "early": None}
     changes = {"job": u.to_job(s.job), "attempt": 0, "live": u.status in ACTIVE_STATUSES,
-               "auto_download": False}
+               "auto_download": False, "adopting": False}
     if u.status in ("failed", "expired"):
         changes["error"] = u.message or ("the export expired" if u.status == "expired"
                                          else "the export failed")
@@ -511,6 +541,11 @@ def _cancelled_answer(s: ExportState, e: CancelAnswered) -> dict[str, Any]:
     return {"job": job, "attempt": 0, "notice": None}
 
 
+def _cancelled_late(s: ExportState, e: Any) -> dict[str, Any]:
+    return {**_apply_job(s, e), "downloaded_here": False,
+            "notice": "cancelled before the download reached the server"}
+
+
 def _cancel_gone(s: ExportState, e: CancelAnswered) -> dict[str, Any]:
     return {"attempt": 0, "notice": "the export no longer exists on the server"}
 
@@ -522,7 +557,7 @@ def _cancel_downloaded(s: ExportState, e: CancelAnswered) -> dict[str, Any]:
 
 
 def _restore(s: ExportState, e: Restore) -> dict[str, Any]:
-    return {"job": e.job, "attempt": 0, "live": False, "error": None, "notice": None,
+    return {"job": e.job, "attempt": 0, "live": False, "error": None, "notice": None, "adopting": False,
             "early": None, "auto_download": False, "downloaded_here": False}
 
 
@@ -603,9 +638,18 @@ clear_persist = _named("clear persisted", lambda old, new, e: [ClearPersist(old.
 mark_cancelled = _named("mark cancelled",
                         lambda old, new, e: [WriteMark("cancelled", new.job.id)] if new.job else [])
 start_download = _named("mark downloaded, post download-claimed, download, post downloaded",
-                        lambda old, new, e: [StartDownload(new.job), WriteMark("downloaded", new.job.id),
+                        lambda old, new, e: [WriteMark("downloaded", new.job.id),
                                              Post("download-claimed", new.job),
+                                             StartDownload(new.job),
                                              Post("downloaded", new.job)])
+
+
+mark_start_cancel = _named("mark start cancelled", lambda old, new, e: [MarkStartCancel()])
+clear_start_cancel = _named("clear start-cancelled mark", lambda old, new, e: [ClearStartCancel()])
+
+
+def _start_cancel_pending(s: ExportState, e: Any) -> dict[str, Any]:
+    return {"auto_download": False, "notice": "a cancel is pending in another tab"}
 
 
 def warn(text: str) -> ActionFn:
@@ -646,6 +690,8 @@ RULES: tuple[Rule, ...] = (
     _r(Restore, "idle", ALWAYS, "restoring", _restore, why="C8: re-query before showing"),
     _r(Update, "restoring", for_project & same_job & from_fetch, _restored_target, _restored,
        (persist_or_clear,), why="C8: completed while closed -> offered, not auto-downloaded"),
+    _r(FetchFailed, "restoring", event_job & adopting & Guard("gone", lambda s, e: e.outcome == "gone"),
+       "idle", _gone_idle, why="a relayed job the server does not know: forget it quietly"),
     _r(FetchFailed, "restoring", event_job & Guard("gone", lambda s, e: e.outcome == "gone"),
        "idle", _gone_idle, (clear_persist, warn("persisted export no longer on the server")),
        why="C5/C8: a job the server forgot is dropped"),
@@ -656,10 +702,13 @@ RULES: tuple[Rule, ...] = (
     _r(StartAccepted, "starting", ALWAYS, _accepted_target, _accepted,
        (persist_new, post("started")), why="R1: 202 or 409 attaches to the active job"),
     _r(StartAccepted, "cancelling", ~has_job, "cancelling", _job_arrived_while_cancelling,
-       (mark_cancelled, post("cancel-requested")), why="C1: cancel clicked while starting"),
+       (mark_cancelled, clear_start_cancel, post("cancel-requested")),
+       why="C1: cancel clicked while starting; the job mark replaces the project mark"),
     _r(StartFailed, "starting", retryable, SAME, _retry, why="R1 makes a repeated POST safe"),
     _r(StartFailed, "starting", ALWAYS, "failed", _error("could not start the export: ")),
-    _r(StartFailed, "cancelling", ~has_job, "cancelled", _cancel_before_job,
+    _r(StartFailed, "cancelling", ~has_job & retryable, SAME, _retry,
+       why="C1: the lost POST may have created the job: ask again (R1) to learn it, then cancel"),
+    _r(StartFailed, "cancelling", ~has_job, "cancelled", _cancel_before_job, (clear_start_cancel,),
        why="C1: nothing was created that could be downloaded"),
     _r(Update, {"starting", "restoring"}, ALWAYS, SAME, _keep_early,
        why="news racing the 202 / the re-query is kept and applied after it"),
@@ -667,8 +716,8 @@ RULES: tuple[Rule, ...] = (
     _r(Cancel, {"queued", "running", "completed", "downloading", "restoring"}, has_job,
        "cancelling", _to_cancelling, (mark_cancelled, clear_persist, post("cancel-requested")),
        why="C1: local first, marks, clears C5, tells tabs; HTTP is the state's activity"),
-    _r(Cancel, "starting", ALWAYS, "cancelling", _cancel_before_job,
-       why="C1: the job id comes with the 202, then the cancel is sent"),
+    _r(Cancel, "starting", ALWAYS, "cancelling", _cancel_before_job, (mark_start_cancel,),
+       why="C1: the job id comes with the 202; until then a project mark stops downloads"),
     _r(CancelAnswered, "cancelling", has_job & outcome_is("ok"), "cancelled", _cancelled_answer,
        (post("cancelled"), clear_persist), why="C2: 200 -> cancelled"),
     _r(CancelAnswered, "cancelling", has_job & outcome_is("downloaded"), "downloaded",
@@ -692,13 +741,18 @@ RULES: tuple[Rule, ...] = (
     _r(Update, "completed", for_project & newer & status_is("completed"), SAME, _apply_job, (persist,)),
     _r(Update, FOLLOWED, for_project & newer & status_is("cancelled"), "cancelled", _apply_job,
        (clear_persist, post_if_server("cancelled")), why="R2/C5"),
+    _r(Update, "downloaded", for_project & newer & status_is("cancelled"), "cancelled", _cancelled_late,
+       (clear_persist,), why="R2: a cancel that reached the server before the download request wins"),
     _r(Update, FOLLOWED, for_project & newer & status_is("failed", "expired"), "failed",
        _failed_update, (clear_persist, post_if_server("progress")), why="C5: failure clears"),
+    _r(Update, ADOPTABLE, for_project & other_job & not_dismissed & status_is("queued", "running")
+       & ~from_server, "restoring", _adopt_unverified,
+       why="news relayed by a tab may be stale (its end not relayed): re-query before following"),
     _r(Update, ADOPTABLE, for_project & other_job & not_dismissed & status_is("queued", "running")
        & cancel_marked, "cancelling", _adopt, (clear_persist,),
        why="follow a job cancelled elsewhere: keep asking the server to cancel it"),
     _r(Update, ADOPTABLE, for_project & other_job & not_dismissed & status_is("queued", "running"),
-       job_status_target, _adopt, (persist,), why="a tab that did not start it follows it"),
+       job_status_target, _adopt, (persist,), why="a tab that did not start it follows it (R6 order)"),
     # ---- polling errors (C7)
     _r(FetchFailed, {"queued", "running", "completed"},
        event_job & Guard("gone", lambda s, e: e.outcome == "gone"), "failed", _gone_failed,
@@ -719,15 +773,20 @@ RULES: tuple[Rule, ...] = (
        _to_cancelling, (clear_persist,), why="C1"),
     _r(AutoDownloadDue, "completed", event_job & auto_on & download_marked, "downloaded",
        _downloaded_elsewhere, why="C4"),
+    _r(AutoDownloadDue, "completed", event_job & auto_on & start_cancel_marked, SAME,
+       _start_cancel_pending, why="C1: a cancel clicked while its start was unanswered"),
     _r(AutoDownloadDue, "completed", event_job & auto_on, "downloading", _no_auto),
     _r(Download, "completed", event_job & cancel_marked, "cancelling", _to_cancelling,
        (clear_persist,), why="C1"),
     _r(Download, "completed", event_job & download_marked, "downloaded", _downloaded_elsewhere),
+    _r(Download, "completed", event_job & start_cancel_marked, SAME, _start_cancel_pending, why="C1"),
     _r(Download, "completed", event_job, "downloading", _no_auto, why="C8: the offered download"),
     _r(LockResult, "downloading", event_job & cancel_marked, "cancelling", _to_cancelling,
        (clear_persist,), why="C1: checked under the lock"),
     _r(LockResult, "downloading", event_job & download_marked, "downloaded", _downloaded_elsewhere,
        why="C4: checked under the lock"),
+    _r(LockResult, "downloading", event_job & start_cancel_marked, "completed", _start_cancel_pending,
+       why="C1: checked under the lock"),
     _r(LockResult, "downloading", event_job & granted, "downloaded", _downloaded_here,
        (start_download, persist), why="C4: the mark is written before the download starts"),
     _r(LockResult, "downloading", event_job, "completed", _claimed_elsewhere,

@@ -10,6 +10,9 @@ Keys (all under ``cellhub.export.v1.``):
   written before the cancel request leaves.
 - ``cellhub.export.v1.downloaded.<job_id>``: the job was downloaded (C4), written by the
   lock holder before the download starts.
+- ``cellhub.export.v1.start-cancelled.<project_id>``: a cancel was clicked while the tab's
+  start request was unanswered (the job id unknown): no tab downloads a job of the project
+  while it stands; removed when the answer comes, lapses after ``START_CANCEL_TTL_MS`` (60 s).
 
 Marks are ``JobMark`` = ``{v: 1, ts, tab_id}`` and count for ``MARK_TTL_MS`` (24 h, after
 which the archive is gone anyway); an expired or corrupt mark is removed when read. Times
@@ -31,6 +34,7 @@ PERSIST_VERSION = 1
 PERSIST_TTL_MS = 24 * 3600 * 1000.0
 MARK_TTL_MS = 24 * 3600 * 1000.0
 MARK_KINDS = ("cancelled", "downloaded")
+START_CANCEL_TTL_MS = 60_000.0
 
 
 class PersistedExport(BaseModel):
@@ -168,10 +172,47 @@ def has_mark(storage: Storage, kind: str, job_id: str, now_ms: float, log: Log) 
     return True
 
 
-def read_marks(storage: Storage, job_id: str, now_ms: float, log: Log) -> Marks:
-    """Both marks of ``job_id`` as a ``Marks``."""
+def start_cancel_key(project_id: int) -> str:
+    """``cellhub.export.v1.start-cancelled.<project_id>``."""
+    return f"{PREFIX}start-cancelled.{int(project_id)}"
+
+
+def write_start_cancel(storage: Storage, project_id: int, now_ms: float, tab_id: str) -> None:
+    """Write the project's start-cancelled mark (see module doc)."""
+    storage.set(start_cancel_key(project_id), JobMark(v=1, ts=now_ms, tab_id=tab_id).model_dump_json())
+
+
+def clear_start_cancel(storage: Storage, project_id: int) -> None:
+    """Remove the project's start-cancelled mark."""
+    storage.remove(start_cancel_key(project_id))
+
+
+def has_start_cancel(storage: Storage, project_id: int, now_ms: float, log: Log) -> bool:
+    """True while a valid start-cancelled mark younger than ``START_CANCEL_TTL_MS`` exists."""
+    key = start_cancel_key(project_id)
+    raw = storage.get(key)
+    if raw is None:
+        return False
+    try:
+        mark = JobMark.model_validate_json(raw)
+    except ValidationError:
+        log.warn(f"dropped corrupt mark {key}")
+        storage.remove(key)
+        return False
+    if now_ms - mark.ts > START_CANCEL_TTL_MS:
+        storage.remove(key)
+        return False
+    return True
+
+
+def read_marks(storage: Storage, job_id: str, now_ms: float, log: Log,
+               project_id: Optional[int] = None) -> Marks:
+    """The marks of ``job_id`` (and, with ``project_id``, the project's start-cancelled
+    mark) as a ``Marks``."""
     return Marks(cancelled=has_mark(storage, "cancelled", job_id, now_ms, log),
-                 downloaded=has_mark(storage, "downloaded", job_id, now_ms, log))
+                 downloaded=has_mark(storage, "downloaded", job_id, now_ms, log),
+                 start_cancelled=project_id is not None
+                 and has_start_cancel(storage, project_id, now_ms, log))
 
 
 def parse_mark_key(key: str) -> Optional[tuple[str, str]]:

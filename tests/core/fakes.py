@@ -11,7 +11,11 @@ Web Lock decision, the browser fetching a download) is a pending ``Step`` of the
   the earliest due timer (firing it moves the clock). A model checker picks any of them.
 - ``world.fire(step)``: deliver one; ``world.settle()``: deliver non-timer steps oldest
   first until none is left; ``world.advance(ms)``: settle, then fire timers in time order
-  (settling after each) up to ``now + ms``.
+  (settling after each) up to ``now + ms``; ``world.tick(ms)``: fire only the due timers.
+- User clicks go through ``Tab`` (``start``, ``cancel``, ``download``, ``dismiss``,
+  ``show``, ``close``; ``world.reload(tab)``) and are logged in ``world.user_actions``;
+  ``world.job_history`` logs which job each tab showed; ``world.cancel_clicks()`` and
+  ``world.violations()`` turn them into the safety invariants (C1, C4, R2).
 - ``FakeServer`` implements R1-R4 and R6 over ``app.models`` and takes scripted faults
   (``inject``): a canned answer, a network error before or after the server acted, or an
   answer that never comes.
@@ -638,6 +642,7 @@ class Tab:
         self.controller = controller
         self._unmount = unmount
         self.closed = False
+        self.stop_history: Callable[[], None] = lambda: None
 
     # state
     @property
@@ -658,22 +663,22 @@ class Tab:
 
     # user actions
     def start(self, options: Any = None) -> None:
-        self.world.user_actions.append((self.world.mark(), self.id, "start", None))
+        self.world.user_actions.append((self.world.mark(), self.id, "start", None, self.status))
         self.controller.start_export(options)
 
     def cancel(self) -> None:
         self.world.user_actions.append((self.world.mark(), self.id, "cancel",
-                                        self.job.id if self.job else None))
+                                        self.job.id if self.job else None, self.status))
         self.controller.cancel_export()
 
     def download(self, job_id: Optional[str] = None) -> None:
         job_id = job_id or (self.job.id if self.job else "")
-        self.world.user_actions.append((self.world.mark(), self.id, "download", job_id))
+        self.world.user_actions.append((self.world.mark(), self.id, "download", job_id, self.status))
         self.controller.download(job_id)
 
     def dismiss(self) -> None:
         self.world.user_actions.append((self.world.mark(), self.id, "dismiss",
-                                        self.job.id if self.job else None))
+                                        self.job.id if self.job else None, self.status))
         self.controller.dismiss()
 
     def show(self) -> None:
@@ -685,6 +690,7 @@ class Tab:
         if self.closed:
             return
         self.closed = True
+        self.stop_history()
         self._unmount()
         for cancel in self.ports.clock.cancels:  # type: ignore[attr-defined]
             cancel()
@@ -708,8 +714,10 @@ class World:
         self.locks = FakeLockManager(self)
         self.tabs: dict[str, Tab] = {}
         self.downloads: list[DownloadRecord] = []
-        self.user_actions: list[tuple[int, str, str, Optional[str]]] = []
+        self.user_actions: list[tuple[int, str, str, Optional[str], str]] = []
+        """(mark, tab, action, job id shown, machine status) of every user click."""
         self.socket_blocked: set[str] = set()
+        self.job_history: dict[str, list[tuple[int, str]]] = {}
         self.errors: list[tuple[BaseException, str]] = []
         self._tab_ids = itertools.count(1)
         self._marks = itertools.count(1)
@@ -747,6 +755,12 @@ class World:
         )
         controller, unmount = create_export_controller(project_id, ports)
         tab = Tab(self, tid, project_id, ports, controller, unmount)
+        # The jobs this tab has shown, in order: resolves a cancel clicked before the job id
+        # was known to the job it was about (for ``violations``).
+        history = self.job_history.setdefault(tid, [])
+        tab.stop_history = store.detached(lambda: store.effect(
+            lambda: history.append((self.mark(), controller.current_job.value.id))
+            if controller.current_job.value is not None else None))
         self.tabs[tid] = tab
         return tab
 
@@ -817,6 +831,19 @@ class World:
     def downloads_of(self, job_id: str) -> list[DownloadRecord]:
         return [d for d in self.downloads if d.job_id == job_id]
 
+    def cancel_clicks(self) -> list[tuple[int, str, str]]:
+        """``(mark, tab, job_id)`` of every cancel click; a click made before the tab knew
+        its job (while starting) counts for the first job the tab showed afterwards."""
+        out = []
+        for at, tab, kind, job_id, status in self.user_actions:
+            if kind != "cancel":
+                continue
+            if job_id is None and status == "starting":
+                job_id = next((j for m, j in self.job_history.get(tab, ()) if m > at), None)
+            if job_id is not None:
+                out.append((at, tab, job_id))
+        return out
+
     def violations(self) -> list[str]:
         """Safety invariants over everything that happened so far (empty when all hold):
         at most one download per job (C4); no download of a job after a cancel click on it
@@ -826,11 +853,13 @@ class World:
         for d in self.downloads:
             by_job[d.job_id] = by_job.get(d.job_id, 0) + 1
         out += [f"{job}: {n} downloads" for job, n in by_job.items() if n > 1]
-        for at, tab, kind, job_id in self.user_actions:
-            if kind == "cancel" and job_id is not None:
-                out += [f"{job_id}: downloaded by {d.tab} after a cancel click in {tab}"
-                        for d in self.downloads if d.job_id == job_id and d.step >= at]
+        for at, tab, job_id in self.cancel_clicks():
+            out += [f"{job_id}: downloaded by {d.tab} after a cancel click in {tab}"
+                    for d in self.downloads if d.job_id == job_id and d.step >= at]
+        clicked = {job_id for _, _, job_id in self.cancel_clicks()}
+        # R2: a cancel reaching the server before the browser's download request wins (410);
+        # without any cancel click a failed download is a bug.
         out += [f"{d.job_id}: downloaded but server says {d.server_status}" for d in self.downloads
-                if d.server_status not in (None, 200)]
+                if d.server_status not in (None, 200) and d.job_id not in clicked]
         out += [f"store error in {where}: {exc!r}" for exc, where in self.errors]
         return out

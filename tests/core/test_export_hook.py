@@ -447,3 +447,49 @@ def test_a_hanging_cancel_request_keeps_cancelling(world):
     world.server.finish(jid)
     world.advance(60_000)
     assert a.status == "cancelling" and world.downloads == []
+
+
+def test_a_cancel_that_beats_the_download_request_to_the_server_wins(world):
+    """R2: A handed the download to the browser; B's cancel reaches the server first."""
+    a, b = open_tabs(world, 2)
+    jid = started(world, a)
+    world.server.finish(jid)
+    world.settle()
+    world.tick(AUTO_DOWNLOAD_DELAY_MS)
+    while not world.downloads:  # deliver until a download is handed out, nothing more
+        world.fire(world.sched.deliveries()[0])
+    b.cancel()
+    cancel_leg = [s for s in world.sched.deliveries() if s.kind == "http-request" and "cancel" in s.label]
+    world.fire(cancel_leg[0])
+    world.advance(5_000)
+    assert world.downloads[0].server_status == 410
+    assert a.status == "cancelled" and b.status == "cancelled"
+    assert a.controller.notice.value == "cancelled before the download reached the server"
+    assert world.violations() == []
+
+
+def test_server_errors_on_cancel_are_retried(world):
+    (a,) = open_tabs(world, 1)
+    jid = started(world, a)
+    world.server.inject("POST", r"/api/exports/.*/cancel", HttpResponse(503, {"detail": "busy"}), times=2)
+    a.cancel()
+    world.advance(600)
+    assert a.status == "cancelling"
+    world.advance(2_000)
+    assert a.status == "cancelled" and world.server.jobs[jid].status == "cancelled"
+
+
+def test_a_late_storage_event_is_read_as_the_value_now(world):
+    """B hears of A's export only through storage events that arrive after it ended."""
+    a, b = open_tabs(world, 2)
+    world.bus.subscribers.pop(b.id)
+    world.drop_socket(b)
+    seen = []
+    effect(lambda: seen.append(b.controller.export_status.value))
+    a.start()
+    while a.job is None:  # deliver to A only: B's storage events wait
+        world.fire(next(s for s in world.sched.deliveries() if s.tab != b.id))
+    a.cancel()
+    world.advance(5_000)
+    assert a.status == "cancelled"
+    assert seen == ["idle"] and not [r for r in world.server.requests if r[0] == b.id]

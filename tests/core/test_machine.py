@@ -8,7 +8,8 @@ from hypothesis import strategies as st
 
 from app.machine import (
     ACTIVITIES, MAX_START_ATTEMPTS, RULES, SAME, STATES, AutoDownloadDue, Cancel, CancelAnswered,
-    ClearPersist, Dismiss, Download, ExportState, FetchFailed, JobUpdate, LockResult, Marks, Persist,
+    ClearPersist, ClearStartCancel, Dismiss, Download, ExportState, FetchFailed, JobUpdate, LockResult,
+    Marks, MarkStartCancel, Persist,
     Post, Remote, Restore, Start, StartAccepted, StartDownload, StartFailed, StartRejected, Update,
     WriteMark, activities, describe_rules, initial_state, retry_delay_ms, transition, view,
 )
@@ -166,15 +167,29 @@ def test_cancel_answers():
 
 
 def test_cancel_while_starting_waits_for_the_job_id():
-    s, _ = run(initial_state(PID), Start(ExportOptions()), StartFailed("net", True), Cancel())
+    s, acts = run(initial_state(PID), Start(ExportOptions()), StartFailed("net", True), Cancel())
     assert s.status == "cancelling" and s.job is None and s.attempt == 1
+    assert acts == [MarkStartCancel()]
     assert activities(s) == {"start_request"}  # the same POST keeps going
     s2, acts = transition(s, StartAccepted(job()))
     assert s2.status == "cancelling" and s2.job.id == "j1"
-    assert acts == [WriteMark("cancelled", "j1"), Post("cancel-requested", job())]
+    assert acts == [WriteMark("cancelled", "j1"), ClearStartCancel(), Post("cancel-requested", job())]
     assert "cancel_request" in activities(s2)
-    s3, _ = transition(s, StartFailed("net", True))
-    assert s3.status == "cancelled"
+    s3, acts = transition(s, StartFailed("net", True))
+    assert s3.status == "cancelling" and s3.attempt == 2 and acts == []  # the POST may have landed
+    s4, acts = transition(s, StartFailed("bad", False))
+    assert s4.status == "cancelled" and acts == [ClearStartCancel()]
+
+
+def test_a_cancel_clicked_before_the_job_id_was_known_blocks_downloads():
+    pending = Marks(start_cancelled=True)
+    c = completed_state()
+    held, _ = transition(c, AutoDownloadDue("j1", pending))
+    assert held.status == "completed" and not held.auto_download and "pending" in held.notice
+    assert transition(c, Download("j1", pending))[0].status == "completed"
+    d, _ = transition(c, AutoDownloadDue("j1"))
+    s, acts = transition(d, LockResult("j1", True, pending))
+    assert s.status == "completed" and acts == []
 
 
 def test_a_cancel_mark_stops_a_completion_and_a_download():
@@ -349,6 +364,7 @@ _EVENTS = st.sampled_from([
     upd("completed", 4, marks=Marks(cancelled=True)),
     AutoDownloadDue("j1"), Download("j1"), LockResult("j1", True), LockResult("j1", False),
     LockResult("j1", True, Marks(cancelled=True)), LockResult("j1", True, Marks(downloaded=True)),
+    LockResult("j1", True, Marks(start_cancelled=True)),
     Remote("cancel-requested", "j1", PID), Remote("downloaded", "j1", PID),
     Restore(job("running", 2)), Update(JobUpdate.from_job(job("completed", 4)), "fetch"),
 ])
@@ -369,8 +385,21 @@ def test_no_download_after_a_cancel_and_only_from_a_granted_lock(events):
             if isinstance(a, StartDownload):
                 downloads += 1
                 assert before.status == "downloading" and isinstance(ev, LockResult) and ev.granted
-                assert not ev.marks.cancelled and not ev.marks.downloaded
+                assert not ev.marks.cancelled and not ev.marks.downloaded and not ev.marks.start_cancelled
                 assert a.job.id not in cancelled_jobs
                 assert acts.index(WriteMark("downloaded", a.job.id)) < acts.index(a)
         assert s.status in STATES
     assert downloads <= 1  # one job id in these traces: one download at most
+
+
+def test_relayed_news_of_another_job_is_verified_before_it_is_followed():
+    for source in ("channel", "storage"):
+        s, acts = transition(initial_state(PID), upd("running", 4, jid="j9", source=source))
+        assert s.status == "restoring" and s.adopting and activities(s) == {"fetch_job"} and acts == []
+        fetched = lambda j: Update(JobUpdate.from_job(j), "fetch")  # noqa: E731
+        live, _ = transition(s, fetched(job("running", 5, jid="j9")))
+        assert live.status == "running" and live.live and not live.adopting
+        stale, acts = transition(s, fetched(job("failed", 6, jid="j9")))
+        assert stale.status == "idle" and stale.job is None and acts == []
+        gone, acts = transition(s, FetchFailed("j9", "gone"))
+        assert gone.status == "idle" and acts == []
