@@ -33,10 +33,6 @@ class JobCancelled(Exception):
     """Raised inside the worker at a checkpoint once its job has been cancelled."""
 
 
-class ExportTooLarge(Exception):
-    """Raised when an archive would exceed the configured size limit."""
-
-
 @dataclass
 class TestHooks:
     """Test-only controls (exist only when ``CELLHUB_TEST_HOOKS=1``).

@@ -1,0 +1,78 @@
+"""The CLI's user management and the rule that test hooks exist only when asked for."""
+from __future__ import annotations
+
+import httpx
+
+from server import auth
+from server.cli import main
+from server.db import Database
+from tests.service.conftest import start_live
+
+
+def test_users_add_hashes_the_password_and_refuses_duplicates(tmp_path, capsys):
+    data = tmp_path / "data"
+    assert main(["users", "--data-dir", str(data), "add", "alice", "--password", "s3cret"]) == 0
+    db = Database(data / "cellhub.sqlite3")
+    stored = db.one("SELECT password_hash FROM users WHERE username = 'alice'")["password_hash"]
+    assert stored.startswith("$argon2id$") and "s3cret" not in stored
+    assert auth.check_password(db, "alice", "s3cret") is not None
+    assert auth.check_password(db, "alice", "wrong") is None
+    assert main(["users", "--data-dir", str(data), "add", "alice", "--password", "x"]) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert main(["users", "--data-dir", str(data), "add", "bad name!", "--password", "x"]) == 2
+    assert main(["users", "--data-dir", str(data), "list"]) == 0
+    assert "alice" in capsys.readouterr().out
+
+
+def test_test_hooks_exist_only_when_turned_on(tmp_path):
+    srv = start_live(tmp_path / "data", test_hooks=False)
+    try:
+        assert srv.app.state.hooks is None
+        r = httpx.post(srv.base_url + "/api/test/hooks", json={"hold_before_complete": True})
+        assert r.status_code in (404, 405)
+        assert httpx.get(srv.base_url + "/api/test/jobs/x").status_code in (401, 404)
+    finally:
+        srv.stop()
+
+
+def test_the_run_command_serves_no_test_hooks_and_prints_a_login_url(tmp_path):
+    import os
+    import re
+    import socket
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if k != "CELLHUB_TEST_HOOKS"}
+    root = Path(__file__).resolve().parents[2]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "server", "run", "--port", str(port), "--data-dir", str(tmp_path / "d")],
+        cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        url = None
+        deadline = time.monotonic() + 60
+        while url is None and time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            m = re.search(r"(http://127\.0\.0\.1:\d+/login\?token=\S+)", line)
+            url = m.group(1) if m else None
+        assert url, "no login URL printed"
+        client = httpx.Client()
+        for _ in range(200):
+            try:
+                first = client.get(url, follow_redirects=False)
+                break
+            except httpx.ConnectError:
+                time.sleep(0.05)
+        assert first.status_code == 303
+        assert client.get(f"http://127.0.0.1:{port}/api/projects").status_code == 200
+        hooks = client.post(f"http://127.0.0.1:{port}/api/test/hooks", json={}, headers={"X-Requested-With": "cellhub"})
+        assert hooks.status_code in (404, 405)
+        assert (tmp_path / "d" / "cellhub.sqlite3").exists()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
