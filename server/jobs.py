@@ -1,6 +1,6 @@
 """Export jobs: the rules R1-R5 and R7 as compare-and-set statements, and the worker.
 
-Decisions (see also ``server/README.md``):
+Decisions (the full table is ``server/DECISIONS.md``):
 - R1 is enforced by a partial unique index (``one_active_export``): two starts at once
   cannot both insert an active job; the loser gets the winner's job (409).
 - R2/R3: every status change is one ``UPDATE ... WHERE status IN (...)``; a statement that
