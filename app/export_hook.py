@@ -85,7 +85,8 @@ def reconnect_delay_ms(failures: int) -> float:
 
 
 def error_detail(body: Any, status: int) -> str:
-    """A readable message from an error body (FastAPI ``{"detail": str | [{loc, msg}]}``)."""
+    """A readable message from an error body: the server's ``{"detail": str | [{field, reason}]}``
+    (R8) or FastAPI's ``[{loc, msg}]``; ``HTTP <status>`` when the body says nothing."""
     detail = body.get("detail") if isinstance(body, dict) else None
     if isinstance(detail, str) and detail:
         return detail
@@ -93,8 +94,12 @@ def error_detail(body: Any, status: int) -> str:
         parts = []
         for item in detail:
             if isinstance(item, dict):
-                loc = ".".join(str(x) for x in item.get("loc", ()) if x != "body")
-                parts.append(f"{loc}: {item.get('msg', 'invalid')}" if loc else str(item.get("msg", "invalid")))
+                if "field" in item or "reason" in item:
+                    loc, msg = str(item.get("field") or ""), str(item.get("reason") or "invalid")
+                else:
+                    loc = ".".join(str(x) for x in item.get("loc", ()) if x != "body")
+                    msg = str(item.get("msg", "invalid"))
+                parts.append(f"{loc}: {msg}" if loc else msg)
         if parts:
             return "; ".join(parts)
     return f"HTTP {status}"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 JobStatus = Literal["queued", "running", "completed", "cancelled", "failed", "expired"]
 ACTIVE_STATUSES: frozenset[str] = frozenset({"queued", "running"})
@@ -79,6 +79,15 @@ class ExportOptions(BaseModel):
         if value is not None and len(value) == 0:
             raise ValueError("select at least one image, or null for all images")
         return value
+
+    @model_validator(mode="after")
+    def _something_to_export(self) -> "ExportOptions":
+        # An archive with only a README is never what a researcher meant.
+        if not (self.annotation_formats or self.metrics_formats or self.include_images or self.include_visualizations):
+            raise ValueError(
+                "nothing to export: choose an annotation or metrics format, original images or visualizations"
+            )
+        return self
 
 
 class ExportJob(BaseModel):

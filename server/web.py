@@ -14,6 +14,7 @@ import os
 import re
 import time
 import zipfile
+from urllib.parse import urlencode
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,7 +70,8 @@ def _validation_detail(exc: ValidationError | RequestValidationError) -> list[di
     out = []
     for err in exc.errors():
         loc = [str(p) for p in err.get("loc", ()) if p not in ("body",)]
-        out.append({"field": ".".join(loc), "reason": err.get("msg", "invalid")})
+        # A rule over several fields (e.g. "nothing to export") names the options as a whole.
+        out.append({"field": ".".join(loc) or "options", "reason": err.get("msg", "invalid")})
     return out
 
 
@@ -158,7 +160,9 @@ def create_app(settings: Settings) -> FastAPI:
     @app.get("/", response_class=HTMLResponse)
     def index(request: Request, project: Optional[int] = None):
         if _user_or_none(request) is None:
-            return RedirectResponse("/signin", status_code=303)
+            # Back to the project that was asked for, once signed in.
+            target = "/signin" if project is None else "/signin?" + urlencode({"next": f"/?project={project}"})
+            return RedirectResponse(target, status_code=303)
         projects = db.list_projects()
         chosen = next((p for p in projects if p["id"] == project), projects[0] if projects else None)
         page = index_template.replace("{{PROJECT_ID}}", str(chosen["id"] if chosen else ""))

@@ -1,147 +1,314 @@
-"""The export page: fetches the project, renders the image grid, mounts the export hook
-and keeps the DOM in step with its signals through store effects.
+"""The export page: loads the project, mounts the export hook and the page's components,
+and keeps the always-present parts of the page (body attributes, the live status line,
+the connection banner, the project picker, the account menu) in step with the store.
 
-Rendering is one effect per region; each reads the signals it shows when it runs, so
-nothing renders from a stale value. Handlers are proxies created once and destroyed on
-``unload``.
+Components (``app.browser.dom.Component``): ``ImagesView`` (selection grid),
+``ExportPanel`` (options, actions, progress; the "Hide settings" button unmounts and
+mounts it) and ``HistoryView`` (recent exports). They share a ``PageState``; the export
+itself is the hook's (``ExportController``), so unmounting the panel never stops an export.
+
+Test surface (stable): ``body[data-status|data-job-id|data-project-id|data-ready]``,
+``body[data-connection]`` (online / offline / signed-out), the ids of ``index.html``, and
+``window.cellhubLiveProxies()`` -> ``LiveProxies.count`` (read only).
 """
 from __future__ import annotations
 
-import json
-from typing import Any
+import asyncio
+import traceback
+from typing import Any, Callable, Optional
+from urllib.parse import quote
 
 import js  # type: ignore[import-not-found]
 
 from app.browser.adapters import LiveProxies, browser_ports
+from app.browser.connection import ConnectionMonitor
+from app.browser.dom import el, h, set_text
+from app.browser.export_panel import ExportPanel
+from app.browser.history_view import HistoryView
+from app.browser.images_view import ImagesView
+from app.browser.net import Unreachable, request_json
+from app.browser.options_form import encode_preferences, initial_form
+from app.browser.page_state import PageState
+from app.browser.texts import status_line
 from app.export_hook import create_export_controller
-from app.models import ExportOptions
-from app.store import effect
+from app.store import effect, set_error_handler
 
-STATUS_TEXT = {
-    "idle": "Ready to export.",
-    "starting": "Starting the export…",
-    "queued": "Export queued…",
-    "running": "Exporting…",
-    "cancelling": "Cancelling…",
-    "cancelled": "Export cancelled.",
-    "completed": "Export ready.",
-    "downloading": "Downloading…",
-    "downloaded": "Downloaded.",
-    "failed": "Export failed.",
+PREFERENCES_KEY = "cellhub.page.options.v1"
+"""localStorage key of the remembered export options (not the hook's ``cellhub.export.*``)."""
+BOOT_RETRY_MS = (1000, 2000, 4000, 8000, 10000)
+HISTORY_STATUSES = {"queued": "active", "running": "active", "completed": "completed",
+                    "downloaded": "downloaded", "cancelled": "cancelled", "failed": "failed"}
+
+BANNER_TEXT = {
+    "offline": "The server cannot be reached. Your settings are kept and the page reconnects by itself.",
+    "signed-out": "Your session has ended.",
 }
 
 
-def el(element_id: str) -> Any:
-    return js.document.getElementById(element_id)
+def _report(exc: BaseException, where: str) -> None:
+    js.console.error(f"[cellhub] {where}: {''.join(traceback.format_exception(exc))}")
 
 
-async def fetch_json(path: str) -> tuple[int, Any]:
-    response = await js.fetch(path)
-    text = await response.text()
+def signin_url(project_id: Optional[int] = None) -> str:
+    """The sign-in page, returning to this project afterwards."""
+    here = f"/?project={project_id}" if project_id is not None else f"{js.location.pathname}{js.location.search}"
+    return f"/signin?next={quote(str(here), safe='')}"
+
+
+def _storage_get(key: str) -> Optional[str]:
     try:
-        return int(response.status), json.loads(text) if text else None
-    except ValueError:
-        return int(response.status), None
+        value = js.localStorage.getItem(key)
+    except Exception:  # noqa: BLE001 - storage disabled by the browser
+        return None
+    return None if value is None or repr(value) in ("null", "undefined") else str(value)
 
 
-def render_images(project: dict) -> None:
-    grid = el("image-grid")
-    grid.replaceChildren()
-    for image in project["images"]:
-        item = js.document.createElement("li")
-        img = js.document.createElement("img")
-        img.src = f"/api/projects/{project['id']}/images/{image['id']}/thumbnail"
-        img.alt = f"{image['file_name']} ({image['object_count']} objects)"
-        img.loading = "lazy"
-        caption = js.document.createElement("span")
-        caption.textContent = f"{image['file_name']} · {image['object_count']} objects"
-        item.append(img, caption)
-        grid.append(item)
-    el("image-summary").textContent = (
-        f"{len(project['images'])} images, {project['object_count']} segmented objects"
-    )
+def _storage_set(key: str, value: str) -> None:
+    try:
+        js.localStorage.setItem(key, value)
+    except Exception:  # noqa: BLE001 - quota or privacy mode: preferences are a nicety
+        pass
 
 
-def status_line(status: str, job: Any, progress: float, error: str) -> str:
-    text = STATUS_TEXT.get(status, status)
-    if status in ("running", "queued") and job is not None and job.message:
-        text = f"{text} {job.message}"
-    if status == "failed":
-        detail = error or (job.message if job is not None else "")
-        text = f"Export failed: {detail}" if detail else text
-    return text
+def show_banner(kind: str, project_id: Optional[int] = None) -> None:
+    """Show (``offline``/``signed-out``) or hide (``online``) the connection banner."""
+    banner = el("connection-banner")
+    js.document.body.dataset.connection = kind
+    if kind == "online":
+        banner.hidden = True
+        return
+    set_text(el("connection-text"), BANNER_TEXT.get(kind, kind))
+    link = el("connection-signin")
+    link.hidden = kind != "signed-out"
+    link.href = signin_url(project_id)
+    el("connection-retry").hidden = kind != "offline"
+    banner.hidden = False
+
+
+async def load_project(project_id: int) -> Optional[dict]:
+    """The project JSON, retrying (with the offline banner) while the server is away;
+    None after redirecting to the sign-in page or when the project cannot be shown."""
+    attempt = 0
+    while True:
+        try:
+            status, project = await request_json("GET", f"/api/projects/{project_id}")
+        except Unreachable:
+            show_banner("offline")
+            set_text(el("export-status"), "Waiting for the server…")
+            await asyncio.sleep(BOOT_RETRY_MS[min(attempt, len(BOOT_RETRY_MS) - 1)] / 1000)
+            attempt += 1
+            continue
+        show_banner("online")
+        if status == 401:
+            js.location.assign(signin_url(project_id))
+            return None
+        if status != 200 or not isinstance(project, dict):
+            set_text(el("export-status"), f"Could not load the project (HTTP {status}).")
+            return None
+        return project
+
+
+async def fill_header(project_id: int, monitor_signed_out: Callable[[], None]) -> bool:
+    """Fill the project picker and the account name; False when the server could not be
+    reached (the page tries again when it is back)."""
+    try:
+        (status, projects), (s_status, session) = await asyncio.gather(
+            request_json("GET", "/api/projects"), request_json("GET", "/api/session"))
+    except Unreachable:
+        return False
+    select = el("project-select")
+    if status == 200 and isinstance(projects, list) and projects:
+        options = []
+        for item in projects:
+            pid = int(item.get("id", 0))
+            count = item.get("image_count")
+            label = f"{item.get('name', pid)}" + (f" ({count} images)" if count is not None else "")
+            options.append(h("option", {"value": pid, "selected": pid == project_id}, label))
+        select.replaceChildren(*options)
+        select.disabled = False
+        el("project-open").hidden = len(projects) < 2  # nothing to switch to
+    if s_status == 200 and isinstance(session, dict) and session.get("username"):
+        set_text(el("user-name"), str(session["username"]))
+        el("sign-out").hidden = False
+    elif s_status == 401:
+        monitor_signed_out()
+    return status == 200 and s_status == 200
+
+
+class Page:
+    """Everything one page mounted, so ``close()`` can undo it (on ``pagehide``)."""
+
+    def __init__(self, project: dict) -> None:
+        self.project_id = int(project["id"])
+        self.state = PageState(project, initial_form(project.get("pixel_size_um"), _storage_get(PREFERENCES_KEY)))
+        self.controller, self.unmount_hook = create_export_controller(self.project_id, browser_ports())
+        self.images = ImagesView(self.state)
+        self.panel = ExportPanel(self.state, self.controller)
+        self.history = HistoryView(self.state, self.controller, self.refresh_history)
+        self.monitor = ConnectionMonitor(self.state, self.controller.socket_connected, self.on_back_online)
+        self.disposers: list[Callable[[], None]] = []
+        self.listeners: list[tuple[Any, str, Any]] = []
+        self.history_seq = 0
+        self.header_filled = False
+        self.last_history_key: Optional[tuple] = None
+
+    # -- lifecycle
+    def open(self) -> None:
+        grid_placeholder = el("image-grid")
+        self.images.mount(grid_placeholder.parentElement, grid_placeholder)
+        grid_placeholder.remove()
+        el("boot-indicator").remove()
+        self.set_panel(True)
+        self.history.mount(el("history-section"))
+        self.disposers += [
+            effect(self.render_status),
+            effect(self.render_connection),
+            effect(self.follow_history, [self.controller.export_status, self.controller.current_job]),
+            effect(self.save_preferences, [self.state.validation]),
+        ]
+        self.monitor.start()
+        self.listen(el("panel-toggle"), "click", lambda event: self.set_panel(not self.panel.mounted))
+        self.listen(el("connection-retry"), "click", lambda event: self.monitor.probe_now())
+        self.listen(el("sign-out"), "click", lambda event: asyncio.ensure_future(self.sign_out()))
+        el("panel-toggle").disabled = False
+        counter = LiveProxies.make(lambda *args: LiveProxies.count)
+        self.listeners.append((None, "", counter))
+        js.window.cellhubLiveProxies = counter
+        asyncio.ensure_future(self.fill_header_async())
+        asyncio.ensure_future(self.refresh_history_async())
+
+    def close(self) -> None:
+        self.monitor.stop()
+        for dispose in reversed(self.disposers):
+            dispose()
+        self.disposers = []
+        self.history.unmount()
+        self.panel.unmount()
+        self.images.unmount()
+        self.unmount_hook()
+        for target, kind, proxy in self.listeners:
+            if target is not None:
+                target.removeEventListener(kind, proxy)
+            LiveProxies.destroy(proxy)
+        self.listeners = []
+        self.state.dispose()
+
+    def listen(self, target: Any, kind: str, handler: Callable[[Any], Any]) -> None:
+        proxy = LiveProxies.make(handler)
+        target.addEventListener(kind, proxy)
+        self.listeners.append((target, kind, proxy))
+
+    def set_panel(self, open_: bool) -> None:
+        """Mount (``True``) or unmount the export panel; the toggle button says which."""
+        toggle = el("panel-toggle")
+        if open_:
+            self.panel.mount(el("export-panel-slot"))
+        else:
+            self.panel.unmount()
+        self.state.panel_open.value = self.panel.mounted
+        toggle.setAttribute("aria-expanded", "true" if self.panel.mounted else "false")
+        set_text(toggle, "Hide settings" if self.panel.mounted else "Show settings")
+
+    # -- always-present regions
+    def render_status(self) -> None:
+        c = self.controller
+        status = c.export_status.value
+        job = c.current_job.value
+        body = js.document.body
+        body.dataset.status = status
+        body.dataset.jobId = job.id if job is not None else ""
+        set_text(el("export-status"), status_line(status, c.error_message.value, c.notice.value,
+                                                  job.message if job is not None else ""))
+
+    def render_connection(self) -> None:
+        show_banner(self.state.connection.value, self.project_id)
+
+    def follow_history(self) -> None:
+        status = self.controller.export_status.peek()
+        job = self.controller.current_job.peek()
+        if status == "downloaded" and job is not None:
+            self.state.mark_downloaded(job.id)
+        coarse = HISTORY_STATUSES.get(status)
+        key = (job.id if job is not None else None, coarse)
+        if coarse is None or key == self.last_history_key:
+            return
+        self.last_history_key = key
+        self.refresh_history()
+
+    def save_preferences(self) -> None:
+        validation = self.state.validation.peek()
+        if validation.options is not None:
+            _storage_set(PREFERENCES_KEY, encode_preferences(validation.options))
+
+    # -- requests
+    def on_back_online(self) -> None:
+        """The server answers again: catch up on what could not be loaded meanwhile."""
+        self.refresh_history()
+        if not self.header_filled:
+            asyncio.ensure_future(self.fill_header_async())
+
+    async def fill_header_async(self) -> None:
+        self.header_filled = await fill_header(self.project_id, self.monitor.report_signed_out)
+
+    def refresh_history(self) -> None:
+        asyncio.ensure_future(self.refresh_history_async())
+
+    async def refresh_history_async(self) -> None:
+        self.history_seq += 1
+        seq = self.history_seq
+        try:
+            status, body = await request_json("GET", f"/api/projects/{self.project_id}/exports")
+        except Unreachable:
+            if seq == self.history_seq:
+                self.state.history_error.value = "Recent exports cannot be loaded while the server is unreachable."
+                self.monitor.report_unreachable()
+            return
+        if seq != self.history_seq:
+            return  # a newer refresh was started; its answer wins
+        if status == 401:
+            self.monitor.report_signed_out()
+            return
+        if status != 200 or not isinstance(body, list):
+            self.state.history_error.value = f"Recent exports could not be loaded (HTTP {status})."
+            return
+        self.state.history_error.value = ""
+        self.state.history.value = body
+
+    async def sign_out(self) -> None:
+        try:
+            await request_json("DELETE", "/api/session")
+        except Unreachable:
+            self.monitor.report_unreachable()
+            return
+        js.location.assign("/signin?signed_out=1")
 
 
 async def start_page() -> None:
+    """Boot the page (called by ``app.browser.boot`` once the wheels are loaded)."""
+    set_error_handler(_report)
     body = js.document.body
-    project_id = int(body.dataset.projectId or 0)
-    status, project = await fetch_json(f"/api/projects/{project_id}")
-    if status == 401:
-        js.location.assign("/signin")
+    raw = str(body.dataset.projectId or "")
+    if not raw.isdigit():
+        set_text(el("export-status"), "There is no project yet. Import one with `python -m server import`.")
+        el("boot-indicator").remove()
+        body.dataset.ready = "true"
         return
-    if status != 200 or project is None:
-        el("export-status").textContent = f"Could not load the project (HTTP {status})."
+    project = await load_project(int(raw))
+    if project is None:
+        el("boot-indicator").hidden = True
         return
-    render_images(project)
+    page = Page(project)
+    page.open()
 
-    ports = browser_ports()
-    controller, unmount = create_export_controller(project_id, ports)
+    def on_pagehide(event: Any) -> None:
+        page.close()
 
-    def on_export(event: Any) -> None:
-        controller.start_export(ExportOptions(annotation_formats=["coco"]))
-
-    def on_cancel(event: Any) -> None:
-        controller.cancel_export()
-
-    def on_download(event: Any) -> None:
-        job_id = controller.completed_job_id.value
-        if job_id:
-            controller.download(job_id)
-
-    def on_dismiss(event: Any) -> None:
-        controller.dismiss()
-
-    handlers = {
-        "export-button": LiveProxies.make(on_export),
-        "cancel-button": LiveProxies.make(on_cancel),
-        "download-button": LiveProxies.make(on_download),
-        "dismiss-button": LiveProxies.make(on_dismiss),
-    }
-    for element_id, proxy in handlers.items():
-        el(element_id).addEventListener("click", proxy)
-
-    def render() -> None:
-        state = controller.export_status.value
-        job = controller.current_job.value
-        progress = controller.export_progress.value
-        exporting = controller.is_exporting.value
-        error = controller.error_message.value
-        body.dataset.status = state
-        body.dataset.jobId = job.id if job is not None else ""
-        el("export-status").textContent = status_line(state, job, progress, error)
-        el("export-button").disabled = exporting or state in ("starting", "cancelling", "downloading")
-        el("cancel-button").hidden = not controller.can_cancel.value
-        el("download-button").hidden = not controller.can_download.value
-        el("dismiss-button").hidden = not controller.can_dismiss.value
-        notice = controller.notice.value
-        if notice:
-            el("export-status").textContent = f"{el('export-status').textContent} {notice}"
-        block = el("progress-block")
-        block.hidden = state in ("idle",)
-        pct = int(round(progress or 0))
-        el("progress-bar").value = pct
-        el("progress-label").textContent = f"{pct}%"
-        el("progress-stage").textContent = (job.stage if job is not None else "") if exporting else ""
-
-    dispose_render = effect(render)
-
-    def on_unload(event: Any) -> None:
-        dispose_render()
-        unmount()
-        for element_id, proxy in handlers.items():
-            el(element_id).removeEventListener("click", proxy)
-            LiveProxies.destroy(proxy)
-
-    js.window.addEventListener("pagehide", LiveProxies.make(on_unload))
-    el("export-button").disabled = controller.is_exporting.value
+    js.window.addEventListener("pagehide", LiveProxies.make(on_pagehide), js_once())
+    el("main").removeAttribute("aria-busy")
     body.dataset.ready = "true"
+
+
+def js_once() -> Any:
+    from app.browser.adapters import js_object
+
+    return js_object({"once": True})

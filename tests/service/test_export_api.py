@@ -159,6 +159,7 @@ def test_download_rules_r4(live: Live):
         ({"image_ids": [999999]}, "image_ids"),
         ({"visualization": {"outline_color": "green"}}, "visualization.outline_color"),
         ({"bogus": 1}, "bogus"),
+        ({"annotation_formats": [], "metrics_formats": []}, "options"),
     ],
 )
 def test_bad_options_answer_422_naming_the_field_and_change_nothing(live: Live, options, field):

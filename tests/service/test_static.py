@@ -31,6 +31,8 @@ def test_the_page_needs_a_session_and_shows_the_project_name_before_python(live:
     anon = httpx.Client(base_url=live.base_url)
     r = anon.get("/", follow_redirects=False)
     assert r.status_code == 303 and r.headers["location"] == "/signin"
+    r = anon.get(f"/?project={live.project_id}", follow_redirects=False)
+    assert r.headers["location"] == f"/signin?next=%2F%3Fproject%3D{live.project_id}"
     alice = live.new_user()
     page = alice.http.get("/")
     assert page.status_code == 200

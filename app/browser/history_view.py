@@ -1,0 +1,123 @@
+"""Recent exports of the project (``GET /api/projects/{pid}/exports``) as a ``Component``.
+
+Each entry shows its status, when it was made, the archive size, what it holds and, when
+the server still has the archive, a "Download again" link (a plain link: the browser
+streams the file; the server's Content-Disposition names it). The export the hook offers
+right now (completed, not yet downloaded) gets a button that goes through the hook
+instead, so the tabs' single-download rule (C4) still holds for it.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import js  # type: ignore[import-not-found]
+
+from app.browser.dom import Component, attr, el, h, is_missing, set_text
+from app.browser.options_form import describe_options
+from app.browser.page_state import PageState
+from app.browser.texts import HISTORY_STATUS_TEXT, format_bytes, format_duration, job_duration_ms, parse_iso_ms, relative_time
+from app.export_hook import download_url
+from app.models import ExportOptions
+
+
+def _options(item: dict) -> ExportOptions:
+    try:
+        return ExportOptions.model_validate(item.get("options") or {})
+    except Exception:  # noqa: BLE001 - an old or odd record still gets listed
+        return ExportOptions()
+
+
+class HistoryView(Component):
+    """The ``<ol id="history-list">`` of ``state.history``; ``on_refresh()`` reloads it."""
+
+    def __init__(self, state: PageState, controller: Any, on_refresh: Callable[[], None]) -> None:
+        super().__init__()
+        self.state = state
+        self.controller = controller
+        self.on_refresh = on_refresh
+
+    def build(self) -> Any:
+        return h("ol", {"id": "history-list", "class_": "history"})
+
+    def setup(self) -> None:
+        self.listen(self.root, "click", self._on_click)
+        refresh = el("history-refresh")
+        refresh.disabled = False
+        self.listen(refresh, "click", lambda event: self.on_refresh())
+        self.effect(self._render)
+
+    def _on_click(self, event: Any) -> None:
+        target = event.target.closest("[data-action]")
+        if is_missing(target):
+            return
+        job_id, action = attr(target, "data-job-id"), attr(target, "data-action")
+        if action == "download" and job_id:
+            self.controller.download(job_id)
+        elif action == "download-link" and job_id:
+            self.state.mark_downloaded(job_id)
+
+    def _render(self) -> None:
+        items = self.state.history.value
+        error = self.state.history_error.value
+        downloaded = self.state.downloaded_ids.value
+        offered = self.controller.completed_job_id.value if self.controller.can_download.value else None
+        status_now = self.controller.export_status.value
+        current = self.controller.current_job.value
+        note = el("history-empty")
+        if error:
+            set_text(note, error)
+        elif items is None:
+            set_text(note, "Loading recent exports…")
+        elif not items:
+            set_text(note, "No exports of this project yet.")
+        else:
+            set_text(note, "")
+        note.hidden = not str(note.textContent)
+        now = float(js.Date.now())
+        total = len(self.state.all_ids)
+        rows = []
+        for item in items or []:
+            job_id = str(item.get("id", ""))
+            status = str(item.get("status", ""))
+            if current is not None and current.id == job_id:
+                if status_now in ("downloaded", "downloading"):
+                    downloaded = downloaded | {job_id}
+                if status in ("queued", "running") and current.status != status:
+                    status = current.status  # the entry is a snapshot; the hook knows better
+            created = item.get("created_at")
+            created_ms = parse_iso_ms(created)
+            when = h("time", {"datetime": created or "",
+                              "title": str(js.Date.new(created_ms).toLocaleString()) if created_ms else ""},
+                     relative_time(created_ms, now))
+            size = format_bytes(item.get("size_bytes")) if status == "completed" else ""
+            head = h("div", {"class_": "history-head"},
+                     h("span", {"class_": f"badge badge-{status}", "text": HISTORY_STATUS_TEXT.get(status, status)}),
+                     when,
+                     h("span", {"class_": "history-size", "text": size}) if size else None)
+            took = job_duration_ms(item)
+            what = describe_options(_options(item), total)
+            if took is not None and status == "completed":
+                what += f" · made in {format_duration(took)}"
+            body = h("p", {"class_": "history-what", "text": what})
+            notes = []
+            if status in ("failed", "expired") and item.get("message"):
+                notes.append(str(item["message"]))
+            warnings = item.get("warnings") or []
+            if warnings:
+                notes.append(f"{len(warnings)} warning" + ("" if len(warnings) == 1 else "s"))
+            note_el = h("p", {"class_": "history-note", "text": " · ".join(notes)}) if notes else None
+            actions = None
+            if item.get("downloadable"):
+                label = "Download again" if item.get("delivered") or job_id in downloaded else "Download"
+                if job_id == offered:
+                    control = h("button", {"type": "button", "class_": "linkish",
+                                           "data": {"action": "download", "job-id": job_id}}, "Download")
+                else:
+                    control = h("a", {"class_": "button", "href": download_url(job_id), "download": True,
+                                      "data": {"action": "download-link", "job-id": job_id},
+                                      "aria-label": f"{label}: export of {relative_time(created_ms, now)}"},
+                                label)
+                actions = h("div", {"class_": "history-actions"}, control)
+            rows.append(h("li", {"class_": "history-item", "data": {"job-id": job_id, "status": status}},
+                          head, body, note_el, actions))
+        self.root.replaceChildren(*rows)

@@ -1,0 +1,232 @@
+"""The page's pure parts in CPython: form validation with the shared model, wording,
+time-left estimate and the page state (``app.browser.options_form``, ``texts``,
+``page_state``; none of them imports ``js``)."""
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from app.browser.options_form import (
+    NOTHING_TO_EXPORT, FormValues, decode_preferences, describe_options, encode_preferences,
+    field_bounds, form_from_options, image_ids_for, initial_form, range_text, validate,
+)
+from app.browser.page_state import PageState
+from app.browser.texts import (
+    EtaEstimator, format_bytes, format_duration, parse_iso_ms, relative_time, stage_text, status_line,
+    time_left_text,
+)
+from app.models import ExportOptions, VisualizationOptions
+from app.store import effect
+
+IDS = [1, 2, 3]
+PIXEL_MESSAGE = "Pixel size must be between 0.001 and 1000 µm/px."
+
+
+def check(values: FormValues, selected=IDS):
+    return validate(values, selected, IDS)
+
+
+@pytest.mark.parametrize("text", ["0", "5000", "-1", "0.0009", "1000.5"])
+def test_pixel_size_out_of_range_names_both_bounds_and_the_unit(text):
+    result = check(FormValues(pixel_size=text))
+    assert result.options is None
+    assert result.errors == {"pixel_size_um": PIXEL_MESSAGE}
+
+
+@pytest.mark.parametrize("text, expected", [("", None), ("  ", None), ("0.65", 0.65), ("0,65", 0.65),
+                                            ("1000", 1000.0), ("0.001", 0.001)])
+def test_pixel_size_in_range_blank_or_with_a_decimal_comma_is_accepted(text, expected):
+    result = check(FormValues(pixel_size=text))
+    assert result.ok and result.options.pixel_size_um == expected
+
+
+def test_pixel_size_that_is_not_a_number_says_so():
+    assert check(FormValues(pixel_size="abc")).errors == {"pixel_size_um": "Pixel size must be a number."}
+
+
+def test_the_bounds_come_from_the_model_itself():
+    assert field_bounds("pixel_size_um") == (0.001, 1000)
+    assert field_bounds("visualization.stroke_width") == (1, 20)
+    assert field_bounds("visualization.font_size") == (6, 72)
+    assert field_bounds("visualization.opacity") == (0.0, 1.0)
+    assert range_text("pixel_size_um") == "0.001–1000 µm/px"
+
+
+def test_every_page_verdict_matches_the_server_model():
+    """What the page accepts, ``ExportOptions`` accepts, and the page sends exactly it."""
+    for values in [FormValues(), FormValues(annotation_formats=("yolo",), metrics_formats=("csv", "xlsx")),
+                   FormValues(include_visualizations=True, stroke_width="4", opacity="0.5", pixel_size="2")]:
+        result = check(values, [2])
+        assert result.ok
+        assert ExportOptions.model_validate(result.options.model_dump(mode="json")) == result.options
+        assert result.options.image_ids == [2]
+
+
+def test_selection_all_means_null_a_subset_is_listed_and_none_is_refused():
+    assert image_ids_for([3, 1, 2], IDS) is None
+    assert image_ids_for([3, 1], IDS) == [1, 3]
+    result = check(FormValues(), [])
+    assert result.options is None and result.errors == {"image_ids": "Select at least one image to export."}
+
+
+def test_nothing_to_export_is_refused_before_the_server_sees_it():
+    result = check(FormValues(annotation_formats=()))
+    assert result.errors == {"formats": NOTHING_TO_EXPORT}
+    assert check(FormValues(annotation_formats=(), include_images=True)).ok
+
+
+def test_overlay_style_errors_count_only_with_overlays_on():
+    bad = FormValues(stroke_width="50", font_size="2", include_visualizations=True)
+    assert check(bad).errors == {
+        "visualization.stroke_width": "Stroke width must be between 1 and 20 px.",
+        "visualization.font_size": "Font size must be between 6 and 72 px.",
+    }
+    off = check(FormValues(stroke_width="50", include_visualizations=False))
+    assert off.ok and off.options.visualization == VisualizationOptions()
+    kept = check(FormValues(stroke_width="7", include_visualizations=False))
+    assert kept.options.visualization.stroke_width == 7  # remembered for when overlays go on
+    assert check(FormValues(stroke_width="2.5", include_visualizations=True)).errors == {
+        "visualization.stroke_width": "Stroke width must be a whole number."}
+    assert check(FormValues(opacity="x", include_visualizations=True)).errors == {
+        "visualization.opacity": "Opacity must be a number."}
+
+
+def test_format_edits_keep_the_table_order_and_refuse_unknown_groups():
+    values = FormValues(annotation_formats=()).with_format("annotation_formats", "json", True)
+    values = values.with_format("annotation_formats", "coco", True).with_format("metrics_formats", "csv", True)
+    assert values.annotation_formats == ("coco", "json") and values.metrics_formats == ("csv",)
+    assert values.with_format("annotation_formats", "coco", False).annotation_formats == ("json",)
+    with pytest.raises(ValueError):
+        values.with_format("images", "png", True)
+    with pytest.raises(AttributeError):
+        values.with_value("colour", "#000000")
+
+
+# model_construct: the form must also cope with options the model refuses (nothing to export).
+options_strategy = st.builds(
+    ExportOptions.model_construct,
+    annotation_formats=st.lists(st.sampled_from(["coco", "yolo", "json"]), unique=True),
+    metrics_formats=st.lists(st.sampled_from(["csv", "xlsx", "json"]), unique=True),
+    include_images=st.booleans(),
+    include_visualizations=st.booleans(),
+    visualization=st.builds(
+        VisualizationOptions,
+        stroke_width=st.integers(1, 20), font_size=st.integers(6, 72),
+        opacity=st.floats(0, 1).map(lambda x: round(x, 2)), show_numbers=st.booleans(),
+        outline_color=st.from_regex(r"#[0-9a-f]{6}", fullmatch=True),
+        hole_color=st.from_regex(r"#[0-9a-f]{6}", fullmatch=True)),
+    pixel_size_um=st.none() | st.floats(0.001, 1000).map(lambda x: float(f"{x:.6g}")),
+)
+
+
+def _in_table_order(options: ExportOptions) -> ExportOptions:
+    return options.model_copy(update={
+        "annotation_formats": [f for f in ("coco", "yolo", "json") if f in options.annotation_formats],
+        "metrics_formats": [f for f in ("csv", "xlsx", "json") if f in options.metrics_formats]})
+
+
+@given(options_strategy)
+def test_options_survive_the_form_and_the_saved_preferences(options):
+    has_output = options.annotation_formats or options.metrics_formats or options.include_images \
+        or options.include_visualizations
+    result = validate(form_from_options(options), IDS, IDS)
+    if has_output:
+        assert result.options == _in_table_order(options)
+    else:
+        assert result.errors == {"formats": NOTHING_TO_EXPORT}
+    decoded = decode_preferences(encode_preferences(options))
+    # Saved options that are no longer valid come back as None: the page shows the defaults.
+    assert decoded == (form_from_options(options) if has_output else None)
+
+
+@pytest.mark.parametrize("text", [None, "", "{", "[]", json.dumps({"v": 99, "options": {}}),
+                                  json.dumps({"v": 1, "options": {"pixel_size_um": 0}}),
+                                  json.dumps({"v": 1, "options": {"bogus": 1}})])
+def test_bad_saved_preferences_give_the_defaults(text):
+    assert decode_preferences(text) is None
+
+
+def test_the_pixel_size_comes_from_the_project_never_from_another_one():
+    saved = encode_preferences(ExportOptions(annotation_formats=["yolo"], pixel_size_um=2.0))
+    assert initial_form(0.65, saved) == FormValues(annotation_formats=("yolo",), pixel_size="0.65")
+    assert initial_form(None, saved).pixel_size == ""
+    assert initial_form(None, None) == FormValues()
+
+
+def test_history_line_says_what_the_archive_holds():
+    options = ExportOptions(annotation_formats=["yolo"], metrics_formats=["csv", "json"], image_ids=[1, 2],
+                            include_visualizations=True, pixel_size_um=0.5)
+    assert describe_options(options, 12) == "YOLO · metrics CSV, JSON · overlays · 2 images · 0.5 µm/px"
+    assert describe_options(ExportOptions(), 12) == "COCO · all 12 images"
+
+
+def test_status_line_names_the_failure_and_the_notice_but_not_progress_chatter():
+    assert status_line("running", None, None, "Metrics: image 3 of 12") == "Exporting…"
+    assert status_line("cancelling", None, None) == "Cancelling…"
+    assert status_line("downloaded", None, None) == "Downloaded."
+    assert status_line("failed", "disk full", None) == "Export failed: disk full"
+    assert status_line("failed", None, None, "Archive expired") == "Export failed: Archive expired"
+    assert status_line("downloaded", None, "downloaded in another tab") == "Downloaded. downloaded in another tab"
+    assert stage_text("metrics") == "Measuring objects" and stage_text("new_stage") == "New stage"
+
+
+@pytest.mark.parametrize("size, text", [(None, ""), (999, "999 B"), (1000, "1.0 kB"), (2_712_345, "2.7 MB"),
+                                        (123_456_789, "123 MB"), (5 * 10**12, "5.0 TB")])
+def test_sizes(size, text):
+    assert format_bytes(size) == text
+
+
+@pytest.mark.parametrize("ms, text", [(None, ""), (-5, "0 s"), (12_900, "12 s"), (65_000, "1 min 05 s"),
+                                      (3_720_000, "1 h 02 min")])
+def test_durations(ms, text):
+    assert format_duration(ms) == text
+
+
+def test_times():
+    assert parse_iso_ms("1970-01-01T00:00:01.500+00:00") == 1500.0
+    assert parse_iso_ms("1970-01-01T00:00:02Z") == 2000.0
+    assert parse_iso_ms("1970-01-01T00:00:03") == 3000.0
+    assert parse_iso_ms("yesterday") is None and parse_iso_ms("") is None
+    assert relative_time(0, 10_000) == "just now"
+    assert relative_time(0, 5 * 60_000) == "5 min ago"
+    assert relative_time(0, 86_400_000 * 2) == "2 days ago"
+
+
+def test_time_left_is_extrapolated_from_the_progress_seen_and_unknown_at_first():
+    eta = EtaEstimator()
+    assert eta.remaining_ms(0) is None
+    eta.observe(0, 10)
+    eta.observe(1000, 15)
+    assert eta.remaining_ms(1000) is None  # under 1.5 s of samples: a guess would be noise
+    eta.observe(2000, 20)  # 10 points in 2 s -> 80 points need 16 s
+    assert eta.remaining_ms(2000) == pytest.approx(16_000)
+    assert eta.remaining_ms(6000) == pytest.approx(12_000)
+    assert time_left_text(eta.remaining_ms(6000)) == "About 12 s left"
+    eta.observe(3000, 5)  # progress went back: another job; start over
+    assert eta.remaining_ms(3000) is None
+    assert time_left_text(1000, 90) == "Almost done" and time_left_text(None) == ""
+    assert time_left_text(1000, 40) == "A few seconds left"
+
+
+def test_page_state_counts_images_and_objects_and_recomputes_validation():
+    project = {"id": 7, "images": [{"id": 1, "object_count": 5}, {"id": 2, "object_count": 7},
+                                   {"id": 3, "object_count": 1}]}
+    state = PageState(project)
+    seen = []
+    dispose = effect(lambda: seen.append(state.selection_text()))
+    assert seen[-1] == "3 of 3 images selected · 13 objects"
+    state.select(2, False)
+    assert seen[-1] == "2 of 3 images selected · 6 objects"
+    assert state.validation.value.options.image_ids == [1, 3]
+    state.select(99, True)  # not an image of this project
+    assert state.selection.value == (2, 6)
+    state.select_none()
+    assert seen[-1] == "0 of 3 images selected · 0 objects" and not state.validation.value.ok
+    state.select_all()
+    state.update_form(lambda f: f.with_value("pixel_size", "0"))
+    assert state.validation.value.errors == {"pixel_size_um": PIXEL_MESSAGE}
+    dispose()
+    state.dispose()
