@@ -53,6 +53,8 @@ class TestHooks:
         while not event.wait(0.005):
             if is_cancelled():
                 break
+        with self.lock:
+            self.held.pop(job_id, None)  # no longer parked, whichever way it left
 
     def release(self, job_id: str) -> bool:
         with self.lock:

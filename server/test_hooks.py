@@ -1,15 +1,26 @@
 """Test-only routes, mounted only when ``CELLHUB_TEST_HOOKS=1`` (never by the run command).
 
 - ``POST /api/test/hooks`` ``{hold_before_complete, delay_per_checkpoint_ms}``: set the controls.
-- ``GET /api/test/jobs/{id}``: ``{held, status, delivered, archive_exists, partial_exists, sha256}`` for races and disk checks.
+- ``GET /api/test/jobs/{id}``: ``{held, status, delivered, archive_exists, partial_exists, sha256,
+  download_requests, downloads_served}`` for races, disk checks and download counts.
 - ``POST /api/test/users`` ``{username, password}``: add a user (isolates tests).
 - ``POST /api/test/jobs/{id}/release``: let a held job go on to its completion CAS.
 - ``POST /api/test/ws/drop``: close every WebSocket connection.
 - ``POST /api/test/ws/block`` ``{blocked}``: refuse new WebSocket connections.
+- ``POST /api/test/reset``: no hold, no delay, every held job released, WebSockets allowed
+  (what a test's teardown calls so a failed test cannot leave a worker held).
+
+``held`` stays true for a job cancelled while held (its hold is never released).
+The job state also counts the requests to ``GET /api/exports/{id}/download`` that reached
+the server (``download_requests``) and those answered 200 (``downloads_served``), counted
+by a small ASGI middleware, so e2e tests can count downloads on the server's side too.
 """
 from __future__ import annotations
 
 import hashlib
+import re
+import threading
+from collections import Counter
 
 from fastapi import Body, FastAPI
 
@@ -17,7 +28,37 @@ from server.events import Hub
 from server.jobs import Runner, TestHooks
 
 
+_DOWNLOAD_PATH = re.compile(r"^/api/exports/([^/]+)/download$")
+
+
+class DownloadCounter:
+    """ASGI middleware: counts download requests per job id and how many were answered 200."""
+
+    def __init__(self, app, counts: dict) -> None:
+        self.app = app
+        self.counts = counts  # {"requests": Counter, "served": Counter, "lock": Lock}
+
+    async def __call__(self, scope, receive, send):
+        match = _DOWNLOAD_PATH.match(scope.get("path", "")) if scope["type"] == "http" else None
+        if match is None:
+            return await self.app(scope, receive, send)
+        job_id = match.group(1)
+        with self.counts["lock"]:
+            self.counts["requests"][job_id] += 1
+
+        async def counting_send(message):
+            if message["type"] == "http.response.start" and message["status"] == 200:
+                with self.counts["lock"]:
+                    self.counts["served"][job_id] += 1
+            await send(message)
+
+        return await self.app(scope, receive, counting_send)
+
+
 def add_test_routes(app: FastAPI, hooks: TestHooks, hub: Hub, runner: Runner) -> None:
+    counts = {"requests": Counter(), "served": Counter(), "lock": threading.Lock()}
+    app.add_middleware(DownloadCounter, counts=counts)
+
     @app.post("/api/test/hooks")
     def set_hooks(body: dict = Body(...)):
         if "hold_before_complete" in body:
@@ -37,6 +78,8 @@ def add_test_routes(app: FastAPI, hooks: TestHooks, hub: Hub, runner: Runner) ->
             "delivered": bool(row["delivered"]) if row else None,
             "archive_exists": runner.store.archive_path(job_id).exists(),
             "partial_exists": runner.store.partial_path(job_id).exists(),
+            "download_requests": counts["requests"][job_id],
+            "downloads_served": counts["served"][job_id],
         }
 
     @app.post("/api/test/users")
@@ -58,3 +101,14 @@ def add_test_routes(app: FastAPI, hooks: TestHooks, hub: Hub, runner: Runner) ->
     def block(body: dict = Body(...)):
         app.state.ws_blocked = bool(body.get("blocked"))
         return {"blocked": app.state.ws_blocked}
+
+    @app.post("/api/test/reset")
+    def reset():
+        hooks.hold_before_complete = False
+        hooks.delay_per_checkpoint_ms = 0.0
+        with hooks.lock:
+            held = list(hooks.held.values())
+        for event in held:
+            event.set()
+        app.state.ws_blocked = False
+        return {"released": len(held)}
