@@ -57,6 +57,10 @@ class Step:
     queue: str
     run: Callable[[], None]
     due: Optional[float] = None  # timers only
+    meta: Any = None
+    """What the sender keeps about the step (checker introspection): for HTTP legs the
+    request's ``{"on": bool}`` liveness, for lock requests ``{"withdrawn", "granted"}``,
+    for WebSocket frames the ``FakeSocketConn``."""
 
     def __repr__(self) -> str:
         return f"Step#{self.id}({self.kind} {self.tab} {self.label})"
@@ -73,12 +77,37 @@ class Scheduler:
         self.fired: list[Step] = []
 
     def enqueue(self, kind: str, tab: Optional[str], label: str, run: Callable[[], None],
-                queue: Optional[str] = None) -> Step:
+                queue: Optional[str] = None, meta: Any = None) -> Step:
         sid = next(self._ids)
         q = queue or f"solo-{sid}"
-        step = Step(sid, kind, tab, label, q, run)
+        step = Step(sid, kind, tab, label, q, run, meta=meta)
         self.queues.setdefault(q, deque()).append(step)
         return step
+
+    # -- faults of a FIFO (the checker's lost, duplicated and reordered WebSocket frames)
+    def lose_head(self, queue: str) -> Step:
+        """Remove the head of ``queue`` without running it (a lost message)."""
+        q = self.queues[queue]
+        step = q.popleft()
+        if not q:
+            del self.queues[queue]
+        return step
+
+    def duplicate_head(self, queue: str) -> Step:
+        """Deliver the head of ``queue`` twice: a copy (new id) goes right behind it."""
+        q = self.queues[queue]
+        head = q[0]
+        copy = Step(next(self._ids), head.kind, head.tab, head.label + " (dup)", queue, head.run, meta=head.meta)
+        q.insert(1, copy)
+        return copy
+
+    def swap_head(self, queue: str) -> None:
+        """Reorder: the second message of ``queue`` overtakes the first."""
+        q = self.queues[queue]
+        if len(q) < 2:
+            raise ValueError(f"{queue} holds fewer than two steps")
+        first = q.popleft()
+        q.insert(1, first)
 
     def drop(self, step: Step) -> None:
         q = self.queues.get(step.queue)
@@ -344,9 +373,9 @@ class FakeHttp:
                 return
             sched.enqueue("http-response", self.tab, f"{method} {path} -> "
                           f"{result.status if isinstance(result, HttpResponse) else result}",
-                          lambda: answer(result))
+                          lambda: answer(result), meta=live)
 
-        sched.enqueue("http-request", self.tab, f"{method} {path}", arrive)
+        sched.enqueue("http-request", self.tab, f"{method} {path}", arrive, meta=live)
 
         def cancel() -> None:
             live["on"] = False
@@ -368,7 +397,7 @@ class FakeSocketConn:
         if self.open and not self.closed:
             payload = json.loads(json.dumps(event))
             self.world.sched.enqueue("socket", self.tab, f"{event.get('type')} {event.get('job_id')} seq={event.get('seq')}",
-                                     lambda: (not self.closed) and self.on_message(payload), self.queue)
+                                     lambda: (not self.closed) and self.on_message(payload), self.queue, meta=self)
 
     def drop(self) -> None:
         """The connection is lost: undelivered frames are lost, the tab hears a close."""
@@ -553,7 +582,7 @@ class TabLocks:
             st["granted"] = True
             on_result(release)
 
-        self.mgr.world.sched.enqueue("lock", self.tab, f"lock {name}", decide)
+        self.mgr.world.sched.enqueue("lock", self.tab, f"lock {name}", decide, meta=st)
 
         def cancel() -> None:
             st["withdrawn"] = True

@@ -1,0 +1,229 @@
+"""The defects of the original React hook, put back one at a time by monkeypatching the
+product (``app.machine.RULES``, names looked up by ``app.export_hook`` at call time) in a
+test. Nothing in ``app/`` knows about them.
+
+Each ``Mutant`` names the React defect, says how it is transposed to this design, and
+carries the small scenario and depth the checker searches to catch it and the invariant
+expected to fire. Where this design has two layers against one defect, the single-layer
+mutant is listed too (``masked_by`` says which layer still holds), and the test shows
+the same search finds nothing; its ``full`` mutant removes both layers and is caught.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any, Callable, Optional
+
+import pytest
+
+from app import export_hook, machine
+from app.machine import (
+    ClearPersist, Guard, Rule, SAME, AutoDownloadDue, Cancel, Download, LockResult, Update, for_project, newer,
+    status_is,
+)
+
+from .scenarios import (
+    ONE_COMPLETED, ONE_RUNNING, ONE_RUNNING_COMPLETES, ONE_RUNNING_FAILS, ONE_RUNNING_POLLING, TWO_COMPLETING,
+    TWO_COMPLETING_CANCEL, Search,
+)
+
+Patch = Callable[[pytest.MonkeyPatch], None]
+
+
+@dataclass(frozen=True)
+class Mutant:
+    """``key``: K1..K12 (app/DECISIONS.md, "Checker"); ``name``: short id; ``defect``: the React hook's defect; ``how``: what the patch
+    changes here; ``patch(monkeypatch)``; ``search``: the bounded search that must
+    catch it; ``expect``: the invariant code expected first; ``masked_by``: for a mutant
+    another layer still stops (the search must find nothing), that layer."""
+
+    key: str
+    name: str
+    defect: str
+    how: str
+    patch: Patch
+    search: Search
+    expect: Optional[str]
+    masked_by: str = ""
+    react: bool = True
+    """False for the checker's own fault injections (I4, I6), not defects of the React hook."""
+
+
+# ----------------------------------------------------------------------- rule editing
+
+def _tokens(rule: Rule) -> list[str]:
+    return [t.strip() for t in rule.guard.name.split("&")]
+
+
+def _drop(rules: tuple[Rule, ...], event: type, token: str) -> tuple[Rule, ...]:
+    """``rules`` without the rows for ``event`` whose guard has the conjunct ``token``."""
+    out = tuple(r for r in rules if not (r.event is event and token in _tokens(r)))
+    if len(out) == len(rules):
+        raise AssertionError(f"no {event.__name__} row with {token!r}: the mutant no longer applies")
+    return out
+
+
+def _set_rules(mp: pytest.MonkeyPatch, rules: tuple[Rule, ...]) -> None:
+    mp.setattr(machine, "RULES", rules)
+
+
+def _wrap_effect(mp: pytest.MonkeyPatch, name: str, change: Callable[[Callable, Any], tuple]) -> None:
+    """Replace ``use_effect(fn, deps)`` calls of the hook's effect called ``name`` by
+    ``use_effect(*change(fn, deps))``."""
+    real = export_hook.use_effect
+    seen = {"n": 0}
+
+    def use_effect(fn: Callable, deps: Any = None) -> None:
+        if getattr(fn, "__name__", "") == name:
+            seen["n"] += 1
+            fn, deps = change(fn, deps)
+        real(fn, deps)
+
+    mp.setattr(export_hook, "use_effect", use_effect)
+
+
+# --------------------------------------------------------------------------- patches
+
+def cancel_keeps_completed(mp: pytest.MonkeyPatch) -> None:
+    """Cancel of a completed/downloading job keeps the state (its completed_job_id, the
+    armed auto-download, the lock request); it still marks, clears C5 and tells tabs."""
+    rules = list(machine.RULES)
+    i = next(i for i, r in enumerate(rules) if r.event is Cancel and "completed" in r.sources)
+    row = rules[i]
+    keep = Rule(Cancel, frozenset({"completed", "downloading"}), row.guard, SAME, None, row.actions, "MUTANT")
+    rules[i:i + 1] = [keep, replace(row, sources=row.sources - {"completed", "downloading"})]
+    _set_rules(mp, tuple(rules))
+
+
+def auto_download_no_cancel_check(mp: pytest.MonkeyPatch) -> None:
+    """The auto-download timer's event ignores the cancel marks (job and start marks)."""
+    rules = _drop(machine.RULES, AutoDownloadDue, "cancel_marked")
+    _set_rules(mp, _drop(rules, AutoDownloadDue, "start_cancel_marked"))
+
+
+def auto_download_path_no_cancel_check(mp: pytest.MonkeyPatch) -> None:
+    """Neither the auto-download timer's event nor the decision under the lock checks the
+    cancel marks."""
+    rules = _drop(machine.RULES, AutoDownloadDue, "cancel_marked")
+    rules = _drop(rules, AutoDownloadDue, "start_cancel_marked")
+    rules = _drop(rules, LockResult, "cancel_marked")
+    _set_rules(mp, _drop(rules, LockResult, "start_cancel_marked"))
+
+
+def auto_download_deps_without_state(mp: pytest.MonkeyPatch) -> None:
+    """The auto-download effect's deps hold the job id only (React: ``[completedJobId]``
+    without ``currentJob``): it never re-runs when the job's state changes."""
+    _wrap_effect(mp, "auto_download", lambda fn, deps: (fn, [deps[1]]))
+
+
+def _completion_without_guard(source: str) -> Patch:
+    def patch(mp: pytest.MonkeyPatch) -> None:
+        from_source = Guard(f"from_{source}", lambda s, e: e.source == source)
+        completed = for_project & newer & status_is("completed")
+        rules = []
+        for r in machine.RULES:
+            if r.event is Update and "cancel_marked" in _tokens(r) and "status in {'completed'}" in _tokens(r):
+                r = replace(r, guard=r.guard & ~from_source)  # the mark no longer stops this source
+            rules.append(r)
+        row = Rule(Update, frozenset(machine.UPD_ACTIVE | {"cancelling", "cancelled"}), completed & from_source,
+                   "completed", machine._completed, (machine.persist,), "MUTANT")
+        _set_rules(mp, (row, *rules))
+
+    patch.__doc__ = (f"A completion from the {source} is applied in any state of the job, "
+                     f"cancelling/cancelled included, and whatever the cancel mark says.")
+    return patch
+
+
+def persistence_kept_on_cancel(mp: pytest.MonkeyPatch) -> None:
+    """The hook drops every ``ClearPersist`` of a transition into cancelling/cancelled."""
+    real = export_hook.transition
+
+    def transition(state: Any, event: Any) -> tuple:
+        new, actions = real(state, event)
+        if new.status in ("cancelling", "cancelled"):
+            actions = [a for a in actions if not isinstance(a, ClearPersist)]
+        return new, actions
+
+    mp.setattr(export_hook, "transition", transition)
+
+
+def auto_download_timer_kept(mp: pytest.MonkeyPatch) -> None:
+    """The auto-download effect returns no cleanup: its timer outlives the state."""
+    def change(fn: Callable, deps: Any) -> tuple:
+        def auto_download() -> None:
+            fn()  # the timer is set; its cancel function is dropped
+
+        return auto_download, deps
+
+    _wrap_effect(mp, "auto_download", change)
+
+
+def _download_at_once(rules: tuple[Rule, ...]) -> tuple[Rule, ...]:
+    out = []
+    for r in rules:
+        if r.event in (AutoDownloadDue, Download) and r.target == "downloading":
+            r = replace(r, target="downloaded", update=machine._downloaded_here,
+                        actions=(machine.start_download, machine.persist), why="MUTANT")
+        out.append(r)
+    return tuple(out)
+
+
+def download_without_lock(mp: pytest.MonkeyPatch) -> None:
+    """The auto-download (and the Download click) downloads at once, without the lock;
+    the mark checks made before are kept."""
+    _set_rules(mp, _download_at_once(machine.RULES))
+
+
+def download_without_lock_nor_mark_check(mp: pytest.MonkeyPatch) -> None:
+    """As ``download_without_lock``, and no "downloaded" mark is checked first."""
+    rules = _drop(machine.RULES, AutoDownloadDue, "download_marked")
+    _set_rules(mp, _download_at_once(_drop(rules, Download, "download_marked")))
+
+
+def download_state_without_lock_request(mp: pytest.MonkeyPatch) -> None:
+    """``downloading`` has no activity: the tab shows is_downloading and asks for no lock."""
+    mp.setattr(machine, "ACTIVITIES", tuple(a for a in machine.ACTIVITIES if a[0] != "downloading"))
+
+
+def failure_news_ignored(mp: pytest.MonkeyPatch) -> None:
+    """No row accepts news of a failed (or expired) job."""
+    rules = tuple(r for r in machine.RULES if not (r.event is Update and "'failed'" in r.guard.name))
+    assert len(rules) < len(machine.RULES)
+    _set_rules(mp, rules)
+
+
+MUTANTS: tuple[Mutant, ...] = (
+    Mutant("K1", "cancel-keeps-completed-job-id", "cancel not clearing completed_job_id",
+           cancel_keeps_completed.__doc__, cancel_keeps_completed, Search(ONE_COMPLETED, 3), "I7"),
+    Mutant("K2", "auto-download-no-cancel-check", "auto-download without a cancel check (timer only)",
+           auto_download_no_cancel_check.__doc__, auto_download_no_cancel_check, Search(TWO_COMPLETING_CANCEL, 60, 1),
+           None, masked_by="the cancel mark is checked again under the download lock"),
+    Mutant("K3", "auto-download-path-no-cancel-check", "auto-download without a cancel check (timer and lock)",
+           auto_download_path_no_cancel_check.__doc__, auto_download_path_no_cancel_check,
+           Search(TWO_COMPLETING_CANCEL, 60, 1), "I1"),
+    Mutant("K4", "auto-download-deps-without-job", "the auto-download effect without current_job in its deps",
+           auto_download_deps_without_state.__doc__, auto_download_deps_without_state,
+           Search(ONE_RUNNING_COMPLETES, 2), "I3"),
+    Mutant("K5", "socket-completion-no-cancel-guard", "the WebSocket completion handler without a cancel guard",
+           _completion_without_guard("socket").__doc__, _completion_without_guard("socket"),
+           Search(ONE_RUNNING, 6), "I7"),
+    Mutant("K6", "poll-completion-no-cancel-guard", "the polling handler without a cancel guard",
+           _completion_without_guard("poll").__doc__, _completion_without_guard("poll"),
+           Search(ONE_RUNNING_POLLING, 6), "I7"),
+    Mutant("K7", "persistence-kept-on-cancel", "persistence not cleared on cancel",
+           persistence_kept_on_cancel.__doc__, persistence_kept_on_cancel, Search(ONE_RUNNING, 6), "I5"),
+    Mutant("K8", "auto-download-timer-not-cleared", "the auto-download timer not cleared by the effect's cleanup",
+           auto_download_timer_kept.__doc__, auto_download_timer_kept, Search(ONE_COMPLETED, 3), "I8"),
+    Mutant("K9", "download-without-lock", "a download without the lock (the mark check kept)",
+           download_without_lock.__doc__, download_without_lock, Search(TWO_COMPLETING, 60, 2), None,
+           masked_by="the downloaded mark: in one browser's localStorage as modelled here (every read sees "
+                     "every earlier write) checking it and writing it in one event is already atomic"),
+    Mutant("K10", "download-without-lock-nor-mark", "a download without the lock (nor the mark check)",
+           download_without_lock_nor_mark_check.__doc__, download_without_lock_nor_mark_check,
+           Search(TWO_COMPLETING, 60, 2), "I2"),
+    Mutant("K11", "checker-self-test-downloading-without-lock", "(checker self-test) is_downloading while asking for no lock",
+           download_state_without_lock_request.__doc__, download_state_without_lock_request,
+           Search(ONE_COMPLETED, 3), "I6", react=False),
+    Mutant("K12", "checker-self-test-failure-ignored", "(checker self-test) a failed job is never shown as failed",
+           failure_news_ignored.__doc__, failure_news_ignored, Search(ONE_RUNNING_FAILS, 4), "I4",
+           react=False),
+)
