@@ -15,7 +15,8 @@ new effects (requests, timers). Events that arrive while one is processed are qu
 Timing constants (ms): ``AUTO_DOWNLOAD_DELAY_MS`` = 150 (the auto-download timer after a
 completion seen live: short enough to feel immediate, long enough for a cancel click or
 another tab's claim to land first); ``POLL_INTERVAL_MS`` = 2000 (C7) doubling per failed
-poll up to ``POLL_MAX_MS`` = 30000; socket reconnect 500 ms doubling up to 30000;
+poll up to ``POLL_MAX_MS`` = 30000, and every ``POLL_CONNECTED_MS`` = 30000 while the
+socket is up (a frame lost on an open socket must not leave the tab waiting forever); socket reconnect 500 ms doubling up to 30000;
 request retries per ``app.machine.retry_delay_ms``.
 
 Endpoints (DESIGN.md): POST ``/api/projects/{pid}/exports``, GET ``/api/exports/{id}``,
@@ -45,13 +46,26 @@ from app.store import Computed, batch, computed, detached, report_error
 AUTO_DOWNLOAD_DELAY_MS = 150.0
 POLL_INTERVAL_MS = 2000.0
 POLL_MAX_MS = 30_000.0
+POLL_CONNECTED_MS = 30_000.0
 RECONNECT_BASE_MS = 500.0
 RECONNECT_MAX_MS = 30_000.0
 
 
-def start_path(project_id: int) -> str:
-    """POST here with the options to start an export (202 job | 409 {detail, job})."""
-    return f"/api/projects/{project_id}/exports"
+def start_path(project_id: int, start_token: Optional[str] = None) -> str:
+    """POST here with the options to start an export (202 job | 409 {detail, job});
+    ``start_token`` names the start (R1: a repeated POST gets the job the first one made)."""
+    path = f"/api/projects/{project_id}/exports"
+    return path if start_token is None else f"{path}?start_token={start_token}"
+
+
+def event_start_token(event: Any) -> Optional[str]:
+    """The start token an event carries about its job, if any."""
+    if isinstance(event, (StartAccepted, Restore)):
+        return event.job.start_token
+    if isinstance(event, Update):
+        update = event.update
+        return update.job.start_token if update.job is not None else update.start_token
+    return None
 
 
 def job_path(job_id: str) -> str:
@@ -156,7 +170,9 @@ class _Runtime:
         self.alive = True
         self.refreshes: dict[int, CancelFn] = {}
         self.refresh_ids = 0
+        self.refresh_pending = False
         self.poll_errors = 0
+        self.starts = 0
 
     # -- events
     def dispatch(self, event: Any) -> None:
@@ -177,7 +193,7 @@ class _Runtime:
             if hasattr(event, "marks"):
                 job_id = event_job_id(event)
                 if job_id is not None:
-                    event = replace(event, marks=self.marks(job_id))
+                    event = replace(event, marks=self.marks(job_id, self._token_of(event, job_id)))
             old = self.state_ref.current
             new, actions = transition(old, event)
         except Exception as exc:
@@ -193,10 +209,31 @@ class _Runtime:
                     self.execute(action)
                 except Exception as exc:
                     report_error(exc, f"export action {type(action).__name__}")
+        if self.refresh_pending and new.job is not None:
+            # A refresh asked for while the job id was unknown (a reconnect while starting):
+            # what the socket missed meanwhile may be the job's completion (F3).
+            self.refresh_pending = False
+            self.refresh_now()
 
-    def marks(self, job_id: str) -> Marks:
+    def _token_of(self, event: Any, job_id: str) -> Optional[str]:
+        """The start token of the event's job: from the event, else from the followed job."""
+        token = event_start_token(event)
+        if token is None:
+            job = self.state_ref.current.job
+            if job is not None and job.id == job_id:
+                token = job.start_token
+        return token
+
+    def marks(self, job_id: str, start_token: Optional[str] = None) -> Marks:
+        """The storage marks of ``job_id``. A start-cancelled mark naming the job's
+        ``start_token`` becomes the job's own cancelled mark here (C1: now that the job id is
+        known, every tab's guards see the cancel)."""
         p = self.ports
-        return persistence.read_marks(p.storage, job_id, p.clock.now(), p.log, self.project_id)
+        now = p.clock.now()
+        if (start_token is not None and not persistence.has_mark(p.storage, "cancelled", job_id, now, p.log)
+                and persistence.has_start_cancel(p.storage, start_token, now, p.log)):
+            persistence.write_mark(p.storage, "cancelled", job_id, now, p.tab_id)
+        return persistence.read_marks(p.storage, job_id, now, p.log)
 
     # -- actions
     def execute(self, action: Any) -> None:
@@ -207,13 +244,15 @@ class _Runtime:
         elif isinstance(action, Persist):
             persistence.save(p.storage, self.project_id, action.job, now, p.tab_id, action.replace_other)
         elif isinstance(action, ClearPersist):
-            persistence.clear(p.storage, self.project_id, action.job_id)
+            persistence.clear(p.storage, self.project_id, action.job_id, now, p.tab_id)
         elif isinstance(action, WriteMark):
             persistence.write_mark(p.storage, action.kind, action.job_id, now, p.tab_id)
         elif isinstance(action, MarkStartCancel):
-            persistence.write_start_cancel(p.storage, self.project_id, now, p.tab_id)
+            if action.start_token is not None:
+                persistence.write_start_cancel(p.storage, action.start_token, now, p.tab_id)
         elif isinstance(action, ClearStartCancel):
-            persistence.clear_start_cancel(p.storage, self.project_id)
+            if action.start_token is not None:
+                persistence.clear_start_cancel(p.storage, action.start_token)
         elif isinstance(action, StartDownload):
             p.downloader.download(download_url(action.job.id), export_filename(action.job))
         elif isinstance(action, Warn):
@@ -230,8 +269,12 @@ class _Runtime:
         except ValidationError as exc:
             self.ports.log.warn(f"dropped malformed socket event: {exc.error_count()} invalid fields")
             return
+        job = self.state_ref.current.job
+        gap = job is not None and ev.job_id == job.id and ev.seq > job.seq + 1
         self.dispatch(Update(JobUpdate(ev.job_id, ev.project_id, ev.seq, ev.status, ev.progress,
-                                       ev.stage, ev.message), "socket"))
+                                       ev.stage, ev.message, start_token=ev.start_token), "socket"))
+        if gap:
+            self.refresh_now()  # R6: seq grows by one per event, so a frame was lost (F2)
 
     def on_channel_message(self, raw: Any) -> None:
         msg, problem = crosstab.parse_message(raw, self.ports.tab_id)
@@ -255,6 +298,13 @@ class _Runtime:
             if record is not None:
                 self.dispatch(Update(JobUpdate.from_job(record.job), "storage"))
             return
+        token = persistence.parse_start_cancel_key(key)
+        if token is not None:
+            job = self.state_ref.current.job
+            if value is not None and job is not None and job.start_token == token:
+                # Cancel clicked before the 202, in the tab whose start made the job we follow.
+                self.dispatch(Remote("cancel-requested", job.id, self.project_id))
+            return
         parsed = persistence.parse_mark_key(key)
         if parsed is None or value is None:
             return
@@ -265,6 +315,9 @@ class _Runtime:
     def refresh_now(self) -> None:
         """One GET of the current job (C7: on reconnect and when the tab becomes visible)."""
         state = self.state_ref.current
+        if self.alive and state.job is None and state.status in ("starting", "cancelling"):
+            self.refresh_pending = True  # performed once the 202 names the job
+            return
         if not self.alive or state.job is None or state.status not in POLLABLE | {"completed"}:
             return
         self.refresh_ids += 1
@@ -437,8 +490,8 @@ def use_advanced_export(project_id: int, ports: Ports) -> AdvancedExport:
             def on_error(message: str) -> None:
                 rt.dispatch(StartFailed(message or "network error", retryable=True))
 
-            return ports.http.request("POST", start_path(project_id), options.model_dump(mode="json"),
-                                      on_response, on_error)
+            return ports.http.request("POST", start_path(project_id, st.start_token),
+                                      options.model_dump(mode="json"), on_response, on_error)
 
         return _after(ports, retry_delay_ms(st.attempt), send)
 
@@ -499,8 +552,9 @@ def use_advanced_export(project_id: int, ports: Ports) -> AdvancedExport:
 
     use_effect(fetch_job, [fetch_on, job_id, state.attempt])
 
-    # Activity poll (C7): every 2 s while the socket is down; backs off on errors.
-    poll_on = "poll" in acts and not socket_up
+    # Activity poll (C7): every 2 s while the socket is down; backs off on errors. While it
+    # is up, every 30 s: an open socket can still lose a frame (F2, F3 in DECISIONS.md).
+    poll_on = "poll" in acts
 
     def poll() -> Optional[CancelFn]:
         if not poll_on or job_id is None:
@@ -522,9 +576,9 @@ def use_advanced_export(project_id: int, ports: Ports) -> AdvancedExport:
 
             return ports.http.request("GET", job_path(jid), None, on_response, on_error)
 
-        return _after(ports, poll_delay_ms(rt.poll_errors), send)
+        return _after(ports, POLL_CONNECTED_MS if socket_up else poll_delay_ms(rt.poll_errors), send)
 
-    use_effect(poll, [poll_on, job_id, poll_round])
+    use_effect(poll, [poll_on, socket_up, job_id, poll_round])
 
     # Activity auto_download_timer: deps are the job and the status (C1: cleanup clears it).
     auto_on = "auto_download_timer" in acts
@@ -563,7 +617,9 @@ def use_advanced_export(project_id: int, ports: Ports) -> AdvancedExport:
                                      for err in exc.errors())
                 rt.dispatch(StartRejected(f"invalid export options: {problems}"))
                 return
-        rt.dispatch(Start(opts))
+        rt.starts += 1
+        token = ports.new_token() if ports.new_token is not None else f"{ports.tab_id}.{rt.starts}"
+        rt.dispatch(Start(opts, token))
 
     def cancel_export() -> None:
         rt.dispatch(Cancel())

@@ -22,7 +22,9 @@ else offered with a Download button), ``downloading`` (asking for the download l
 Storage marks (``Marks``): the hook reads, just before each event is processed, whether
 storage holds a "cancel requested" and a "downloaded" mark for the event's job; the
 machine uses them so that a cancel clicked in any tab, or a download made by any tab,
-wins over messages still on their way (C1, C4).
+wins over messages still on their way (C1, C4). A cancel clicked before the 202 names the
+start instead (its ``start_token``, kept by the server on the job, R1): the hook turns a
+start-cancelled mark that names the event's job into that job's cancelled mark.
 """
 from __future__ import annotations
 
@@ -44,8 +46,10 @@ EXPORTING = frozenset({"starting", "queued", "running", "cancelling"})
 POLLABLE = frozenset({"queued", "running", "cancelling"})
 
 MAX_START_ATTEMPTS = 4
-"""POST attempts before a start gives up (retrying is safe: R1 answers 409 with the job
-if the lost request did create it)."""
+"""POST attempts before a start gives up (retrying is safe: the POST carries its
+``start_token``, and R1 answers a repeated token with the job the first copy made).
+While cancelling, the POST is retried without limit (C2-like): only its answer can
+name the job that must be cancelled."""
 
 
 def retry_delay_ms(attempt: int) -> float:
@@ -73,11 +77,12 @@ class JobUpdate:
     message: Optional[str] = None
     delivered: Optional[bool] = None
     job: Optional[ExportJob] = None
+    start_token: Optional[str] = None
 
     @staticmethod
     def from_job(job: ExportJob) -> "JobUpdate":
         return JobUpdate(job.id, job.project_id, job.seq, job.status, job.progress, job.stage,
-                         job.message, job.delivered, job)
+                         job.message, job.delivered, job, job.start_token)
 
     def to_job(self, base: Optional[ExportJob]) -> ExportJob:
         """The job after this update: the full job if sent, else ``base`` with the known
@@ -85,7 +90,7 @@ class JobUpdate:
         if self.job is not None:
             return self.job
         changes: dict[str, Any] = {"status": self.status, "seq": self.seq}
-        for name in ("progress", "stage", "message", "delivered"):
+        for name in ("progress", "stage", "message", "delivered", "start_token"):
             value = getattr(self, name)
             if value is not None:
                 changes[name] = value
@@ -98,13 +103,11 @@ class JobUpdate:
 
 @dataclass(frozen=True)
 class Marks:
-    """What storage says about the event's job: a tab asked to cancel it / downloaded it;
-    ``start_cancelled``: a tab clicked cancel while its start request (for this project) was
-    still unanswered, so the job it will attach to is not known yet: no download for now."""
+    """What storage says about the event's job: a tab asked to cancel it (also: a tab
+    clicked cancel while the start request that made it was unanswered) / downloaded it."""
 
     cancelled: bool = False
     downloaded: bool = False
-    start_cancelled: bool = False
 
 
 @dataclass(frozen=True)
@@ -125,6 +128,8 @@ class ExportState:
     early_source: str = "socket"
     adopting: bool = False
     dismissed: frozenset[str] = frozenset()
+    start_token: Optional[str] = None
+    """The token of this tab's last start request (sent with the POST, R1)."""
 
     @property
     def job_id(self) -> Optional[str]:
@@ -149,7 +154,9 @@ class Restore:
 
 @dataclass(frozen=True)
 class Start:
+    """Export clicked: ``start_token`` names this start (unique per click, R1)."""
     options: ExportOptions
+    start_token: Optional[str] = None
 
 
 @dataclass(frozen=True)
@@ -284,12 +291,15 @@ class WriteMark:
 
 @dataclass(frozen=True)
 class MarkStartCancel:
-    """Write the project's "cancel clicked while starting" mark (C1 before the job id)."""
+    """Write the "cancel clicked while starting" mark of the start ``start_token`` (C1
+    before the job id is known: any tab that meets the job this start made cancels it)."""
+    start_token: Optional[str]
 
 
 @dataclass(frozen=True)
 class ClearStartCancel:
-    """Remove the project's "cancel clicked while starting" mark."""
+    """Remove the start-cancelled mark of ``start_token`` (the job's own mark replaces it)."""
+    start_token: Optional[str]
 
 
 @dataclass(frozen=True)
@@ -363,7 +373,7 @@ other_job = Guard("other_job", lambda s, e: s.job is None or _upd(e).job_id != s
 not_dismissed = Guard("not_dismissed", lambda s, e: _upd(e).job_id not in s.dismissed)
 cancel_marked = Guard("cancel_marked", lambda s, e: e.marks.cancelled)
 download_marked = Guard("download_marked", lambda s, e: e.marks.downloaded)
-start_cancel_marked = Guard("start_cancel_marked", lambda s, e: e.marks.start_cancelled)
+retry_answer = Guard("retry_answer", lambda s, e: e.retryable)
 delivered = Guard("delivered", lambda s, e: bool(_upd(e).delivered) or e.marks.downloaded)
 has_job = Guard("has_job", lambda s, e: s.job is not None)
 event_job = Guard("event_job", lambda s, e: s.job is not None and e.job_id == s.job.id)
@@ -372,6 +382,8 @@ remote_for_us = Guard("remote_for_us", lambda s, e: e.project_id == s.project_id
 retryable = Guard("retryable", lambda s, e: e.retryable and s.attempt + 1 < MAX_START_ATTEMPTS)
 granted = Guard("granted", lambda s, e: e.granted)
 auto_on = Guard("auto_on", lambda s, e: s.auto_download)
+auto_download_pending = Guard("auto_download_pending",
+                              lambda s, e: s.status == "completed" and s.auto_download)
 
 
 def status_is(*statuses: str) -> Guard:
@@ -487,12 +499,22 @@ def _keep_early(s: ExportState, e: Any) -> dict[str, Any]:
 
 def _start(s: ExportState, e: Start) -> dict[str, Any]:
     return {"job": None, "options": e.options, "error": None, "notice": None, "live": False,
-            "attempt": 0, "early": None, "auto_download": False, "downloaded_here": False}
+            "attempt": 0, "early": None, "auto_download": False, "downloaded_here": False,
+            "start_token": e.start_token}
 
 
 def _accepted(s: ExportState, e: StartAccepted) -> dict[str, Any]:
+    # A repeated start (its first answer lost) may find its job already completed: the
+    # user is waiting for that very file, so it downloads as if the completion was seen live.
     return {"job": e.job, "live": True, "attempt": 0, "options": None,
+            "auto_download": e.job.status == "completed",
             "notice": "attached to the export already running" if e.conflict else None}
+
+
+def _accepted_ended(s: ExportState, e: StartAccepted) -> dict[str, Any]:
+    default = "the export expired" if e.job.status == "expired" else "the export failed"
+    error = None if e.job.status == "cancelled" else (e.job.message or default)
+    return {**_accepted(s, e), "auto_download": False, "error": error}
 
 
 def _accepted_target(s: ExportState, e: StartAccepted) -> str:
@@ -644,12 +666,8 @@ start_download = _named("mark downloaded, post download-claimed, download, post 
                                              Post("downloaded", new.job)])
 
 
-mark_start_cancel = _named("mark start cancelled", lambda old, new, e: [MarkStartCancel()])
-clear_start_cancel = _named("clear start-cancelled mark", lambda old, new, e: [ClearStartCancel()])
-
-
-def _start_cancel_pending(s: ExportState, e: Any) -> dict[str, Any]:
-    return {"auto_download": False, "notice": "a cancel is pending in another tab"}
+mark_start_cancel = _named("mark start cancelled", lambda old, new, e: [MarkStartCancel(old.start_token)])
+clear_start_cancel = _named("clear start-cancelled mark", lambda old, new, e: [ClearStartCancel(old.start_token)])
 
 
 def warn(text: str) -> ActionFn:
@@ -699,6 +717,9 @@ RULES: tuple[Rule, ...] = (
     # ---- start (R1)
     _r(Start, STARTABLE, ALWAYS, "starting", _start),
     _r(StartRejected, ALL, ALWAYS, SAME, _set_error, why="R8: invalid options never sent"),
+    _r(StartAccepted, "starting", Guard("job_ended", lambda s, e: e.job.status in ("cancelled", "failed", "expired")),
+       _accepted_target, _accepted_ended, (clear_persist,),
+       why="R1: a repeated start (first answer lost) may find its job already over: shown, never kept (C5)"),
     _r(StartAccepted, "starting", ALWAYS, _accepted_target, _accepted,
        (persist_new, post("started")), why="R1: 202 or 409 attaches to the active job"),
     _r(StartAccepted, "cancelling", ~has_job, "cancelling", _job_arrived_while_cancelling,
@@ -706,10 +727,11 @@ RULES: tuple[Rule, ...] = (
        why="C1: cancel clicked while starting; the job mark replaces the project mark"),
     _r(StartFailed, "starting", retryable, SAME, _retry, why="R1 makes a repeated POST safe"),
     _r(StartFailed, "starting", ALWAYS, "failed", _error("could not start the export: ")),
-    _r(StartFailed, "cancelling", ~has_job & retryable, SAME, _retry,
-       why="C1: the lost POST may have created the job: ask again (R1) to learn it, then cancel"),
+    _r(StartFailed, "cancelling", ~has_job & retry_answer, SAME, _retry,
+       why="C1: the lost POST may have created the job: ask again, without limit (the token "
+           "makes it safe, R1), to learn it, then cancel"),
     _r(StartFailed, "cancelling", ~has_job, "cancelled", _cancel_before_job, (clear_start_cancel,),
-       why="C1: nothing was created that could be downloaded"),
+       why="C1: the server refused the start: nothing was created that could be downloaded"),
     _r(Update, {"starting", "restoring"}, ALWAYS, SAME, _keep_early,
        why="news racing the 202 / the re-query is kept and applied after it"),
     # ---- cancel (C1, C2)
@@ -717,7 +739,8 @@ RULES: tuple[Rule, ...] = (
        "cancelling", _to_cancelling, (mark_cancelled, clear_persist, post("cancel-requested")),
        why="C1: local first, marks, clears C5, tells tabs; HTTP is the state's activity"),
     _r(Cancel, "starting", ALWAYS, "cancelling", _cancel_before_job, (mark_start_cancel,),
-       why="C1: the job id comes with the 202; until then a project mark stops downloads"),
+       why="C1: the job id comes with the 202; until then a mark naming the start token makes "
+           "any tab that meets the job cancel it"),
     _r(CancelAnswered, "cancelling", has_job & outcome_is("ok"), "cancelled", _cancelled_answer,
        (post("cancelled"), clear_persist), why="C2: 200 -> cancelled"),
     _r(CancelAnswered, "cancelling", has_job & outcome_is("downloaded"), "downloaded",
@@ -745,13 +768,16 @@ RULES: tuple[Rule, ...] = (
        (clear_persist,), why="R2: a cancel that reached the server before the download request wins"),
     _r(Update, FOLLOWED, for_project & newer & status_is("failed", "expired"), "failed",
        _failed_update, (clear_persist, post_if_server("progress")), why="C5: failure clears"),
-    _r(Update, ADOPTABLE, for_project & other_job & not_dismissed & status_is("queued", "running")
+    _r(Update, ADOPTABLE, for_project & other_job & not_dismissed & ~auto_download_pending
+       & status_is("queued", "running")
        & ~from_server, "restoring", _adopt_unverified,
        why="news relayed by a tab may be stale (its end not relayed): re-query before following"),
-    _r(Update, ADOPTABLE, for_project & other_job & not_dismissed & status_is("queued", "running")
+    _r(Update, ADOPTABLE, for_project & other_job & not_dismissed & ~auto_download_pending
+       & status_is("queued", "running")
        & cancel_marked, "cancelling", _adopt, (clear_persist,),
        why="follow a job cancelled elsewhere: keep asking the server to cancel it"),
-    _r(Update, ADOPTABLE, for_project & other_job & not_dismissed & status_is("queued", "running"),
+    _r(Update, ADOPTABLE, for_project & other_job & not_dismissed & ~auto_download_pending
+       & status_is("queued", "running"),
        job_status_target, _adopt, (persist,), why="a tab that did not start it follows it (R6 order)"),
     # ---- polling errors (C7)
     _r(FetchFailed, {"queued", "running", "completed"},
@@ -773,20 +799,15 @@ RULES: tuple[Rule, ...] = (
        _to_cancelling, (clear_persist,), why="C1"),
     _r(AutoDownloadDue, "completed", event_job & auto_on & download_marked, "downloaded",
        _downloaded_elsewhere, why="C4"),
-    _r(AutoDownloadDue, "completed", event_job & auto_on & start_cancel_marked, SAME,
-       _start_cancel_pending, why="C1: a cancel clicked while its start was unanswered"),
     _r(AutoDownloadDue, "completed", event_job & auto_on, "downloading", _no_auto),
     _r(Download, "completed", event_job & cancel_marked, "cancelling", _to_cancelling,
        (clear_persist,), why="C1"),
     _r(Download, "completed", event_job & download_marked, "downloaded", _downloaded_elsewhere),
-    _r(Download, "completed", event_job & start_cancel_marked, SAME, _start_cancel_pending, why="C1"),
     _r(Download, "completed", event_job, "downloading", _no_auto, why="C8: the offered download"),
     _r(LockResult, "downloading", event_job & cancel_marked, "cancelling", _to_cancelling,
        (clear_persist,), why="C1: checked under the lock"),
     _r(LockResult, "downloading", event_job & download_marked, "downloaded", _downloaded_elsewhere,
        why="C4: checked under the lock"),
-    _r(LockResult, "downloading", event_job & start_cancel_marked, "completed", _start_cancel_pending,
-       why="C1: checked under the lock"),
     _r(LockResult, "downloading", event_job & granted, "downloaded", _downloaded_here,
        (start_download, persist), why="C4: the mark is written before the download starts"),
     _r(LockResult, "downloading", event_job, "completed", _claimed_elsewhere,

@@ -107,6 +107,9 @@ class ExportJob(BaseModel):
     size_bytes: Optional[int] = None
     warnings: list[str] = Field(default_factory=list)
     options: ExportOptions = Field(default_factory=ExportOptions)
+    start_token: Optional[str] = None
+    """The ``start_token`` the start request carried (R1): the client's name for its start,
+    so that a cancel clicked before the 202 can name the job it is about."""
 
 
 class ExportEvent(BaseModel):
@@ -121,6 +124,7 @@ class ExportEvent(BaseModel):
     stage: str = ""
     message: str = ""
     ts: float
+    start_token: Optional[str] = None
 
 
 EVENT_FOR_STATUS: dict[str, str] = {

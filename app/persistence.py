@@ -10,9 +10,16 @@ Keys (all under ``cellhub.export.v1.``):
   written before the cancel request leaves.
 - ``cellhub.export.v1.downloaded.<job_id>``: the job was downloaded (C4), written by the
   lock holder before the download starts.
-- ``cellhub.export.v1.start-cancelled.<project_id>``: a cancel was clicked while the tab's
-  start request was unanswered (the job id unknown): no tab downloads a job of the project
-  while it stands; removed when the answer comes, lapses after ``START_CANCEL_TTL_MS`` (60 s).
+- ``cellhub.export.v1.ended.<job_id>``: the tombstone ``clear`` leaves behind: the tab
+  that settled the job (cancelled, failed, gone, dismissed) removed its record, and no
+  tab may write it back from news still on its way (I5: storage never keeps a job after
+  its cancel or failure settled). ``save`` refuses a job with a tombstone or a
+  ``cancelled`` mark.
+- ``cellhub.export.v1.start-cancelled.<start_token>``: a cancel was clicked while the
+  start request named ``start_token`` was unanswered (the job id unknown). The server keeps
+  the token on the job it made (R1), so any tab that meets that job turns this mark into
+  the job's ``cancelled`` mark and cancels it; removed when the clicking tab gets its
+  answer.
 
 Marks are ``JobMark`` = ``{v: 1, ts, tab_id}`` and count for ``MARK_TTL_MS`` (24 h, after
 which the archive is gone anyway); an expired or corrupt mark is removed when read. Times
@@ -34,7 +41,7 @@ PERSIST_VERSION = 1
 PERSIST_TTL_MS = 24 * 3600 * 1000.0
 MARK_TTL_MS = 24 * 3600 * 1000.0
 MARK_KINDS = ("cancelled", "downloaded")
-START_CANCEL_TTL_MS = 60_000.0
+TOMBSTONE = "ended"
 
 
 class PersistedExport(BaseModel):
@@ -65,8 +72,9 @@ def storage_key(project_id: int) -> str:
 
 
 def mark_key(kind: str, job_id: str) -> str:
-    """``cellhub.export.v1.<kind>.<job_id>`` for ``kind`` in ``MARK_KINDS`` (ValueError otherwise)."""
-    if kind not in MARK_KINDS:
+    """``cellhub.export.v1.<kind>.<job_id>`` for ``kind`` in ``MARK_KINDS`` or ``TOMBSTONE``
+    (ValueError otherwise)."""
+    if kind not in MARK_KINDS and kind != TOMBSTONE:
         raise ValueError(f"unknown mark kind {kind!r}")
     return f"{PREFIX}{kind}.{job_id}"
 
@@ -98,9 +106,12 @@ def decode_record(raw: Optional[str], project_id: int, now_ms: float) -> tuple[O
 
 def load(storage: Storage, project_id: int, now_ms: float, log: Log) -> Optional[PersistedExport]:
     """The project's valid record, or None. A record that must be dropped is removed and
-    reported with ``log.warn`` (never raises)."""
+    reported with ``log.warn`` (never raises); so is a record of a job that has a
+    tombstone or a ``cancelled`` mark (written back by a tab that had not heard yet)."""
     key = storage_key(project_id)
     record, problem = decode_record(storage.get(key), project_id, now_ms)
+    if record is not None and _settled(storage, record.job.id, now_ms, log):
+        record, problem = None, f"job {record.job.id} was cancelled or has ended"
     if problem is not None:
         log.warn(f"dropped persisted export {key}: {problem}")
         storage.remove(key)
@@ -111,7 +122,10 @@ def save(storage: Storage, project_id: int, job: ExportJob, now_ms: float, tab_i
          replace_other: bool = False) -> bool:
     """Write ``job`` as the project's record unless storage already holds newer news:
     the same job with a higher seq (or the same seq and the same content), or, when not
-    ``replace_other``, another job that is still active. Returns True when written."""
+    ``replace_other``, another job that is still active; or the job was cancelled or has
+    ended (its ``cancelled`` mark or tombstone exists). Returns True when written."""
+    if _settled(storage, job.id, now_ms, None):
+        return False
     key = storage_key(project_id)
     current, _ = decode_record(storage.get(key), project_id, now_ms)
     if current is not None:
@@ -129,9 +143,13 @@ def save(storage: Storage, project_id: int, job: ExportJob, now_ms: float, tab_i
     return True
 
 
-def clear(storage: Storage, project_id: int, job_id: str) -> bool:
+def clear(storage: Storage, project_id: int, job_id: str, now_ms: Optional[float] = None,
+          tab_id: str = "") -> bool:
     """Remove the project's record if it is about ``job_id`` or unreadable; a record of
-    another job stays (another tab's newer export). Returns True when removed."""
+    another job stays (another tab's newer export). With ``now_ms``, first write the job's
+    tombstone so that no later ``save`` brings the record back. Returns True when removed."""
+    if now_ms is not None:
+        write_mark(storage, TOMBSTONE, job_id, now_ms, tab_id)
     key = storage_key(project_id)
     raw = storage.get(key)
     if raw is None:
@@ -153,9 +171,14 @@ def write_mark(storage: Storage, kind: str, job_id: str, now_ms: float, tab_id: 
     storage.set(mark_key(kind, job_id), JobMark(v=1, ts=now_ms, tab_id=tab_id).model_dump_json())
 
 
-def has_mark(storage: Storage, kind: str, job_id: str, now_ms: float, log: Log) -> bool:
+def _settled(storage: Storage, job_id: str, now_ms: float, log: Optional[Log]) -> bool:
+    return (has_mark(storage, "cancelled", job_id, now_ms, log)
+            or has_mark(storage, TOMBSTONE, job_id, now_ms, log))
+
+
+def has_mark(storage: Storage, kind: str, job_id: str, now_ms: float, log: Optional[Log]) -> bool:
     """True when a valid, unexpired ``kind`` mark exists; corrupt or expired ones are
-    removed (corrupt ones with a warning)."""
+    removed (corrupt ones with a warning when ``log`` is given)."""
     key = mark_key(kind, job_id)
     raw = storage.get(key)
     if raw is None:
@@ -163,7 +186,8 @@ def has_mark(storage: Storage, kind: str, job_id: str, now_ms: float, log: Log) 
     try:
         mark = JobMark.model_validate_json(raw)
     except ValidationError:
-        log.warn(f"dropped corrupt mark {key}")
+        if log is not None:
+            log.warn(f"dropped corrupt mark {key}")
         storage.remove(key)
         return False
     if now_ms - mark.ts > MARK_TTL_MS:
@@ -172,47 +196,54 @@ def has_mark(storage: Storage, kind: str, job_id: str, now_ms: float, log: Log) 
     return True
 
 
-def start_cancel_key(project_id: int) -> str:
-    """``cellhub.export.v1.start-cancelled.<project_id>``."""
-    return f"{PREFIX}start-cancelled.{int(project_id)}"
+START_CANCEL = "start-cancelled."
 
 
-def write_start_cancel(storage: Storage, project_id: int, now_ms: float, tab_id: str) -> None:
-    """Write the project's start-cancelled mark (see module doc)."""
-    storage.set(start_cancel_key(project_id), JobMark(v=1, ts=now_ms, tab_id=tab_id).model_dump_json())
+def start_cancel_key(start_token: str) -> str:
+    """``cellhub.export.v1.start-cancelled.<start_token>``."""
+    return f"{PREFIX}{START_CANCEL}{start_token}"
 
 
-def clear_start_cancel(storage: Storage, project_id: int) -> None:
-    """Remove the project's start-cancelled mark."""
-    storage.remove(start_cancel_key(project_id))
+def parse_start_cancel_key(key: str) -> Optional[str]:
+    """The start token of a start-cancelled mark's key, else None."""
+    head = PREFIX + START_CANCEL
+    return (key[len(head):] or None) if key.startswith(head) else None
 
 
-def has_start_cancel(storage: Storage, project_id: int, now_ms: float, log: Log) -> bool:
-    """True while a valid start-cancelled mark younger than ``START_CANCEL_TTL_MS`` exists."""
-    key = start_cancel_key(project_id)
+def write_start_cancel(storage: Storage, start_token: str, now_ms: float, tab_id: str) -> None:
+    """Write the start-cancelled mark of ``start_token`` (see module doc)."""
+    storage.set(start_cancel_key(start_token), JobMark(v=1, ts=now_ms, tab_id=tab_id).model_dump_json())
+
+
+def clear_start_cancel(storage: Storage, start_token: str) -> None:
+    """Remove the start-cancelled mark of ``start_token``."""
+    storage.remove(start_cancel_key(start_token))
+
+
+def has_start_cancel(storage: Storage, start_token: str, now_ms: float, log: Optional[Log]) -> bool:
+    """True while a valid start-cancelled mark of ``start_token`` younger than
+    ``MARK_TTL_MS`` exists (corrupt or expired ones are removed)."""
+    key = start_cancel_key(start_token)
     raw = storage.get(key)
     if raw is None:
         return False
     try:
         mark = JobMark.model_validate_json(raw)
     except ValidationError:
-        log.warn(f"dropped corrupt mark {key}")
+        if log is not None:
+            log.warn(f"dropped corrupt mark {key}")
         storage.remove(key)
         return False
-    if now_ms - mark.ts > START_CANCEL_TTL_MS:
+    if now_ms - mark.ts > MARK_TTL_MS:
         storage.remove(key)
         return False
     return True
 
 
-def read_marks(storage: Storage, job_id: str, now_ms: float, log: Log,
-               project_id: Optional[int] = None) -> Marks:
-    """The marks of ``job_id`` (and, with ``project_id``, the project's start-cancelled
-    mark) as a ``Marks``."""
+def read_marks(storage: Storage, job_id: str, now_ms: float, log: Log) -> Marks:
+    """The marks of ``job_id`` as a ``Marks``."""
     return Marks(cancelled=has_mark(storage, "cancelled", job_id, now_ms, log),
-                 downloaded=has_mark(storage, "downloaded", job_id, now_ms, log),
-                 start_cancelled=project_id is not None
-                 and has_start_cancel(storage, project_id, now_ms, log))
+                 downloaded=has_mark(storage, "downloaded", job_id, now_ms, log))
 
 
 def parse_mark_key(key: str) -> Optional[tuple[str, str]]:

@@ -118,3 +118,6 @@ class Ports:
     visibility: Visibility
     log: Log
     tab_id: str
+    new_token: Optional[Callable[[], str]] = None
+    """Names each start request (R1's ``start_token``: 1-64 of ``A-Za-z0-9._-``); by
+    default ``<tab_id>.<n>``, unique because a page's ``tab_id`` is a random UUID."""

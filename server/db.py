@@ -80,7 +80,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     warnings_json TEXT NOT NULL DEFAULT '[]',
     options_json TEXT NOT NULL,
     archive_name TEXT,
-    attempts INTEGER NOT NULL DEFAULT 0
+    attempts INTEGER NOT NULL DEFAULT 0,
+    start_token TEXT
 );
 -- R1: at most one active export per user and project, enforced by the database itself.
 CREATE UNIQUE INDEX IF NOT EXISTS one_active_export
@@ -102,6 +103,12 @@ class Database:
         self._local = threading.local()
         with self.connect() as conn:
             conn.executescript(SCHEMA)
+            columns = {row[1] for row in conn.execute("PRAGMA table_info(jobs)")}
+            if "start_token" not in columns:  # a data folder made before start tokens existed
+                conn.execute("ALTER TABLE jobs ADD COLUMN start_token TEXT")
+            # R1: a start request repeated with its token gets the job it made, never a new one.
+            conn.execute("CREATE UNIQUE INDEX IF NOT EXISTS one_job_per_start_token"
+                         " ON jobs(user_id, start_token) WHERE start_token IS NOT NULL")
 
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)

@@ -86,6 +86,7 @@ def job_from_row(row: sqlite3.Row) -> ExportJob:
         size_bytes=row["size_bytes"],
         warnings=json.loads(row["warnings_json"]),
         options=ExportOptions.model_validate_json(row["options_json"]),
+        start_token=row["start_token"],
     )
 
 
@@ -136,26 +137,42 @@ class JobStore:
         return [job_from_row(r) for r in rows]
 
     # --- transitions -------------------------------------------------------------
-    def create(self, user_id: int, project_id: int, options: ExportOptions) -> tuple[ExportJob, bool]:
-        """Insert a queued job. Returns ``(job, True)``, or ``(active job, False)`` when the user
-        already has an active export of this project (R1)."""
+    def by_start_token(self, user_id: int, start_token: str) -> Optional[ExportJob]:
+        """The user's job created by the start request named ``start_token``, if any."""
+        row = self.db.one("SELECT * FROM jobs WHERE user_id = ? AND start_token = ?", (user_id, start_token))
+        return job_from_row(row) if row is not None else None
+
+    def create(self, user_id: int, project_id: int, options: ExportOptions,
+               start_token: Optional[str] = None) -> tuple[ExportJob, str]:
+        """Insert a queued job (R1). Returns ``(job, "created")``; ``(job, "repeated")`` when
+        ``start_token`` names a job this user already started (any status, any project: a
+        repeated request gets what the first one made); ``(active job, "active")`` when the
+        user already has an active export of this project."""
+        if start_token is not None:
+            earlier = self.by_start_token(user_id, start_token)
+            if earlier is not None:
+                return earlier, "repeated"
         job_id = secrets.token_hex(8)
         try:
             self.db.execute(
-                "INSERT INTO jobs(id, user_id, project_id, status, seq, created_at, options_json, stage, message)"
-                " VALUES (?, ?, ?, 'queued', 1, ?, ?, 'queued', 'Waiting to start')",
-                (job_id, user_id, project_id, utc_now_iso(), options.model_dump_json()),
+                "INSERT INTO jobs(id, user_id, project_id, status, seq, created_at, options_json, stage, message,"
+                " start_token) VALUES (?, ?, ?, 'queued', 1, ?, ?, 'queued', 'Waiting to start', ?)",
+                (job_id, user_id, project_id, utc_now_iso(), options.model_dump_json(), start_token),
             )
         except sqlite3.IntegrityError:
+            if start_token is not None:
+                earlier = self.by_start_token(user_id, start_token)
+                if earlier is not None:  # the same request, repeated at the same moment
+                    return earlier, "repeated"
             active = self.active_for(user_id, project_id)
             if active:
-                return active[0], False
+                return active[0], "active"
             # The active job finished between our insert and our read: try once more.
-            return self.create(user_id, project_id, options)
+            return self.create(user_id, project_id, options, start_token)
         job = self.get(job_id)
         assert job is not None
         self._emit(user_id, job)
-        return job, True
+        return job, "created"
 
     def _emit(self, user_id: int, job: ExportJob) -> None:
         event = ExportEvent(
@@ -168,6 +185,7 @@ class JobStore:
             stage=job.stage,
             message=job.message,
             ts=time.time() * 1000,
+            start_token=job.start_token,
         )
         self.emit(user_id, event.model_dump())
 

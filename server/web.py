@@ -32,6 +32,9 @@ from server.db import Database
 from server.events import HEARTBEAT_SECONDS, Connection, Hub
 from server.jobs import JobStore, Runner, TestHooks
 
+START_TOKEN = re.compile(r"[A-Za-z0-9._-]{1,64}")
+"""R1: the client's name for one start request (``?start_token=``), kept on the job."""
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -292,9 +295,13 @@ def create_app(settings: Settings) -> FastAPI:
     def start_export(
         project_id: int,
         body: Optional[dict] = Body(default=None),
+        start_token: Optional[str] = None,
         user_id: int = Depends(auth.require_user),
     ):
         _project_or_404(project_id)
+        if start_token is not None and not START_TOKEN.fullmatch(start_token):
+            return JSONResponse(status_code=422, content={"detail": [
+                {"field": "start_token", "reason": "1-64 characters of A-Z, a-z, 0-9, '.', '_' and '-'"}]})
         try:
             options = ExportOptions.model_validate(body or {})
         except ValidationError as exc:
@@ -307,8 +314,13 @@ def create_app(settings: Settings) -> FastAPI:
                     status_code=422,
                     content={"detail": [{"field": "image_ids", "reason": f"not images of this project: {unknown}"}]},
                 )
-        job, created = store.create(user_id, project_id, options)
-        if not created:
+        job, outcome = store.create(user_id, project_id, options, start_token)
+        if outcome == "repeated":
+            if job.project_id != project_id:
+                return JSONResponse(status_code=422, content={"detail": [
+                    {"field": "start_token", "reason": "already used for an export of another project"}]})
+            return job.model_dump()  # R1: the repeated request gets the job its first copy made
+        if outcome == "active":
             return JSONResponse(
                 status_code=409,
                 content={"detail": "an export of this project is already running", "job": job.model_dump()},

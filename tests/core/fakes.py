@@ -206,7 +206,7 @@ class FakeServer:
 
     def _injected(self, method: str, path: str) -> Any:
         for inj in self.injections:
-            if inj.method == method and inj.path.fullmatch(path) and inj.times > 0:
+            if inj.method == method and inj.path.fullmatch(path.split("?")[0]) and inj.times > 0:
                 inj.times -= 1
                 return inj.outcome
         return None
@@ -224,9 +224,9 @@ class FakeServer:
         return NETWORK_ERROR if outcome == LOST_RESPONSE else resp
 
     def _route(self, method: str, path: str, body: Any) -> HttpResponse:
-        m = re.fullmatch(r"/api/projects/(\d+)/exports", path)
+        m = re.fullmatch(r"/api/projects/(\d+)/exports(?:\?start_token=([A-Za-z0-9._-]+))?", path)
         if m and method == "POST":
-            return self._start(int(m.group(1)), body)
+            return self._start(int(m.group(1)), body, m.group(2))
         m = re.fullmatch(r"/api/exports/([^/]+)", path)
         if m and method == "GET":
             job = self.jobs.get(m.group(1))
@@ -240,18 +240,21 @@ class FakeServer:
     def _dump(job: ExportJob) -> dict:
         return job.model_dump(mode="json")
 
-    def _start(self, project_id: int, body: Any) -> HttpResponse:
+    def _start(self, project_id: int, body: Any, start_token: Optional[str] = None) -> HttpResponse:
         try:
             options = ExportOptions.model_validate(body or {})
         except ValidationError as exc:
             return HttpResponse(422, {"detail": [{"loc": ["body", *e["loc"]], "msg": e["msg"]}
                                                  for e in exc.errors()]})
         for job in self.jobs.values():
+            if start_token is not None and job.start_token == start_token:
+                return HttpResponse(202, self._dump(job))  # R1: a repeated start gets its job
+        for job in self.jobs.values():
             if job.project_id == project_id and job.status in ACTIVE_STATUSES:
                 return HttpResponse(409, {"detail": "an export is already running", "job": self._dump(job)})
         jid = f"job-{next(self._ids)}"
         job = ExportJob(id=jid, project_id=project_id, status="queued", seq=1, stage="queued",
-                        created_at=_iso(self.sched.now_ms), options=options)
+                        created_at=_iso(self.sched.now_ms), options=options, start_token=start_token)
         self.jobs[jid] = job
         self._emit(job)
         return HttpResponse(202, self._dump(job))
@@ -334,7 +337,7 @@ class FakeServer:
     def _emit(self, job: ExportJob) -> None:
         event = {"type": EVENT_FOR_STATUS[job.status], "job_id": job.id, "project_id": job.project_id,
                  "seq": job.seq, "status": job.status, "progress": job.progress, "stage": job.stage,
-                 "message": job.message, "ts": self.sched.now_ms}
+                 "message": job.message, "ts": self.sched.now_ms, "start_token": job.start_token}
         for conn in list(self.sockets):
             conn.send(event)
 
@@ -696,8 +699,9 @@ class Tab:
         self.controller.start_export(options)
 
     def cancel(self) -> None:
-        self.world.user_actions.append((self.world.mark(), self.id, "cancel",
-                                        self.job.id if self.job else None, self.status))
+        at = self.world.mark()
+        self.world.user_actions.append((at, self.id, "cancel", self.job.id if self.job else None, self.status))
+        self.world.cancel_context[at] = (self.hook.state.start_token, self.history)  # type: ignore[attr-defined]
         self.controller.cancel_export()
 
     def download(self, job_id: Optional[str] = None) -> None:
@@ -732,6 +736,11 @@ class Tab:
                 self.world.server.sockets.remove(conn)
 
 
+
+def _log_job(history: list, shared: list, mark: int, job_id: str) -> None:
+    history.append((mark, job_id))
+    shared.append((mark, job_id))
+
 class World:
     """A deterministic browser + server world with N tabs (see module doc)."""
 
@@ -747,8 +756,11 @@ class World:
         """(mark, tab, action, job id shown, machine status) of every user click."""
         self.socket_blocked: set[str] = set()
         self.job_history: dict[str, list[tuple[int, str]]] = {}
+        self.cancel_context: dict[int, tuple[Optional[str], list[tuple[int, str]]]] = {}
+        """Cancel click mark -> (the start token then pending, the clicking page's own job history)."""
         self.errors: list[tuple[BaseException, str]] = []
         self._tab_ids = itertools.count(1)
+        self._start_tokens = itertools.count(1)
         self._marks = itertools.count(1)
         self._prev_handler = store.set_error_handler(lambda exc, where: self.errors.append((exc, where)))
 
@@ -781,15 +793,21 @@ class World:
             visibility=FakeVisibility(),
             log=FakeLog(),
             tab_id=tid,
+            # A reloaded fake tab keeps its id (the traces name tabs by it), where a real page
+            # gets a fresh random one: the world hands out start tokens instead.
+            new_token=lambda: f"start-{next(self._start_tokens)}",
         )
         controller, unmount = create_export_controller(project_id, ports)
         tab = Tab(self, tid, project_id, ports, controller, unmount)
         # The jobs this tab has shown, in order: resolves a cancel clicked before the job id
         # was known to the job it was about (for ``violations``).
-        history = self.job_history.setdefault(tid, [])
+        history: list[tuple[int, str]] = []  # this page's; a reload starts a new one
+        self.job_history.setdefault(tid, [])
+        shared = self.job_history[tid]
         tab.stop_history = store.detached(lambda: store.effect(
-            lambda: history.append((self.mark(), controller.current_job.value.id))
+            lambda: _log_job(history, shared, self.mark(), controller.current_job.value.id)
             if controller.current_job.value is not None else None))
+        tab.history = history  # type: ignore[attr-defined]
         self.tabs[tid] = tab
         return tab
 
@@ -862,13 +880,18 @@ class World:
 
     def cancel_clicks(self) -> list[tuple[int, str, str]]:
         """``(mark, tab, job_id)`` of every cancel click; a click made before the tab knew
-        its job (while starting) counts for the first job the tab showed afterwards."""
+        its job (while starting) counts for the first job the same page showed afterwards
+        (its 202 or the 409's active job), else for the job its start request made (the
+        server's job with that start token: the page closed or reloaded first)."""
         out = []
         for at, tab, kind, job_id, status in self.user_actions:
             if kind != "cancel":
                 continue
             if job_id is None and status == "starting":
-                job_id = next((j for m, j in self.job_history.get(tab, ()) if m > at), None)
+                token, history = self.cancel_context.get(at, (None, []))
+                job_id = next((j for m, j in history if m > at), None)
+                if job_id is None and token is not None:
+                    job_id = next((j.id for j in self.server.jobs.values() if j.start_token == token), None)
             if job_id is not None:
                 out.append((at, tab, job_id))
         return out

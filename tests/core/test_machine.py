@@ -167,29 +167,31 @@ def test_cancel_answers():
 
 
 def test_cancel_while_starting_waits_for_the_job_id():
-    s, acts = run(initial_state(PID), Start(ExportOptions()), StartFailed("net", True), Cancel())
-    assert s.status == "cancelling" and s.job is None and s.attempt == 1
-    assert acts == [MarkStartCancel()]
+    s, acts = run(initial_state(PID), Start(ExportOptions(), "t1"), StartFailed("net", True), Cancel())
+    assert s.status == "cancelling" and s.job is None and s.attempt == 1 and s.start_token == "t1"
+    assert acts == [MarkStartCancel("t1")]
     assert activities(s) == {"start_request"}  # the same POST keeps going
     s2, acts = transition(s, StartAccepted(job()))
     assert s2.status == "cancelling" and s2.job.id == "j1"
-    assert acts == [WriteMark("cancelled", "j1"), ClearStartCancel(), Post("cancel-requested", job())]
+    assert acts == [WriteMark("cancelled", "j1"), ClearStartCancel("t1"), Post("cancel-requested", job())]
     assert "cancel_request" in activities(s2)
     s3, acts = transition(s, StartFailed("net", True))
     assert s3.status == "cancelling" and s3.attempt == 2 and acts == []  # the POST may have landed
     s4, acts = transition(s, StartFailed("bad", False))
-    assert s4.status == "cancelled" and acts == [ClearStartCancel()]
+    assert s4.status == "cancelled" and acts == [ClearStartCancel("t1")]
 
 
-def test_a_cancel_clicked_before_the_job_id_was_known_blocks_downloads():
-    pending = Marks(start_cancelled=True)
-    c = completed_state()
-    held, _ = transition(c, AutoDownloadDue("j1", pending))
-    assert held.status == "completed" and not held.auto_download and "pending" in held.notice
-    assert transition(c, Download("j1", pending))[0].status == "completed"
-    d, _ = transition(c, AutoDownloadDue("j1"))
-    s, acts = transition(d, LockResult("j1", True, pending))
-    assert s.status == "completed" and acts == []
+def test_cancelling_before_the_job_id_never_gives_up_on_a_failing_network():
+    """While starting, a failing POST gives up after MAX_START_ATTEMPTS; once cancel was
+    clicked it never does: only the answer names the job that must be cancelled (F6)."""
+    s, _ = run(initial_state(PID), Start(ExportOptions(), "t1"), Cancel())
+    for _ in range(MAX_START_ATTEMPTS * 3):
+        s, acts = transition(s, StartFailed("timeout", True))
+        assert s.status == "cancelling" and acts == []
+    assert activities(s) == {"start_request"}
+    gave_up, _ = run(initial_state(PID), Start(ExportOptions(), "t1"),
+                     *[StartFailed("timeout", True)] * MAX_START_ATTEMPTS)
+    assert gave_up.status == "failed"
 
 
 def test_a_cancel_mark_stops_a_completion_and_a_download():
@@ -364,7 +366,6 @@ _EVENTS = st.sampled_from([
     upd("completed", 4, marks=Marks(cancelled=True)),
     AutoDownloadDue("j1"), Download("j1"), LockResult("j1", True), LockResult("j1", False),
     LockResult("j1", True, Marks(cancelled=True)), LockResult("j1", True, Marks(downloaded=True)),
-    LockResult("j1", True, Marks(start_cancelled=True)),
     Remote("cancel-requested", "j1", PID), Remote("downloaded", "j1", PID),
     Restore(job("running", 2)), Update(JobUpdate.from_job(job("completed", 4)), "fetch"),
 ])
@@ -385,7 +386,7 @@ def test_no_download_after_a_cancel_and_only_from_a_granted_lock(events):
             if isinstance(a, StartDownload):
                 downloads += 1
                 assert before.status == "downloading" and isinstance(ev, LockResult) and ev.granted
-                assert not ev.marks.cancelled and not ev.marks.downloaded and not ev.marks.start_cancelled
+                assert not ev.marks.cancelled and not ev.marks.downloaded
                 assert a.job.id not in cancelled_jobs
                 assert acts.index(WriteMark("downloaded", a.job.id)) < acts.index(a)
         assert s.status in STATES

@@ -76,3 +76,28 @@ def test_the_run_command_serves_no_test_hooks_and_prints_a_login_url(tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=20)
+
+
+def test_a_data_folder_from_before_start_tokens_is_upgraded_in_place(tmp_path):
+    """A jobs table made before ``start_token`` existed gets the column (and its unique
+    index) when the server opens it; its rows are kept."""
+    import sqlite3
+
+    from server.db import Database
+
+    path = tmp_path / "old.sqlite3"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE jobs (id TEXT PRIMARY KEY, user_id INTEGER NOT NULL, project_id INTEGER NOT NULL,"
+                     " status TEXT NOT NULL, progress REAL NOT NULL DEFAULT 0, stage TEXT NOT NULL DEFAULT '',"
+                     " message TEXT NOT NULL DEFAULT '', seq INTEGER NOT NULL DEFAULT 0, created_at TEXT NOT NULL,"
+                     " finished_at TEXT, delivered INTEGER NOT NULL DEFAULT 0, size_bytes INTEGER,"
+                     " warnings_json TEXT NOT NULL DEFAULT '[]', options_json TEXT NOT NULL, archive_name TEXT,"
+                     " attempts INTEGER NOT NULL DEFAULT 0)")
+        conn.execute("INSERT INTO jobs(id, user_id, project_id, status, created_at, options_json)"
+                     " VALUES ('old', 1, 1, 'completed', '2026-01-01T00:00:00Z', '{}')")
+    db = Database(path)
+    columns = {row[1] for row in db.all("PRAGMA table_info(jobs)")}
+    assert "start_token" in columns
+    assert db.one("SELECT id, start_token FROM jobs")["id"] == "old"
+    indexes = {row[1] for row in db.all("PRAGMA index_list(jobs)")}
+    assert "one_job_per_start_token" in indexes

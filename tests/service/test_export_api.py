@@ -54,6 +54,40 @@ def test_second_start_answers_409_with_the_active_job(live: Live):
     alice.http.post(f"/api/exports/{first.json()['id']}/cancel")
 
 
+def test_a_repeated_start_token_gets_the_job_its_first_request_made(live: Live):
+    """R1 with ``start_token``: a start whose answer was lost is sent again with the same
+    token; it gets the job the first copy made, even once that job is over (where a plain
+    repeat would start a second export), and the token is kept on the job and its events."""
+    alice = live.new_user()
+    with alice.websocket() as ws:
+        first = alice.http.post(f"/api/projects/{live.project_id}/exports?start_token=tab-a.1", json={})
+        assert first.status_code == 202, first.text
+        job = first.json()
+        assert job["start_token"] == "tab-a.1"
+        events = recv_until(ws, lambda e: e["job_id"] == job["id"] and e["status"] == "completed")
+    assert {e["start_token"] for e in events if e["job_id"] == job["id"]} == {"tab-a.1"}
+    again = alice.http.post(f"/api/projects/{live.project_id}/exports?start_token=tab-a.1", json={})
+    assert again.status_code == 202 and again.json()["id"] == job["id"] and again.json()["status"] == "completed"
+    assert len(live.app.state.db.all("SELECT id FROM jobs")) == 1
+    other = alice.http.post(f"/api/projects/{live.project_id}/exports?start_token=tab-a.2", json={})
+    assert other.status_code == 202 and other.json()["id"] != job["id"]
+    alice.http.post(f"/api/exports/{other.json()['id']}/cancel")
+
+
+def test_start_tokens_are_checked_and_belong_to_their_user(live: Live):
+    alice, bob = live.new_user(), live.new_user()
+    bad = alice.http.post(f"/api/projects/{live.project_id}/exports?start_token=a%20b", json={})
+    assert bad.status_code == 422 and bad.json()["detail"][0]["field"] == "start_token"
+    too_long = alice.http.post(f"/api/projects/{live.project_id}/exports?start_token={'x' * 65}", json={})
+    assert too_long.status_code == 422
+    mine = alice.http.post(f"/api/projects/{live.project_id}/exports?start_token=same", json={})
+    theirs = bob.http.post(f"/api/projects/{live.project_id}/exports?start_token=same", json={})
+    assert mine.status_code == theirs.status_code == 202
+    assert mine.json()["id"] != theirs.json()["id"]  # a token names a start of one user only
+    for user, r in ((alice, mine), (bob, theirs)):
+        user.http.post(f"/api/exports/{r.json()['id']}/cancel")
+
+
 def test_two_simultaneous_starts_create_one_job(live: Live):
     live.app.state.hooks.delay_per_checkpoint_ms = 20
     alice = live.new_user()

@@ -25,10 +25,7 @@ Checked after every move (``step_violations``):
 Checked at quiescence, after the fair run of ``search.finish`` (``final_violations``):
 
 - I3 a job the server completed, for which no cancel was clicked, and which an open tab
-  followed live (its current mount saw it queued/running), was downloaded exactly once;
-  unless it waited for its download while the project's start-cancelled mark stood (the
-  design blocks every download of the project then: a cancel clicked while a start was
-  unanswered, by a tab that closed before it learned which job that start created).
+  followed live (its current mount saw it queued/running), was downloaded exactly once.
 - I4 no open tab shows ``is_exporting``/``is_downloading`` for a job the server holds as
   terminal (or for no job at all), and a tab showing such a job shows its outcome
   (completed -> completed/downloaded, cancelled -> cancelled, failed/expired -> failed).
@@ -98,7 +95,7 @@ def _tab_violations(sim: Sim, tab: Tab, clicks: list[tuple[int, str, str]]) -> l
             if job is None or job.status != status:
                 out.append(f"I6: {tab.id} is_exporting in {status} with job status {job.status if job else None}")
         elif status == "starting" or (status == "cancelling" and job is None):
-            if not request_alive(sim, tab, "POST", start_path(PID), "start_request"):
+            if not request_alive(sim, tab, "POST", start_path(PID, state.start_token), "start_request"):
                 out.append(f"I6: {tab.id} is_exporting ({status}) with no start request alive")
         elif status == "cancelling":
             if not request_alive(sim, tab, "POST", cancel_path(jid), "cancel_request"):
@@ -128,7 +125,9 @@ def _tab_violations(sim: Sim, tab: Tab, clicks: list[tuple[int, str, str]]) -> l
     for method, path in live_requests(sim, tab):
         if method != "POST":
             continue
-        if path == start_path(PID) and not (state.status == "starting" or (state.status == "cancelling" and job is None)):
+        if path.split("?")[0] == start_path(PID) and not (
+                path == start_path(PID, state.start_token)
+                and (state.status == "starting" or (state.status == "cancelling" and job is None))):
             out.append(f"I8: {tab.id} start request alive in {state.status}")
         elif path.endswith("/cancel") and not (state.status == "cancelling" and path == cancel_path(jid or "")):
             out.append(f"I8: {tab.id} request POST {path} alive in {state.status} ({jid})")
@@ -198,7 +197,7 @@ def final_violations(sim: Sim) -> list[str]:
     clicked = {job for _, _, job in cancel_clicks(sim)}
     tabs = sim.open_tabs()
     for jid, job in sorted(w.server.jobs.items()):
-        if job.status != "completed" or jid in clicked or jid in sim.start_blocked:
+        if job.status != "completed" or jid in clicked:
             continue
         followers = [t.id for t in tabs if jid in t.live_jobs]  # type: ignore[attr-defined]
         n = len(w.downloads_of(jid))

@@ -95,18 +95,15 @@ def cancel_keeps_completed(mp: pytest.MonkeyPatch) -> None:
 
 
 def auto_download_no_cancel_check(mp: pytest.MonkeyPatch) -> None:
-    """The auto-download timer's event ignores the cancel marks (job and start marks)."""
-    rules = _drop(machine.RULES, AutoDownloadDue, "cancel_marked")
-    _set_rules(mp, _drop(rules, AutoDownloadDue, "start_cancel_marked"))
+    """The auto-download timer's event ignores the cancel mark."""
+    _set_rules(mp, _drop(machine.RULES, AutoDownloadDue, "cancel_marked"))
 
 
 def auto_download_path_no_cancel_check(mp: pytest.MonkeyPatch) -> None:
     """Neither the auto-download timer's event nor the decision under the lock checks the
     cancel marks."""
     rules = _drop(machine.RULES, AutoDownloadDue, "cancel_marked")
-    rules = _drop(rules, AutoDownloadDue, "start_cancel_marked")
-    rules = _drop(rules, LockResult, "cancel_marked")
-    _set_rules(mp, _drop(rules, LockResult, "start_cancel_marked"))
+    _set_rules(mp, _drop(rules, LockResult, "cancel_marked"))
 
 
 def auto_download_deps_without_state(mp: pytest.MonkeyPatch) -> None:

@@ -20,6 +20,8 @@ lose, dup, swap       the head WebSocket frame of a tab is lost, delivered twice
 close, reload, open   a tab closes (not the last one), reloads, or a new tab opens
 corrupt               the project's localStorage record is overwritten with garbage
 wait                  61 s pass while no timer is due (short-lived marks lapse)
+slowpoll              the 30 s poll of a tab whose WebSocket is up fires (C7's safety net
+                      for a frame lost on an open socket); the fair run fires it freely
 fault                 the next POST or GET gets a 503, a timeout before reaching the server
                       (network error) or a timeout after the server acted (lost answer)
 ====================  =====================================================================
@@ -42,15 +44,14 @@ from ..fakes import LOST_RESPONSE, NETWORK_ERROR, Step, Tab, World
 
 PID = 1
 RECORD_KEY = persistence.storage_key(PID)
-START_CANCEL_KEY = persistence.start_cancel_key(PID)
 START_OK = frozenset({"idle", "cancelled", "downloaded", "failed"})
 """States in which the checker's user clicks Export: the page enables the button in
 ``completed`` too, but a click there replaces a pending auto-download on purpose, which
 would make I3 vacuous; the e2e and hook tests cover it."""
 BUDGET_KINDS = ("start", "cancel", "download", "show", "run", "progress", "complete", "fail", "drop",
-                "lose", "dup", "swap", "close", "reload", "open", "corrupt", "fault", "wait")
-WAIT_MS = persistence.START_CANCEL_TTL_MS + 1000
-"""A ``wait`` lets this much time pass with nothing due (the start-cancelled mark lapses)."""
+                "lose", "dup", "swap", "close", "reload", "open", "corrupt", "fault", "wait", "slowpoll")
+WAIT_MS = 61_000.0
+"""A ``wait`` lets this much time pass with nothing due (a minute-long mark would lapse)."""
 FAULTS = (("503", HttpResponse(503, {"detail": "unavailable"})), ("timeout", NETWORK_ERROR),
           ("lost", LOST_RESPONSE))
 
@@ -148,9 +149,9 @@ class Sim:
         """Jobs whose cancel or failure a tab has settled (it showed cancelled/failed)."""
         self.created_by: dict[str, tuple[str, int]] = {}
         """Job -> (tab whose start POST created it, order mark of its arrival)."""
-        self.start_blocked: set[str] = set()
-        """Completed jobs not yet downloaded while a start-cancelled mark stood (I3 exempt)."""
         self.closed = False
+        self.fair = False
+        """Set by ``search.finish``: every timer is an ordinary move, earliest first."""
         self._in_setup = True
         for _ in range(scenario.tabs):
             self._open_tab()
@@ -182,8 +183,9 @@ class Sim:
         next timer, then environment moves)."""
         w = self.world
         now = w.now
-        out = [Move("fire", str(s.id), describe(s, now), s) for s in w.steps()]
         b = _Unlimited() if self._in_setup else self.budget
+        out = [Move("fire", str(s.id), describe(s, now), s) for s in w.sched.deliveries()]
+        out += self._timer_moves(b)
         tabs = self.open_tabs()
         for tab in tabs:
             hook = tab.hook
@@ -226,7 +228,7 @@ class Sim:
                 out.append(Move("complete", jid, f"server: {jid} completes"))
             if job.status in ("queued", "running") and b.get("fail"):
                 out.append(Move("fail", jid, f"server: {jid} fails"))
-        nxt = w.sched.next_timer()
+        nxt = self._next_timer(slow=False)
         if b.get("wait") and (nxt is None or (nxt.due or 0) > now + WAIT_MS):
             out.append(Move("wait", "", f"time: {WAIT_MS / 1000:.0f} s pass"))
         if b.get("corrupt"):
@@ -237,6 +239,37 @@ class Sim:
                     continue
                 for method in self.scenario.fault_methods:
                     out.append(Move("fault", f"{method} {name}", f"server: next {method} gets {name}"))
+        return out
+
+    def is_slow_poll(self, step: Step) -> bool:
+        """The poll timer of a tab whose socket is up: it repeats every 30 s for as long as
+        a job is followed, so exploring it freely would make every search infinite."""
+        if timer_purpose(step) != "poll":
+            return False
+        tab = next((t for t in self.open_tabs() if t.id == step.tab), None)
+        return tab is not None and bool(tab.hook.socket_connected)  # type: ignore[attr-defined]
+
+    def _next_timer(self, slow: Optional[bool]) -> Optional[Step]:
+        timers = sorted(self.world.sched.timers.values(), key=lambda s: (s.due, s.id))
+        if slow is not None:
+            timers = [t for t in timers if self.is_slow_poll(t) == slow]
+        return timers[0] if timers else None
+
+    def _timer_moves(self, b: Any) -> list[Move]:
+        """The earliest timer, as a ``fire`` move; outside the fair run and the setup the
+        slow poll timers are left out of that choice and offered as ``slowpoll`` moves (at
+        most the earliest one) while the budget lasts."""
+        now = self.world.now
+        if self.fair or self._in_setup:
+            t = self._next_timer(None)
+            return [] if t is None else [Move("fire", str(t.id), describe(t, now), t)]
+        out = []
+        t = self._next_timer(False)
+        if t is not None:
+            out.append(Move("fire", str(t.id), describe(t, now), t))
+        slow = self._next_timer(True)
+        if slow is not None and b.get("slowpoll"):
+            out.append(Move("slowpoll", str(slow.id), describe(slow, now), slow))
         return out
 
     def find(self, text: str) -> Optional[Move]:
@@ -253,7 +286,7 @@ class Sim:
             if self.budget.get(kind, 0) <= 0:
                 raise ValueError(f"no budget left for {kind}")
             self.budget[kind] -= 1
-        if kind == "fire":
+        if kind in ("fire", "slowpoll"):
             assert move.step is not None
             creates = move.step.kind == "http-request" and move.step.label.startswith("POST /api/projects/")
             before = set(w.server.jobs) if creates else set()
@@ -327,14 +360,8 @@ class Sim:
 
     def observe(self) -> None:
         """Record the facts that only the current state shows: which job each mount
-        followed live (I3), which jobs a tab settled as cancelled or failed (I5), which
-        completed jobs waited for their download while the project's start-cancelled
-        mark stood (I3: by design no tab downloads then)."""
+        followed live (I3), which jobs a tab settled as cancelled or failed (I5)."""
         w = self.world
-        if _start_cancel_standing(w):
-            for jid, job in w.server.jobs.items():
-                if job.status == "completed" and not job.delivered:
-                    self.start_blocked.add(jid)
         for tab in self.open_tabs():
             state = tab.hook.state
             if state.job is None:
@@ -368,7 +395,7 @@ class Sim:
             tuple(sorted(queues)), timers, tuple(sorted((n, h[0]) for n, h in w.locks.holders.items())),
             tuple((d.tab, d.job_id, d.server_status) for d in w.downloads),
             tuple(sorted((tab, job) for _, tab, job in cancel_clicks(self))),
-            tuple(sorted(self.settled)), tuple(sorted(self.start_blocked)), tuple(sorted(self.budget.items())),
+            tuple(sorted(self.settled)), tuple(sorted(self.budget.items())),
             tuple((tab, kind, status) for _, tab, kind, _job, status in w.user_actions if kind == "cancel"),
         )
 
@@ -411,31 +438,10 @@ def _live(step: Step) -> Any:
 
 
 def cancel_clicks(sim: "Sim") -> list[tuple[int, str, str]]:
-    """``(mark, tab, job)`` of every cancel click: ``World.cancel_clicks`` (a click made
-    while starting counts for the job the tab showed next), and a click made while
-    starting in a tab that never showed a job counts for the job its start POST created
-    after the tab's last Export click (the tab closed or reloaded before the answer)."""
-    w = sim.world
-    out = w.cancel_clicks()
-    resolved = {(at, tab) for at, tab, _ in out}
-    for at, tab, kind, job_id, status in w.user_actions:
-        if kind != "cancel" or job_id is not None or status != "starting" or (at, tab) in resolved:
-            continue
-        export_at = max((m for m, t, k, _j, _s in w.user_actions if t == tab and k == "start" and m < at), default=0)
-        made = sorted((m, jid) for jid, (t, m) in sim.created_by.items() if t == tab and m > export_at)
-        if made:
-            out.append((at, tab, made[0][1]))
-    return out
-
-
-def _start_cancel_standing(w: World) -> bool:
-    raw = w.storage.data.get(START_CANCEL_KEY)
-    if raw is None:
-        return False
-    try:
-        return w.now - float(json.loads(raw)["ts"]) <= persistence.START_CANCEL_TTL_MS
-    except (ValueError, TypeError, KeyError):
-        return False
+    """``(mark, tab, job)`` of every cancel click (``World.cancel_clicks``: a click made
+    while starting counts for the job the same page showed next, else for the job its
+    start request made, found by its start token)."""
+    return sim.world.cancel_clicks()
 
 
 def record_job_id(sim: Sim) -> Optional[str]:

@@ -19,7 +19,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 from .search import Counterexample, finish, render_trace, shrink
 from .sim import Move, Scenario, Sim
 
-BUDGET = dict(start=2, cancel=2, download=1, show=1, run=1, progress=2, complete=1, fail=1, drop=1, lose=1,
+BUDGET = dict(slowpoll=2, start=2, cancel=2, download=1, show=1, run=1, progress=2, complete=1, fail=1, drop=1, lose=1,
               dup=1, swap=1, close=1, reload=1, open=1, corrupt=1, fault=2, wait=1)
 
 STATS = {"examples": 0, "moves": 0, "finish_moves": 0, "downloads": 0, "cancels": 0, "max_tabs": 0}
@@ -83,7 +83,8 @@ class ExportChecker(RuleBasedStateMachine):
         moves = self._deliveries()
         self._apply(moves[i % len(moves)])
 
-    @precondition(lambda self: self.sim is not None and self.sim.world.sched.next_timer() is not None)
+    @precondition(lambda self: self.sim is not None
+                  and any(m.step is not None and m.step.kind == "timer" for m in self.sim.moves() if m.kind == "fire"))
     @rule()
     def timer_fires(self) -> None:
         move = next(m for m in self._moves("fire") if m.step is not None and m.step.kind == "timer")
