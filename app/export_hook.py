@@ -34,6 +34,7 @@ from app import crosstab, persistence
 from app.hooks import mount, use_callback, use_effect, use_ref, use_state
 from app.machine import (
     POLLABLE, AutoDownloadDue, Cancel, CancelAnswered, ClearPersist, ClearStartCancel, Dismiss, Download, ExportState,
+    ExportView,
     FetchFailed, JobUpdate, LockResult, Marks, MarkStartCancel, Persist, Post, Remote, Restore, Start, StartAccepted,
     StartDownload, StartFailed, StartRejected, Update, Warn, WriteMark, activities, event_job_id,
     initial_state, retry_delay_ms, transition, view,
@@ -127,9 +128,10 @@ def _parse_job(body: Any) -> Optional[ExportJob]:
 
 
 @dataclass(frozen=True)
-class AdvancedExport:
+class AdvancedExport(ExportView):
     """What the hook returns on each render: the values of that render (plain values, as
-    React's hooks return) and stable callbacks that always act on the latest state.
+    React's hooks return: the fields of ``app.machine.ExportView``) and stable callbacks
+    that always act on the latest state.
 
     ``export_progress`` is 0..100; ``export_status`` a machine state name
     (``app.machine.STATES``); ``completed_job_id`` is set in completed/downloading/
@@ -138,17 +140,6 @@ class AdvancedExport:
     ``socket_connected`` tells whether the WebSocket is up; ``state`` is the machine state.
     """
 
-    current_job: Optional[ExportJob]
-    is_exporting: bool
-    is_downloading: bool
-    export_progress: float
-    export_status: str
-    completed_job_id: Optional[str]
-    error_message: Optional[str]
-    notice: Optional[str]
-    can_download: bool
-    can_cancel: bool
-    can_dismiss: bool
     socket_connected: bool
     state: ExportState
     start_export: Callable[..., None]
@@ -635,13 +626,8 @@ def use_advanced_export(project_id: int, ports: Ports) -> AdvancedExport:
     download_cb = use_callback(download, [])
     dismiss_cb = use_callback(dismiss, [])
 
-    v = view(state)
     return AdvancedExport(
-        current_job=v.current_job, is_exporting=v.is_exporting, is_downloading=v.is_downloading,
-        export_progress=v.export_progress, export_status=v.export_status,
-        completed_job_id=v.completed_job_id, error_message=v.error_message, notice=v.notice,
-        can_download=v.can_download, can_cancel=v.can_cancel, can_dismiss=v.can_dismiss,
-        socket_connected=socket_up, state=state,
+        **vars(view(state)), socket_connected=socket_up, state=state,
         start_export=start_cb, cancel_export=cancel_cb, download=download_cb, dismiss=dismiss_cb,
     )
 

@@ -179,7 +179,10 @@ def _settled(storage: Storage, job_id: str, now_ms: float, log: Optional[Log]) -
 def has_mark(storage: Storage, kind: str, job_id: str, now_ms: float, log: Optional[Log]) -> bool:
     """True when a valid, unexpired ``kind`` mark exists; corrupt or expired ones are
     removed (corrupt ones with a warning when ``log`` is given)."""
-    key = mark_key(kind, job_id)
+    return _valid_mark(storage, mark_key(kind, job_id), now_ms, log)
+
+
+def _valid_mark(storage: Storage, key: str, now_ms: float, log: Optional[Log]) -> bool:
     raw = storage.get(key)
     if raw is None:
         return False
@@ -223,21 +226,7 @@ def clear_start_cancel(storage: Storage, start_token: str) -> None:
 def has_start_cancel(storage: Storage, start_token: str, now_ms: float, log: Optional[Log]) -> bool:
     """True while a valid start-cancelled mark of ``start_token`` younger than
     ``MARK_TTL_MS`` exists (corrupt or expired ones are removed)."""
-    key = start_cancel_key(start_token)
-    raw = storage.get(key)
-    if raw is None:
-        return False
-    try:
-        mark = JobMark.model_validate_json(raw)
-    except ValidationError:
-        if log is not None:
-            log.warn(f"dropped corrupt mark {key}")
-        storage.remove(key)
-        return False
-    if now_ms - mark.ts > MARK_TTL_MS:
-        storage.remove(key)
-        return False
-    return True
+    return _valid_mark(storage, start_cancel_key(start_token), now_ms, log)
 
 
 def read_marks(storage: Storage, job_id: str, now_ms: float, log: Log) -> Marks:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -16,23 +15,9 @@ from typing import Any, Optional
 import httpx
 
 from bench.common import ROOT
+from testkit import CHROMIUM, CHROMIUM_ARGS, free_port  # noqa: F401 - re-exported for the benchmarks
 
-CHROMIUM = os.environ.get("CELLHUB_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 HEADERS = {"X-Requested-With": "cellhub"}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass

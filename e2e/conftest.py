@@ -29,23 +29,10 @@ from typing import Any
 
 import pytest
 
+from testkit import CHROMIUM, CHROMIUM_ARGS, free_port
+
 ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = os.environ.get("CELLHUB_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 PAGE_READY_TIMEOUT_MS = 90_000
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass
@@ -68,7 +55,7 @@ class ServerProcess:
 
 
 def start_server(data_dir: Path, port: int | None = None) -> ServerProcess:
-    port = port or _free_port()
+    port = port or free_port()
     log_path = data_dir.parent / f"server-{port}.log"
     env = dict(os.environ, CELLHUB_TEST_HOOKS="1", PYTHONUNBUFFERED="1")
     log = open(log_path, "w")

@@ -3,7 +3,6 @@ in a background thread, with HTTP (httpx) and WebSocket (websockets) clients per
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 import uuid
@@ -18,12 +17,7 @@ from websockets.sync.client import connect as ws_connect
 
 from server import auth
 from server.web import Settings, create_app
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from testkit import free_port
 
 
 @dataclass
@@ -87,7 +81,7 @@ def start_live(data_dir: Path, **settings: Any) -> Live:
     opts = dict(test_hooks=True, demo_images=3, demo_size=256, workers=2)
     opts.update(settings)
     app = create_app(Settings(data_dir=data_dir, **opts))
-    port = _free_port()
+    port = free_port()
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
