@@ -244,8 +244,10 @@ def test_e12_start_in_two_tabs_at_once_makes_one_job_both_follow(workspace):
     wait_following(tabs, job_id)
     new_jobs = [j["id"] for j in ws.jobs() if j["id"] not in before]
     assert new_jobs == [job_id], f"R1: one job expected, the server has {new_jobs}"
-    start = ("POST", f"{ws.server.base_url}/api/projects/{project_id}/exports")
-    assert [t.sent.count(start) for t in (a, b)] == [1, 1], "each clicked tab sends its start once"
+    start = f"{ws.server.base_url}/api/projects/{project_id}/exports"
+    starts = [[url for method, url in t.sent if method == "POST" and url.split("?")[0] == start] for t in (a, b)]
+    assert [len(s) for s in starts] == [1, 1], f"each clicked tab sends its start once: {starts}"
+    assert all("?start_token=" in s[0] for s in starts) and starts[0][0] != starts[1][0], starts
 
     wait_for_job(ws.server, job_id, lambda s: s["held"])
     ws.api("POST", f"/api/test/jobs/{job_id}/release")
