@@ -8,7 +8,7 @@ from __future__ import annotations
 import io
 import os
 from pathlib import Path
-from typing import Union
+from typing import Callable, Optional, Union
 
 import numpy as np
 import tifffile
@@ -40,7 +40,44 @@ def _as_file(source: Source):
     return source
 
 
-def read_image(source: Source) -> np.ndarray:
+class _CheckedReader(io.RawIOBase):
+    """A seekable binary file whose every read first calls ``check()``: decoders read in
+    blocks (Pillow 64 KiB at a time), so a cancel is seen while a big image is decoded.
+    ``raised`` keeps what ``check`` raised, so that ``read_image`` can tell it apart from the
+    decoder's own errors (some decoders wrap the errors of their reads)."""
+
+    def __init__(self, raw: io.RawIOBase, check: Callable[[], None]) -> None:
+        super().__init__()
+        self.raw = raw
+        self.check = check
+        self.raised: Optional[BaseException] = None
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        try:
+            self.check()
+        except BaseException as exc:
+            self.raised = exc
+            raise
+        return self.raw.readinto(buffer)
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        return self.raw.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self.raw.tell()
+
+    def close(self) -> None:
+        self.raw.close()
+        super().close()
+
+
+def read_image(source: Source, check: Optional[Callable[[], None]] = None) -> np.ndarray:
     """Decode an image file (path or the file's bytes) into a numpy array.
 
     Shapes: ``(H, W)`` for grey or label data (uint8, uint16, int32/uint32 or float as stored;
@@ -48,17 +85,34 @@ def read_image(source: Source) -> np.ndarray:
     ``(H, W, 4)`` for RGBA (uint8 or uint16). For a multi-page/multi-plane TIFF only the
     first 2-D plane (or first 2-D RGB(A) plane) is returned.
 
+    ``check`` (optional, no arguments) is called before every block the decoder reads from the
+    file; whatever it raises (a cancellation) propagates unchanged and ends the decoding.
+
     Raises ``FileNotFoundError`` for a missing path and ``ImageReadError`` for anything that
     is not a decodable image.
     """
     if not isinstance(source, (bytes, bytearray, memoryview)) and not Path(source).is_file():
         raise FileNotFoundError(f"no such image file: {os.fspath(source)}")
+    if check is None:
+        return _decode(source, _as_file(source))
+    raw = io.BytesIO(bytes(source)) if isinstance(source, (bytes, bytearray, memoryview)) else open(source, "rb", buffering=0)
+    reader = _CheckedReader(raw, check)
+    try:
+        with io.BufferedReader(reader, buffer_size=64 << 10) as fh:
+            return _decode(source, fh)
+    except ImageReadError:
+        if reader.raised is not None:
+            raise reader.raised from None
+        raise
+
+
+def _decode(source: Source, fh) -> np.ndarray:
     try:
         if _is_tiff(source):
-            with tifffile.TiffFile(_as_file(source)) as tif:
+            with tifffile.TiffFile(fh) as tif:
                 arr = tif.pages[0].asarray()
             return _first_plane(np.asarray(arr))
-        with Image.open(_as_file(source)) as img:
+        with Image.open(fh) as img:
             img.load()
             return _pillow_to_array(img)
     except FileNotFoundError:

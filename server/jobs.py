@@ -38,7 +38,8 @@ class TestHooks:
     """Test-only controls (exist only when ``CELLHUB_TEST_HOOKS=1``).
 
     ``hold_before_complete``: workers wait, archive written, just before the completion CAS,
-    until ``release(job_id)``. ``delay_per_checkpoint_ms``: sleep at each checkpoint."""
+    until ``release(job_id)``. ``delay_per_checkpoint_ms``: sleep at each checkpoint call that
+    changes the report (repeated calls, the writer's cancel checks, do not sleep again)."""
 
     hold_before_complete: bool = False
     delay_per_checkpoint_ms: float = 0.0
@@ -284,7 +285,10 @@ class Runner:
     """Runs export jobs on worker threads; ``build`` writes one archive.
 
     ``build(job, dest_path, checkpoint) -> warnings`` must call ``checkpoint(stage, fraction,
-    message)`` often; ``checkpoint`` raises ``JobCancelled`` once the job is cancelled.
+    message)`` often; ``checkpoint`` raises ``JobCancelled`` once the job is cancelled. It is
+    cheap enough to be called every few milliseconds (``write_archive`` repeats its last report
+    inside long steps as its cancel check): a flag test, and a progress row written and sent
+    at most every 100 ms.
     """
 
     def __init__(self, store: JobStore, build: Callable, hooks: Optional[TestHooks] = None, workers: int = 2) -> None:
@@ -327,9 +331,13 @@ class Runner:
             if job is None:
                 return
             last = [0.0]
+            reported: list = [None]
 
             def checkpoint(stage: str, fraction: float, message: str) -> None:
-                if self.hooks and self.hooks.delay_per_checkpoint_ms:
+                # The test hook slows progress reports down; a call that only repeats the last
+                # report (the writer's cancel check inside a long step) does not sleep again.
+                if self.hooks and self.hooks.delay_per_checkpoint_ms and reported[0] != (stage, fraction, message):
+                    reported[0] = (stage, fraction, message)
                     time.sleep(self.hooks.delay_per_checkpoint_ms / 1000)
                 if cancelled.is_set():
                     raise JobCancelled(job_id)

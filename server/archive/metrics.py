@@ -1,6 +1,7 @@
 """Per-object shape metrics computed from the polygons (not from a rasterised mask).
 
-One row per object. Every length is in px, or in um when a pixel size ``s`` (um/px) is given
+One row per object, computed for all objects of an image at once (shapely's array functions,
+numpy; ``metrics_table``). Every length is in px, or in um when a pixel size ``s`` (um/px) is given
 (lengths * s, areas * s^2); the unit is part of every column name (``area_px2``/``area_um2``,
 ``perimeter_px``/``perimeter_um``); ratios have no unit. Holes are subtracted from the area and
 their outlines count in the perimeter; the parts of a multi-part object are measured together
@@ -14,10 +15,12 @@ from dataclasses import dataclass
 from typing import Iterator, Optional
 
 import numpy as np
+import shapely
 from shapely.geometry import MultiPolygon
 
-from server.archive.geometry import to_shapely
+from server.archive.feret import feret_diameters, feret_of_hulls
 from server.archive.metrics_io import CsvMetricsWriter, JsonMetricsWriter, XlsxMetricsWriter
+from server.archive.shapes import ImageShapes, image_shapes
 from server.domain import ImageRecord, SegObject
 
 
@@ -78,19 +81,49 @@ def metric_columns(pixel_size_um: Optional[float]) -> list[str]:
     return [*ID_COLUMNS, *(m.key + unit_suffix(m.kind, pixel_size_um) for m in METRICS)]
 
 
-def _ring_moments(closed: np.ndarray) -> np.ndarray:
-    # Signed integrals over the ring's interior of 1, x, y, x^2, y^2, xy (Green's theorem);
-    # ``closed`` repeats the first point at the end, as shapely's coords do.
-    x0, y0, x1, y1 = closed[:-1, 0], closed[:-1, 1], closed[1:, 0], closed[1:, 1]
-    c = x0 * y1 - x1 * y0
-    return np.array([
-        c.sum() / 2,
-        ((x0 + x1) * c).sum() / 6,
-        ((y0 + y1) * c).sum() / 6,
-        ((x0 * x0 + x0 * x1 + x1 * x1) * c).sum() / 12,
-        ((y0 * y0 + y0 * y1 + y1 * y1) * c).sum() / 12,
-        ((x0 * y1 + 2 * x0 * y0 + 2 * x1 * y1 + x1 * y0) * c).sum() / 24,
-    ])
+def _moment_sums(geoms: np.ndarray, origins: np.ndarray) -> np.ndarray:
+    """``(n, 6)``: the integrals over each region of 1, x, y, x^2, y^2, xy (Green's theorem on
+    every ring, coordinates taken relative to ``origins[i]``); exteriors add, holes subtract,
+    whatever the ring's orientation. ``geoms``: ``(n,)`` non-empty polygonal geometries."""
+    n = len(geoms)
+    parts, part_of = shapely.get_parts(geoms, return_index=True)
+    rings, ring_part = shapely.get_rings(parts, return_index=True)
+    coords, coord_ring = shapely.get_coordinates(rings, return_index=True)
+    ring_obj = part_of[ring_part]
+    exterior = np.r_[True, ring_part[1:] != ring_part[:-1]]
+    c = coords - origins[ring_obj[coord_ring]]
+    # Segments join consecutive points of a ring (shapely repeats the first point at the end).
+    same = coord_ring[1:] == coord_ring[:-1]
+    seg_ring = coord_ring[1:][same]
+    x0, y0 = c[:-1, 0][same], c[:-1, 1][same]
+    x1, y1 = c[1:, 0][same], c[1:, 1][same]
+    cross = x0 * y1 - x1 * y0
+    terms = (
+        (cross, 2.0),
+        ((x0 + x1) * cross, 6.0),
+        ((y0 + y1) * cross, 6.0),
+        ((x0 * x0 + x0 * x1 + x1 * x1) * cross, 12.0),
+        ((y0 * y0 + y0 * y1 + y1 * y1) * cross, 12.0),
+        ((x0 * y1 + 2 * x0 * y0 + 2 * x1 * y1 + x1 * y0) * cross, 24.0),
+    )
+    per_ring = np.stack([np.bincount(seg_ring, weights=w, minlength=len(rings)) / d for w, d in terms])
+    sign = np.where((per_ring[0] >= 0) == exterior, 1.0, -1.0)
+    return np.stack([np.bincount(ring_obj, weights=row * sign, minlength=n) for row in per_ring], axis=1)
+
+
+def _ellipse_axes_of(geoms: np.ndarray, bounds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    # Moments about the bounds' centre keep the sums well conditioned far from the origin.
+    origins = np.column_stack([(bounds[:, 0] + bounds[:, 2]) / 2, (bounds[:, 1] + bounds[:, 3]) / 2])
+    area, sx, sy, sxx, syy, sxy = _moment_sums(geoms, origins).T
+    positive = area > 0
+    safe = np.where(positive, area, 1.0)
+    cx, cy = sx / safe, sy / safe
+    a, c, b = sxx / safe - cx * cx, syy / safe - cy * cy, sxy / safe - cx * cy
+    # Eigenvalues of the 2x2 covariance [[a, b], [b, c]] in closed form.
+    mean, half = (a + c) / 2, np.hypot((a - c) / 2, b)
+    major = 4 * np.sqrt(np.maximum(mean + half, 0.0))
+    minor = 4 * np.sqrt(np.maximum(mean - half, 0.0))
+    return np.where(positive, major, 0.0), np.where(positive, minor, 0.0)
 
 
 def ellipse_axes(geom: MultiPolygon) -> tuple[float, float]:
@@ -98,126 +131,75 @@ def ellipse_axes(geom: MultiPolygon) -> tuple[float, float]:
     as the region (exact polygon moments; holes count negative). ``(0, 0)`` for no area."""
     if geom.is_empty:
         return 0.0, 0.0
-    # Moments about a point inside the bounds keep the sums well conditioned far from the origin.
-    minx, miny, maxx, maxy = geom.bounds
-    origin = np.array([(minx + maxx) / 2, (miny + maxy) / 2])
-    total = np.zeros(6)
-    for part in geom.geoms:
-        for k, ring in enumerate((part.exterior, *part.interiors)):
-            m = _ring_moments(np.asarray(ring.coords) - origin)
-            # Whatever the ring's orientation: the exterior adds, a hole subtracts.
-            total += m if (m[0] >= 0) == (k == 0) else -m
-    area, sx, sy, sxx, syy, sxy = total
-    if area <= 0:
-        return 0.0, 0.0
-    cx, cy = sx / area, sy / area
-    cov = np.array([[sxx / area - cx * cx, sxy / area - cx * cy], [sxy / area - cx * cy, syy / area - cy * cy]])
-    low, high = np.linalg.eigvalsh(cov)
-    return 4 * math.sqrt(max(high, 0.0)), 4 * math.sqrt(max(low, 0.0))
+    major, minor = _ellipse_axes_of(np.array([geom], dtype=object), np.array([geom.bounds]))
+    return float(major[0]), float(minor[0])
 
 
-def _ccw_vertices(hull_xy) -> tuple[list[float], list[float]]:
-    # Vertices counter-clockwise, without repeats a rounding error apart (an edge without a
-    # direction would give the walk below a meaningless width).
-    raw = [(float(x), float(y)) for x, y in hull_xy]
-    if not raw:
-        return [], []
-    xs, ys = [p[0] for p in raw], [p[1] for p in raw]
-    eps = 1e-9 * max(max(xs) - min(xs), max(ys) - min(ys))
-    pts = [p for k, p in enumerate(raw) if k == 0 or math.dist(p, raw[k - 1]) > eps]
-    while len(pts) > 1 and math.dist(pts[0], pts[-1]) <= eps:
-        pts.pop()
-    if sum(pts[k - 1][0] * pts[k][1] - pts[k][0] * pts[k - 1][1] for k in range(len(pts))) < 0:
-        pts.reverse()
-    return [p[0] for p in pts], [p[1] for p in pts]
-
-
-def feret_diameters(hull_xy) -> tuple[float, float, float]:
-    """``(feret_max, feret_min, feret_orthogonal)`` in px of a convex polygon given by its
-    vertices in order (``(n, 2)`` array or point list, either orientation, closing point not
-    repeated, n >= 3).
-
-    Rotating calipers (Toussaint 1983): walking the edges in order, one pointer advances to the
-    vertex farthest from the current edge (O(n) in all). The width normal to an edge is that
-    vertex's distance to the edge's line, and the minimum width is attained normal to some
-    edge; the diameter is the longest antipodal pair met (an edge end with the vertex opposite
-    the edge). Vertices closer than 1e-9 of the hull's extent to their neighbour are merged
-    first. Raises ``ValueError`` if fewer than 3 remain.
-    Plain Python on purpose: hulls have tens of vertices, where numpy's per-call cost dominates.
-    """
-    xs, ys = _ccw_vertices(hull_xy)
-    n = len(xs)
-    if n < 3:
-        raise ValueError("a convex polygon needs 3 distinct vertices")
-    # Start the pointer at the vertex farthest from edge 0 (vertices on a straight edge would
-    # otherwise leave it on a plateau next to that edge); from there it only moves forward.
-    dx0, dy0 = xs[1] - xs[0], ys[1] - ys[0]
-    j = max(range(n), key=lambda k: dx0 * (ys[k] - ys[0]) - dy0 * (xs[k] - xs[0]))
-    best_d2, pair = -1.0, (0, 1)
-    min_width = math.inf
-    for i in range(n):
-        i1 = i + 1 if i + 1 < n else 0
-        ax, ay = xs[i], ys[i]
-        dx, dy = xs[i1] - ax, ys[i1] - ay
-        # h = |edge| * distance of vertex j from the edge's line (positive inside)
-        h = dx * (ys[j] - ay) - dy * (xs[j] - ax)
-        while True:
-            j1 = j + 1 if j + 1 < n else 0
-            h1 = dx * (ys[j1] - ay) - dy * (xs[j1] - ax)
-            if h1 <= h:
-                break
-            j, h = j1, h1
-        min_width = min(min_width, h / math.hypot(dx, dy))
-        j1 = j + 1 if j + 1 < n else 0  # on a side parallel to the edge both ends are opposite
-        for p in (i, i1):
-            for q in (j, j1):
-                d2 = (xs[p] - xs[q]) ** 2 + (ys[p] - ys[q]) ** 2
-                if d2 > best_d2:
-                    best_d2, pair = d2, (p, q)
-    p, q = pair
-    length = math.sqrt(best_d2)
-    nx, ny = (ys[p] - ys[q]) / length, (xs[q] - xs[p]) / length
-    proj = [x * nx + y * ny for x, y in zip(xs, ys)]
-    return length, min_width, max(proj) - min(proj)
+def metrics_table(geoms: np.ndarray, area: Optional[np.ndarray] = None) -> np.ndarray:
+    """``(n, len(METRICS))`` float64: every metric of ``METRICS`` in px units, in that order,
+    of each geometry in the ``(n,)`` object array ``geoms`` (valid polygonal geometries, as
+    ``to_shapely`` makes them); a row of NaN where a geometry has no area, or its hull or
+    Feret diameters are undefined (a sliver that collapses to a segment at float precision).
+    ``area`` (optional): the geometries' areas, if already known. See ``METRICS``."""
+    n = len(geoms)
+    out = np.full((n, len(METRICS)), np.nan)
+    if n == 0:
+        return out
+    area = shapely.area(geoms) if area is None else area
+    live = ~shapely.is_empty(geoms) & (area > 0)
+    hulls = np.full(n, None, dtype=object)
+    hulls[live] = shapely.convex_hull(geoms[live])
+    live &= shapely.get_type_id(hulls) == shapely.GeometryType.POLYGON
+    if not live.any():
+        return out
+    idx = np.flatnonzero(live)
+    g, hull = geoms[idx], hulls[idx]
+    a = area[idx]
+    perimeter = shapely.length(g)
+    bounds = shapely.bounds(g)
+    feret = feret_of_hulls(hull)
+    major, minor = _ellipse_axes_of(g, bounds)
+    centroid = shapely.get_coordinates(shapely.centroid(g))
+    width, height = bounds[:, 2] - bounds[:, 0], bounds[:, 3] - bounds[:, 1]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        columns = {
+            "area": a,
+            "perimeter": perimeter,
+            "equivalent_diameter": np.sqrt(4 * a / math.pi),
+            "circularity": 4 * math.pi * a / perimeter**2,
+            "feret_max": feret[:, 0],
+            "feret_min": feret[:, 1],
+            "feret_orthogonal": feret[:, 2],
+            "feret_aspect_ratio": np.where(feret[:, 1] > 0, feret[:, 0] / feret[:, 1], math.inf),
+            "major_axis_length": major,
+            "minor_axis_length": minor,
+            "extent": a / (width * height),
+            "convexity": shapely.length(hull) / perimeter,
+            "solidity": a / shapely.area(hull),
+            "bbox_width": width,
+            "bbox_height": height,
+            "centroid_x": centroid[:, 0],
+            "centroid_y": centroid[:, 1],
+        }
+    values = np.column_stack([columns[m.key] for m in METRICS])
+    values[np.isnan(feret[:, 0])] = np.nan
+    out[idx] = values
+    return out
 
 
 def geometry_metrics(geom: MultiPolygon) -> Optional[dict[str, float]]:
     """Every metric of ``METRICS`` in px units, keyed by ``Metric.key``; ``None`` when the
     geometry has no area. See ``METRICS`` for the definitions."""
-    if geom.is_empty or geom.area <= 0:
+    row = metrics_table(np.array([geom], dtype=object))[0]
+    if np.isnan(row[0]):
         return None
-    area = float(geom.area)
-    perimeter = float(geom.length)
-    hull = geom.convex_hull
-    minx, miny, maxx, maxy = geom.bounds
-    if hull.geom_type != "Polygon":
-        return None
-    try:
-        feret_max, feret_min, feret_orth = feret_diameters(list(hull.exterior.coords)[:-1])
-    except ValueError:
-        return None  # a sliver whose hull collapses to a segment at float precision
-    major, minor = ellipse_axes(geom)
-    centroid = geom.centroid
-    width, height = maxx - minx, maxy - miny
-    return {
-        "area": area,
-        "perimeter": perimeter,
-        "equivalent_diameter": math.sqrt(4 * area / math.pi),
-        "circularity": 4 * math.pi * area / perimeter**2,
-        "feret_max": feret_max,
-        "feret_min": feret_min,
-        "feret_orthogonal": feret_orth,
-        "feret_aspect_ratio": feret_max / feret_min if feret_min > 0 else math.inf,
-        "major_axis_length": major,
-        "minor_axis_length": minor,
-        "extent": area / (width * height),
-        "convexity": float(hull.length) / perimeter,
-        "solidity": area / float(hull.area),
-        "bbox_width": width,
-        "bbox_height": height,
-        "centroid_x": float(centroid.x),
-        "centroid_y": float(centroid.y),
-    }
+    return {m.key: v for m, v in zip(METRICS, row.tolist())}
+
+
+def _scale_factors(pixel_size_um: Optional[float]) -> np.ndarray:
+    s = pixel_size_um or 1.0
+    factor = {"area": s * s, "length": s, "position": s, "ratio": 1.0}
+    return np.array([factor[m.kind] for m in METRICS])
 
 
 def scale_metrics(values: dict[str, float], pixel_size_um: Optional[float]) -> dict[str, float]:
@@ -233,29 +215,42 @@ def object_row(
 ) -> Optional[dict]:
     """One metrics row (column name -> value, see ``metric_columns``), or ``None`` if the
     object has no area."""
-    values = geometry_metrics(to_shapely(obj.polygons))
-    if values is None:
-        return None
-    row = {"image_id": image.id, "image_file": image_file, "object_id": obj.id, "category": obj.category}
-    row.update(scale_metrics(values, pixel_size_um))
-    return row
+    rows = image_metric_rows(ImageRecord(image.id, image.file_name, image.width, image.height, None, [obj]),
+                             image_file, pixel_size_um, [])
+    return dict(zip(metric_columns(pixel_size_um), rows[0])) if rows else None
+
+
+def image_metric_rows(
+    image: ImageRecord, image_file: str, pixel_size_um: Optional[float], warnings: list[str],
+    shapes: Optional[ImageShapes] = None,
+) -> list[list]:
+    """The rows of one image's objects in order, as lists in ``metric_columns`` order (values
+    in the units of ``pixel_size_um``); objects without area are skipped with a warning.
+    ``shapes``: the image's ``ImageShapes`` if already computed."""
+    shapes = shapes if shapes is not None else image_shapes(image.objects)
+    values = metrics_table(shapes.geoms, shapes.area) * _scale_factors(pixel_size_um)
+    rows = []
+    for obj, ok, vals in zip(image.objects, ~np.isnan(values[:, 0]), values.tolist()):
+        if ok:
+            rows.append([image.id, image_file, obj.id, obj.category, *vals])
+        else:
+            warnings.append(f"metrics: image {image.file_name!r} object {obj.id} skipped: no area")
+    return rows
 
 
 def image_rows(
     image: ImageRecord, image_file: str, pixel_size_um: Optional[float], warnings: list[str],
     progress=None,
 ) -> Iterator[dict]:
-    """The rows of one image's objects in order; objects without area are skipped with a
-    warning. ``progress(done, total)`` is called every 25 objects (it may raise to cancel)."""
+    """The rows of one image's objects in order (dicts, see ``object_row``); objects without
+    area are skipped with a warning. ``progress(done, total)`` is called every 25 objects (it
+    may raise to cancel)."""
+    names = metric_columns(pixel_size_um)
     total = len(image.objects)
-    for index, obj in enumerate(image.objects):
+    for index, row in enumerate(image_metric_rows(image, image_file, pixel_size_um, warnings)):
         if progress is not None and index and index % 25 == 0:
             progress(index, total)
-        row = object_row(image, image_file, obj, pixel_size_um)
-        if row is None:
-            warnings.append(f"metrics: image {image.file_name!r} object {obj.id} skipped: no area")
-            continue
-        yield row
+        yield dict(zip(names, row))
 
 
 def column_docs(pixel_size_um: Optional[float]) -> list[dict]:
@@ -276,6 +271,7 @@ def column_docs(pixel_size_um: Optional[float]) -> list[dict]:
 
 __all__ = [
     "METRICS", "Metric", "ID_COLUMNS", "metric_columns", "unit_suffix", "geometry_metrics",
-    "feret_diameters", "ellipse_axes", "scale_metrics", "object_row", "image_rows", "column_docs",
+    "feret_diameters", "ellipse_axes", "scale_metrics", "object_row", "image_rows", "image_metric_rows",
+    "metrics_table", "column_docs",
     "CsvMetricsWriter", "XlsxMetricsWriter", "JsonMetricsWriter",
 ]

@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from server.archive.names import ArchiveName, assign_archive_names
 from server.domain import ImageRecord, ProjectRecord, SegObject
 
+_ENCODER = json.JSONEncoder(ensure_ascii=False)  # json.dumps(..., ensure_ascii=False) builds one per call
 SCHEMA = "cellhub.project"
 SCHEMA_VERSION = 1
 COORDINATES = (
@@ -99,7 +100,8 @@ def native_image(image: ImageRecord, name: Optional[ArchiveName]) -> dict:
             {
                 "id": obj.id,
                 "category": obj.category,
-                "polygons": [[[[x, y] for x, y in ring] for ring in poly] for poly in obj.polygons],
+                # As stored: the encoder writes a point tuple (x, y) as the list [x, y].
+                "polygons": obj.polygons,
             }
             for obj in image.objects
         ],
@@ -122,7 +124,7 @@ def iter_native_json(
         if on_image is not None:
             on_image(index, image)
         prefix = ",\n" if index else "\n"
-        yield prefix + json.dumps(native_image(image, names.get(image.id)), ensure_ascii=False)
+        yield prefix + _ENCODER.encode(native_image(image, names.get(image.id)))
     yield "\n]}\n"
 
 

@@ -32,21 +32,33 @@ def _hex_rgb(colour: str) -> tuple[int, int, int]:
     return int(colour[1:3], 16), int(colour[3:5], 16), int(colour[5:7], 16)
 
 
-def _stretch(values: np.ndarray) -> np.ndarray:
+def _never() -> None:
+    """The default ``check``: nothing cancels."""
+
+
+def _stretch(values: np.ndarray, check: Callable[[], None] = _never) -> np.ndarray:
     flat = values.reshape(-1)
     step = max(1, flat.size // _SAMPLE)
     lo, hi = np.percentile(flat[::step].astype(np.float64), [0.5, 99.9])
     if hi <= lo:
         hi = lo + 1.0
-    out = (values.astype(np.float64) - lo) * (255.0 / (hi - lo))
-    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+    check()
+    # In place, in steps: a big image costs a few ms per step, and a cancel is seen in between.
+    out = values.astype(np.float64)
+    out -= lo
+    out *= 255.0 / (hi - lo)
+    check()
+    np.rint(out, out=out)
+    np.clip(out, 0, 255, out=out)
+    return out.astype(np.uint8)
 
 
-def display_rgb(arr: np.ndarray) -> Image.Image:
+def display_rgb(arr: np.ndarray, check: Callable[[], None] = _never) -> Image.Image:
     """An 8-bit RGB Pillow image of an image array as ``server.imaging.read_image`` returns it:
     ``(H, W)`` grey, ``(H, W, 3)`` RGB or ``(H, W, 4)`` RGBA (alpha dropped), of any dtype
     (bool, uint8, uint16, int, float). See the module docstring for when and how it is
-    contrast-stretched. Raises ``ValueError`` for another shape."""
+    contrast-stretched. ``check()`` is called between the steps (it may raise to cancel).
+    Raises ``ValueError`` for another shape."""
     a = np.asarray(arr)
     if a.ndim == 3 and a.shape[2] == 4:
         a = a[:, :, :3]
@@ -55,9 +67,12 @@ def display_rgb(arr: np.ndarray) -> Image.Image:
     if a.dtype == bool:
         a = a.astype(np.uint8) * 255
     if a.dtype != np.uint8:
-        a = _stretch(np.nan_to_num(a.astype(np.float64)))
+        # Only floats can hold NaN or infinities; integers go to _stretch as they are.
+        a = _stretch(np.nan_to_num(a.astype(np.float64)) if a.dtype.kind == "f" else a, check)
     elif a.size and np.percentile(a.reshape(-1)[:: max(1, a.size // _SAMPLE)], 99.5) < _DIM_LIMIT:
-        a = _stretch(a)
+        check()
+        a = _stretch(a, check)
+    check()
     if a.ndim == 2:
         a = np.repeat(a[:, :, None], 3, axis=2)
     return Image.fromarray(np.ascontiguousarray(a), "RGB")
@@ -68,6 +83,7 @@ def render_overlay(
     options: VisualizationOptions,
     source: Optional[Union[str, os.PathLike, bytes]] = None,
     progress: Optional[Callable[[int, int], None]] = None,
+    check: Optional[Callable[[], None]] = None,
 ) -> Image.Image:
     """The overlay of ``image`` as an RGB Pillow image of the source's size.
 
@@ -75,13 +91,21 @@ def render_overlay(
     TIFF through tifffile, the rest through Pillow); ``None`` draws on black of
     ``image.width`` x ``image.height``. Coordinates are COCO continuous px; Pillow puts integer
     coordinates at pixel centres, hence the 0.5 px shift. ``progress(done, total)`` is called
-    every 25 objects and may raise to cancel. Raises ``FileNotFoundError`` or
-    ``server.imaging.ImageReadError`` (a ``ValueError``) for a missing or unreadable file.
+    every 25 objects and may raise to cancel. ``check()`` (optional) is the cheap cancel probe
+    of the long steps: called for every block the decoder reads and between decoding,
+    contrast stretch, drawing and compositing; whatever it raises propagates unchanged.
+    Raises ``FileNotFoundError`` or ``server.imaging.ImageReadError`` (a ``ValueError``) for a
+    missing or unreadable file.
     """
+    check = check or _never
     if source is not None:
-        base = display_rgb(read_image(source))
+        pixels = read_image(source, check)
+        check()
+        base = display_rgb(pixels, check)
+        del pixels
     else:
         base = Image.new("RGB", (max(1, image.width), max(1, image.height)))
+    check()
     layer = Image.new("RGBA", base.size, (0, 0, 0, 0))
     draw = ImageDraw.Draw(layer)
     alpha = int(round(options.opacity * 255))
@@ -105,14 +129,21 @@ def render_overlay(
                 largest = max(geom.geoms, key=lambda p: p.area)
                 point = largest.representative_point()
                 labels.append((point.x - 0.5, point.y - 0.5, str(obj.id)))
+    check()
     for x, y, text in labels:
         # Numbers go on top of every outline, with a black edge for contrast.
         draw.text((x, y), text, fill=(*outline[:3], max(alpha, 160)), font=font, anchor="mm",
                   stroke_width=max(1, options.font_size // 12), stroke_fill=(0, 0, 0, max(alpha, 160)))
-    return Image.alpha_composite(base.convert("RGBA"), layer).convert("RGB")
+    check()
+    composite = Image.alpha_composite(base.convert("RGBA"), layer)
+    del base, layer
+    check()
+    return composite.convert("RGB")
 
 
 def write_overlay_png(img: Image.Image, stream: IO[bytes]) -> None:
-    """Save ``img`` as PNG into the binary ``stream`` (which need not be seekable)."""
+    """Save ``img`` as PNG into the binary ``stream`` (which need not be seekable). Pillow
+    writes the compressed data in blocks of at least 64 KiB as it encodes, so a stream whose
+    ``write`` raises (``zipout.HashingWriter`` with a poll) stops the encoding there."""
     # Level 3: as small as 6 here at half the time (noisy microscopy compresses little anyway).
     img.save(stream, format="PNG", compress_level=3)

@@ -11,17 +11,26 @@ Layout (only the selected parts)::
     README.md
     metadata.json          (last: SHA-256 and size of every other member)
 
-Memory: members are written through ``ZipFile.open(name, "w")`` as they are produced; the
-JSON files are streamed one image at a time; image files are copied from ``ImageRecord.path``
-in 1 MiB chunks, never staged; one overlay image at a time. The three metrics files are filled
-in one pass over the objects (each row computed once) into temporary files, then copied into
-the zip (a zip accepts one open member at a time); XlsxWriter runs in ``constant_memory`` mode.
+Speed: each image's geometry is computed once per pass with array functions
+(``shapes.image_shapes``): COCO and YOLO come out of one pass (``annotation_pass``), the
+metrics of a second. Memory: members are written through ``ZipFile.open(name, "w")`` as they
+are produced; the JSON files are streamed one image at a time (the YOLO label texts wait in a
+temporary file while the COCO member is open); image files are copied from ``ImageRecord.path``
+in 256 KiB chunks, never staged; one overlay image at a time. The three metrics files are
+filled in one pass over the objects (each row computed once) into temporary files, then copied
+into the zip (a zip accepts one open member at a time); the XLSX rows wait in a temporary file
+until the workbook is assembled (``metrics_io.XlsxMetricsWriter``).
 
 Cancellation: ``checkpoint(stage, fraction, message)`` is called at least once per image in
-every stage, every 25 objects, and after every copied 1 MiB chunk. Whatever it raises
-propagates out of ``write_archive`` unchanged (open members and the zip are closed on the way
-out). The partial file at ``dest_path`` is left behind: the CALLER deletes it (the job runner
-removes its ``.part`` file). Temporary files are always removed.
+every stage, between steps of 256 objects (25 when drawing an overlay), after every copied
+256 KiB chunk, and, repeating its last arguments, inside every long step: before each further
+64 KiB written into any member (an overlay PNG is written as Pillow encodes it), for every
+block an overlay's decoder reads, between an overlay's decode, contrast stretch, drawing and
+compositing, and for every 256 KiB of rows put into the XLSX. So the gap between two calls is
+a few milliseconds of work. Whatever it raises propagates out of ``write_archive``
+unchanged (open members and the zip are closed on the way out, an unfinished XLSX is dropped
+without being assembled). The partial file at ``dest_path`` is left behind: the CALLER deletes
+it (the job runner removes its ``.part`` file). Temporary files are always removed.
 """
 from __future__ import annotations
 
@@ -41,12 +50,13 @@ from typing import Optional, Sequence
 from PIL import Image
 
 from app.models import ExportOptions
-from server.archive import coco, native_json, yolo
-from server.archive.metrics import column_docs, image_rows
+from server.archive import native_json
+from server.archive.annotation_pass import object_steps, write_coco_yolo
+from server.archive.metrics import column_docs, image_metric_rows
 from server.archive.metrics_io import CsvMetricsWriter, JsonMetricsWriter, XlsxMetricsWriter
 from server.archive.names import ArchiveName, assign_archive_names
 from server.archive.overlay import render_overlay, write_overlay_png
-from server.archive.readme import YOLO_DIR, readme_text
+from server.archive.readme import readme_text
 from server.archive.zipout import Checkpoint, Progress, ZipSink
 from server.domain import ImageRecord, ProjectRecord
 
@@ -91,8 +101,11 @@ def write_archive(
 
     ``checkpoint(stage, fraction, message)``: ``stage`` is ``annotations``, ``metrics``,
     ``images``, ``visualizations`` or ``finalizing``, in that order; ``fraction`` is the overall
-    progress 0..1, never decreasing, 1.0 on the last call. Any exception it raises (the caller's
-    cancellation) propagates unchanged; the partial ``dest_path`` is then the caller's to delete.
+    progress 0..1, never decreasing, 1.0 on the last call. It is also called again with its
+    last arguments inside long steps (see the module docstring), so it must be cheap when
+    nothing changed (the job runner's is: a flag test, and a database write at most every
+    100 ms). Any exception it raises (the caller's cancellation) propagates unchanged; the
+    partial ``dest_path`` is then the caller's to delete.
     ``tmpdir``: where the metrics temporaries go (default: the system's). Metrics use
     ``options.pixel_size_um`` (None = px units). Raises ``OSError`` on write errors (disk
     full...). A missing or unreadable image file is not an error: it is left out of
@@ -111,11 +124,8 @@ def write_archive(
     dest = Path(dest_path)
 
     with zipfile.ZipFile(dest, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True) as zf:
-        sink = ZipSink(zf, time.localtime()[:6])
-        if "coco" in ann:
-            counts["coco_annotations"] = _write_coco(sink, project, selected, names, warnings, progress)
-        if "yolo" in ann:
-            counts["yolo_lines"] = _write_yolo(sink, project, selected, names, warnings, progress)
+        sink = ZipSink(zf, time.localtime()[:6], poll=progress.poll)
+        counts.update(write_coco_yolo(sink, project, selected, names, ann, warnings, progress, tmpdir))
         if "json" in ann:
             _write_native(sink, project, selected, names, progress)
         if met:
@@ -179,36 +189,6 @@ def _cap(warnings: list[str]) -> list[str]:
     return unique[:MAX_WARNINGS] + [f"... and {len(unique) - MAX_WARNINGS} more warnings"]
 
 
-def _write_coco(sink: ZipSink, project, selected, names: Names, warnings, progress: Progress) -> int:
-    n = len(selected)
-
-    def on_image(index: int, image: ImageRecord, done: int, total: int) -> None:
-        progress.report("annotations", index + (done / total if total else 0), f"COCO: image {index + 1} of {n}")
-
-    stats: dict[str, int] = {}
-    with sink.text_member("annotations/coco/annotations.json") as text:
-        for chunk in coco.iter_coco_json(project, selected, names, warnings, on_image, stats):
-            text.write(chunk)
-    progress.advance(n)
-    return stats["annotations"]
-
-
-def _write_yolo(sink: ZipSink, project, selected, names: Names, warnings, progress: Progress) -> int:
-    ids = coco.category_ids(project, selected)
-    class_index = {name: i - 1 for name, i in ids.items()}
-    # data.yaml sits two folders below the archive root, where images/ is.
-    sink.write_text(f"{YOLO_DIR}/data.yaml", yolo.data_yaml(list(ids), "../../images"))
-    sink.write_text(f"{YOLO_DIR}/classes.txt", yolo.classes_txt(list(ids)))
-    lines = 0
-    for index, image in enumerate(selected):
-        progress.report("annotations", index, f"YOLO: image {index + 1} of {len(selected)}")
-        text = yolo.label_text(image, class_index, warnings)
-        lines += text.count("\n")
-        sink.write_text(f"{YOLO_DIR}/labels/{names[image.id].stem}.txt", text)
-    progress.advance(len(selected))
-    return lines
-
-
 def _write_native(sink: ZipSink, project, selected, names: Names, progress: Progress) -> None:
     n = len(selected)
 
@@ -238,21 +218,34 @@ def _write_metrics(sink: ZipSink, selected, names: Names, options: ExportOptions
             if "json" in formats:
                 meta = {"pixel_size_um": s, "length_unit": "um" if s else "px"}
                 writers.append(JsonMetricsWriter(json_fp, columns, meta))
-            if "xlsx" in formats:
-                writers.append(XlsxMetricsWriter(str(tmp_path / "metrics.xlsx"), columns, tmpdir=tmp))
+            xlsx = XlsxMetricsWriter(str(tmp_path / "metrics.xlsx"), columns, tmpdir=tmp) if "xlsx" in formats else None
+            if xlsx is not None:
+                writers.append(xlsx)
             try:
                 for index, image in enumerate(selected):
-                    def on_objects(done: int, total: int, _i: int = index) -> None:
-                        progress.report("metrics", _i + done / total, f"Metrics: image {_i + 1} of {n}")
-
-                    on_objects(0, 1)
-                    for row in image_rows(image, names[image.id].file_name, s, warnings, on_objects):
-                        rows += 1
-                        for writer in writers:
-                            writer.write(row)
-            finally:
-                # Also when cancelled: XlsxWriter keeps temporaries until its workbook is closed.
-                for writer in writers:
+                    message = f"Metrics: image {index + 1} of {n}"
+                    progress.report("metrics", index, message)
+                    total, done = len(image.objects), 0
+                    for step in object_steps(image):
+                        if done:
+                            progress.report("metrics", index + done / total, message)
+                        chunk = image_metric_rows(step, names[image.id].file_name, s, warnings)
+                        rows += len(chunk)
+                        for at in range(0, len(chunk), 25):  # a report every 25 rows, as before
+                            if at:
+                                progress.report("metrics", index + (done + at) / total, message)
+                            for writer in writers:
+                                writer.write_rows(chunk[at:at + 25])
+                        done += len(step.objects)
+            except BaseException:
+                if xlsx is not None:
+                    xlsx.discard()  # assembling a workbook nobody will get would delay the cancel
+                raise
+            for writer in writers:
+                if writer is xlsx:
+                    progress.report("metrics", n, "Metrics: assembling metrics.xlsx")
+                    xlsx.close(progress.poll)
+                else:
                     writer.close()
         progress.advance(n)
         for fmt in ("csv", "xlsx", "json"):
@@ -303,10 +296,10 @@ def _write_overlays(sink: ZipSink, selected, names: Names, options: ExportOption
         if source is None:
             warnings.append(f"{where}: file is missing; outlines drawn on black")
         try:
-            picture = render_overlay(image, options.visualization, source, on_objects)
+            picture = render_overlay(image, options.visualization, source, on_objects, progress.poll)
         except (OSError, ValueError, Image.DecompressionBombError) as exc:  # unreadable or unsupported file
             warnings.append(f"{where}: file could not be read ({exc}); outlines drawn on black")
-            picture = render_overlay(image, options.visualization, None, on_objects)
+            picture = render_overlay(image, options.visualization, None, on_objects, progress.poll)
         progress.report("visualizations", 0.8, message)
         with sink.member(f"visualizations/{names[image.id].stem}_overlay.png") as raw:
             write_overlay_png(picture, raw)

@@ -27,13 +27,16 @@ from __future__ import annotations
 from typing import Optional, Sequence
 
 import numpy as np
+import shapely
 import yaml
 from shapely.geometry import box
 
-from server.archive.geometry import bridged_ring, polygonal, to_shapely
+from server.archive.geometry import bridged_ring, polygonal
+from server.archive.shapes import ImageShapes, clean_rings, image_shapes
 from server.domain import ImageRecord, SegObject
 
 _DECIMALS = 6
+_FORMAT = f"%.{_DECIMALS}f "
 
 
 def yolo_line(obj: SegObject, image: ImageRecord, class_index: int) -> tuple[Optional[str], Optional[str]]:
@@ -41,43 +44,89 @@ def yolo_line(obj: SegObject, image: ImageRecord, class_index: int) -> tuple[Opt
 
     ``class_index`` is the 0-based class; ``image.width``/``height`` (px) normalise x/y.
     """
-    where = f"YOLO: image {image.file_name!r} object {obj.id}"
+    single = ImageRecord(image.id, image.file_name, image.width, image.height, None, [obj])
+    warnings: list[str] = []
+    lines = image_lines(single, {obj.category: class_index}, warnings)
+    return (lines[0], None) if lines else (None, warnings[0])
+
+
+def _rings(image: ImageRecord, shapes: ImageShapes) -> tuple[list[Optional[np.ndarray]], dict[int, str]]:
+    """Per object: the single ring to write (px, ``(k, 2)``) or None, and why not (by index)."""
+    n = shapes.n
+    out: list[Optional[np.ndarray]] = [None] * n
+    skipped: dict[int, str] = {}
+    w, h = image.width, image.height
+    b = shapes.bounds
+    with np.errstate(invalid="ignore"):
+        inside = (b[:, 0] >= 0) & (b[:, 1] >= 0) & (b[:, 2] <= w) & (b[:, 3] <= h)
+    # An object inside the image needs no clipping (GEOS would return the same area, only
+    # starting elsewhere); a single polygon without holes is its own ring once oriented.
+    fast = np.flatnonzero(shapes.simple & inside)
+    if len(fast):
+        oriented = shapely.orient_polygons(shapely.get_geometry(shapes.geoms[fast], 0), exterior_cw=False)
+        coords, owner = shapely.get_coordinates(shapely.get_exterior_ring(oriented), return_index=True)
+        heads = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]])
+        for k, (a, e) in enumerate(zip(heads.tolist(), np.r_[heads[1:], len(coords)].tolist())):
+            out[int(fast[k])] = coords[a:e - 1]
+    frame = box(0, 0, w, h)
+    for i in range(n):
+        if out[i] is not None:
+            continue
+        if not shapes.has_area[i]:
+            skipped[i] = "no area"
+            continue
+        geom = shapes.geoms[i]
+        clipped = geom if inside[i] else polygonal(geom.intersection(frame))
+        if clipped.is_empty:
+            skipped[i] = "outside the image"
+            continue
+        out[i] = bridged_ring(clipped)
+    return out, skipped
+
+
+def image_lines(image: ImageRecord, class_index: dict[str, int], warnings: list[str],
+                shapes: Optional[ImageShapes] = None) -> list[str]:
+    """The label lines of one image's objects in order (no newlines); skipped objects (no
+    area, outside the image, degenerate once normalised) add a warning instead. ``shapes``:
+    the image's ``ImageShapes`` if already computed."""
     if image.width <= 0 or image.height <= 0:
-        return None, f"{where} skipped: image has no size"
-    geom = to_shapely(obj.polygons)
-    if geom.is_empty:
-        return None, f"{where} skipped: no area"
-    clipped = polygonal(geom.intersection(box(0, 0, image.width, image.height)))
-    if clipped.is_empty:
-        return None, f"{where} skipped: outside the image"
-    ring = bridged_ring(clipped)
-    norm = np.round(ring / np.array([image.width, image.height], dtype=np.float64), _DECIMALS)
-    norm = np.clip(norm, 0.0, 1.0)
-    keep = np.ones(len(norm), dtype=bool)
-    keep[1:] = np.any(norm[1:] != norm[:-1], axis=1)
-    norm = norm[keep]
-    if len(norm) > 1 and np.array_equal(norm[0], norm[-1]):
-        norm = norm[:-1]
-    if len({(a, b) for a, b in norm.tolist()}) < 3:
-        return None, f"{where} skipped: degenerate after normalising (smaller than 1e-6 of the image)"
-    flat = norm.ravel().tolist()
-    coords = (f"%.{_DECIMALS}f " * len(flat) % tuple(flat)).rstrip()
-    return f"{class_index} {coords}", None
+        for obj in image.objects:
+            warnings.append(f"YOLO: image {image.file_name!r} object {obj.id} skipped: image has no size")
+        return []
+    shapes = shapes if shapes is not None else image_shapes(image.objects)
+    rings, skipped = _rings(image, shapes)
+    present = [i for i, r in enumerate(rings) if r is not None]
+    if not present:
+        warnings.extend(f"YOLO: image {image.file_name!r} object {image.objects[i].id} skipped: {why}"
+                        for i, why in skipped.items())
+        return []
+    lengths = np.array([len(rings[i]) for i in present])  # type: ignore[arg-type]
+    allxy = np.concatenate([rings[i] for i in present])  # type: ignore[misc]
+    norm = np.clip(np.round(allxy / np.array([image.width, image.height], dtype=np.float64), _DECIMALS), 0.0, 1.0)
+    # As clean_ring does, on the normalised points: a ring that collapses is left out.
+    norm, _owner, count, enough = clean_rings(norm, lengths)
+    start = np.cumsum(count) - count
+    values = norm.ravel().tolist()
+    slot = {i: k for k, i in enumerate(present)}
+    lines = []
+    for i, obj in enumerate(image.objects):
+        k = slot.get(i)
+        if k is None or not enough[k]:
+            why = skipped.get(i, "degenerate after normalising (smaller than 1e-6 of the image)")
+            warnings.append(f"YOLO: image {image.file_name!r} object {obj.id} skipped: {why}")
+            continue
+        flat = values[2 * start[k]:2 * (start[k] + count[k])]
+        lines.append(f"{class_index[obj.category]} " + (_FORMAT * len(flat) % tuple(flat)).rstrip())
+    return lines
 
 
-def label_text(image: ImageRecord, class_index: dict[str, int], warnings: list[str]) -> str:
-    """The whole ``<stem>.txt`` of one image (``""`` for no objects; ``\\n`` after every line).
+def label_text(image: ImageRecord, class_index: dict[str, int], warnings: list[str],
+               shapes: Optional[ImageShapes] = None) -> str:
+    """The whole ``<stem>.txt`` of one image (``""`` for no objects; ``\n`` after every line).
 
     ``class_index`` maps category name -> 0-based class; skip warnings go to ``warnings``.
     """
-    lines = []
-    for obj in image.objects:
-        line, warning = yolo_line(obj, image, class_index[obj.category])
-        if warning:
-            warnings.append(warning)
-        else:
-            lines.append(line)
-    return "".join(line + "\n" for line in lines)
+    return "".join(line + "\n" for line in image_lines(image, class_index, warnings, shapes))
 
 
 def classes_txt(class_names: Sequence[str]) -> str:

@@ -5,53 +5,80 @@ import hashlib
 import io
 import zipfile
 from contextlib import contextmanager
-from typing import IO, Callable, Iterator
+from typing import IO, Callable, Iterator, Optional
 
-CHUNK = 1 << 20  # bytes per read when copying a file into the zip
+# Bytes per read when copying a file into the zip. Deflating 256 KiB of incompressible data
+# takes a few ms, so a check between chunks sees a cancel long before 100 ms have passed.
+CHUNK = 256 << 10
+# A member's ``poll`` runs before each further POLL_BYTES written (and large writes are cut
+# into slices of that size), so even one big write (an overlay PNG, an XLSX) stays cancellable.
+POLL_BYTES = 64 << 10
 Checkpoint = Callable[[str, float, str], None]
+Poll = Callable[[], None]
 
 
 class HashingWriter(io.RawIOBase):
     """A binary stream that forwards every byte to ``inner`` while hashing and counting them.
-    Closing it leaves ``inner`` open."""
+    Closing it leaves ``inner`` open.
 
-    def __init__(self, inner: IO[bytes]) -> None:
+    ``poll`` (optional, no arguments) is called before each further ``POLL_BYTES`` bytes are
+    forwarded; whatever it raises (a cancellation) propagates out of ``write`` with the rest
+    of that write not forwarded."""
+
+    def __init__(self, inner: IO[bytes], poll: Optional[Poll] = None) -> None:
         super().__init__()
         self.inner = inner
         self.sha = hashlib.sha256()
         self.size = 0
+        self.poll = poll
+        self._unpolled = 0
 
     def writable(self) -> bool:
         return True
 
     def write(self, data) -> int:
         view = memoryview(data).cast("B")
+        if self.poll is None:
+            self._forward(view)
+            return len(view)
+        for start in range(0, len(view), POLL_BYTES):
+            piece = view[start:start + POLL_BYTES]
+            if self._unpolled >= POLL_BYTES:
+                self._unpolled = 0
+                self.poll()
+            self._forward(piece)
+            self._unpolled += len(piece)
+        return len(view)
+
+    def _forward(self, view: memoryview) -> None:
         self.sha.update(view)
         self.inner.write(view)
         self.size += len(view)
-        return len(view)
 
 
 class ZipSink:
     """Writes members into an open ``ZipFile`` one at a time through ``ZipFile.open(name, "w")``
     (deflated; nothing is buffered beyond zlib's window) and records ``files[name] =
     {"sha256", "size"}`` (uncompressed) for each finished member. ``date_time`` is the zip
-    timestamp of every member."""
+    timestamp of every member. ``poll`` (optional) is every member's ``HashingWriter`` poll:
+    called every ``POLL_BYTES`` written, it may raise to cancel."""
 
-    def __init__(self, zf: zipfile.ZipFile, date_time: tuple) -> None:
+    def __init__(self, zf: zipfile.ZipFile, date_time: tuple, poll: Optional[Poll] = None) -> None:
         self.zf = zf
         self.date_time = date_time
+        self.poll = poll
         self.files: dict[str, dict] = {}
 
     @contextmanager
-    def member(self, name: str, size_hint: int = 0) -> Iterator[HashingWriter]:
+    def member(self, name: str, size_hint: int = 0, poll: Optional[Poll] = None) -> Iterator[HashingWriter]:
         """A binary stream into member ``name``; ``size_hint`` (bytes, if known) lets zipfile
-        choose ZIP64 headers up front for members over 2 GiB."""
+        choose ZIP64 headers up front for members over 2 GiB. ``poll`` replaces the sink's
+        own for this member."""
         info = zipfile.ZipInfo(name, self.date_time)
         info.compress_type = zipfile.ZIP_DEFLATED
         info.file_size = size_hint
         with self.zf.open(info, "w", force_zip64=size_hint > (1 << 30)) as raw:
-            writer = HashingWriter(raw)
+            writer = HashingWriter(raw, poll if poll is not None else self.poll)
             yield writer
         self.files[name] = {"sha256": writer.sha.hexdigest(), "size": writer.size}
 
@@ -71,8 +98,9 @@ class ZipSink:
 
     def copy_file(self, name: str, source: IO[bytes], on_chunk: Callable[[int], None], size_hint: int = 0) -> None:
         """Member ``name`` copied from the binary ``source`` in ``CHUNK`` pieces; ``on_chunk(bytes
-        copied so far)`` after each piece (it may raise to cancel; the exception propagates)."""
-        with self.member(name, size_hint) as raw:
+        copied so far)`` after each piece (it may raise to cancel; the exception propagates).
+        The sink's ``poll`` is not used here: ``on_chunk`` is this member's check."""
+        with self.member(name, size_hint, poll=_no_poll) as raw:
             copied = 0
             while chunk := source.read(CHUNK):
                 raw.write(chunk)
@@ -80,18 +108,33 @@ class ZipSink:
                 on_chunk(copied)
 
 
+def _no_poll() -> None:
+    """A poll that never cancels (``copy_file`` checks through its ``on_chunk`` instead)."""
+
+
 class Progress:
     """Turns work units into the overall fraction passed to ``checkpoint(stage, fraction,
     message)``: ``report(stage, within, message)`` reports ``done + within`` of ``total`` units
-    (capped at 1.0); ``advance(units)`` moves ``done`` on once a step is finished."""
+    (capped at 1.0, and never below what was reported before); ``advance(units)`` moves
+    ``done`` on once a step is finished; ``poll()`` repeats the last report unchanged, so that
+    the checkpoint (the caller's cancellation check) also runs inside long steps."""
 
     def __init__(self, checkpoint: Checkpoint, total: float) -> None:
         self.checkpoint = checkpoint
         self.total = max(total, 1.0)
         self.done = 0.0
+        self._last: Optional[tuple[str, float, str]] = None
 
     def report(self, stage: str, within: float, message: str) -> None:
-        self.checkpoint(stage, min(1.0, (self.done + within) / self.total), message)
+        fraction = min(1.0, (self.done + within) / self.total)
+        if self._last is not None:
+            fraction = max(fraction, self._last[1])
+        self._last = (stage, fraction, message)
+        self.checkpoint(stage, fraction, message)
 
     def advance(self, units: float) -> None:
         self.done += units
+
+    def poll(self) -> None:
+        if self._last is not None:
+            self.checkpoint(*self._last)

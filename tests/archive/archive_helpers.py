@@ -90,10 +90,12 @@ def _dsb(root: Path, next_id) -> list[ImageRecord]:
     records = []
     for folder in sorted((root / "bbbc038_dsb2018" / "stage1_train").iterdir()):
         image_path = next((folder / "images").glob("*.png"))
-        width, height = Image.open(image_path).size
+        with Image.open(image_path) as img:
+            width, height = img.size
         objects = []
         for k, mask_path in enumerate(sorted((folder / "masks").glob("*.png")), start=1):
-            objects.append(SegObject(k, "nucleus", mask_polygons(np.asarray(Image.open(mask_path)) > 0)))
+            with Image.open(mask_path) as img:
+                objects.append(SegObject(k, "nucleus", mask_polygons(np.asarray(img) > 0)))
         records.append(ImageRecord(next_id(), image_path.name, width, height, str(image_path), objects))
     return records
 
@@ -102,7 +104,8 @@ def _bbbc039(root: Path, next_id) -> list[ImageRecord]:
     records = []
     base = root / "bbbc039_u2os"
     for image_path in sorted((base / "images").glob("*.tif")):
-        red = np.asarray(Image.open(base / "masks" / (image_path.stem + ".png")))[:, :, 0]
+        with Image.open(base / "masks" / (image_path.stem + ".png")) as img:
+            red = np.asarray(img)[:, :, 0]
         labels = np.zeros(red.shape, dtype=np.int32)
         count = 0
         for value in (1, 2, 3):
