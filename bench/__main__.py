@@ -77,7 +77,8 @@ def main(argv: list[str] | None = None) -> int:
                 result.machine = machine
                 result.versions = {**versions(runtime_versions()), **result.versions}
                 result.profile, result.started_at, result.seconds = args.profile, started, time.monotonic() - t0
-                stored = report.merge(stored, [result])
+                # Read again: another bench run may have written its results meanwhile.
+                stored = report.merge(report.load(results_path), [result])
                 report.save(results_path, stored)
                 report.rewrite_readme(args.out / "README.md", stored)
                 print(report.table({bench_id: result}), flush=True)
