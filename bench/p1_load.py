@@ -8,19 +8,34 @@ Baseline, in the same run: ``static/bench/bare.html``, served by the same server
 the same PyScript and Pyodide, loads the same wheels and imports pydantic, nothing else.
 Cold: a new browser context (empty HTTP cache, so also no cached compiled wasm); warm: the
 same URL again in that context. The operating system's file cache is warm in both.
+
+The export page imports its modules from the server's precompiled bytecode bundle
+(``app.browser.bytecode``), which the server builds with Node.js the first time a page is
+asked for: the bench waits until it is served, so every sample has it (the bare page has
+none: it is the runtime as shipped). Where the page's own Python goes is read from its
+``performance.mark``s (``app.browser.boot``).
 """
 from __future__ import annotations
 
 import re
+import statistics
+import time
 import tomllib
 from typing import Any
 
 from bench.common import ROOT, BenchResult, Row, Summary, alternate, interpreter_url
 
-PROFILES = {"full": {"runs": 6}, "quick": {"runs": 2}, "tiny": {"runs": 1}}
+PROFILES = {"full": {"runs": 10}, "quick": {"runs": 2}, "tiny": {"runs": 1}}
+"""Runs per variant: the interpreter's start alone spreads over seconds on a shared machine,
+so the medians need more than a handful of samples."""
 READY_TIMEOUT_MS = 180_000
+BYTECODE_TIMEOUT_S = 300
 TARGET = 1.15
 BARE = "/static/bench/bare.html"
+BOOT_PHASES = (("py:ready -> boot", "py_ready", "cellhub:boot"),
+               ("bytecode + wheels", "cellhub:boot", "cellhub:wheels"),
+               ("imports", "cellhub:wheels", "cellhub:imports"),
+               ("project + first render", "cellhub:imports", "cellhub:ready"))
 
 READY_JS = """
 (() => {
@@ -40,8 +55,10 @@ MEASURE_JS = """() => {
   const fcp = performance.getEntriesByName('first-contentful-paint')[0];
   const nav = performance.getEntriesByType('navigation')[0];
   const res = performance.getEntriesByType('resource');
+  const marks = Object.fromEntries(performance.getEntriesByType('mark')
+    .filter((m) => m.name.startsWith('cellhub:')).map((m) => [m.name, m.startTime]));
   return {ready: window.__benchReady, py_ready: window.__benchPyReady ?? null, fcp: fcp ? fcp.startTime : null,
-          requests: res.length + 1,
+          requests: res.length + 1, marks, bytecode: document.body.dataset.bytecode ?? null,
           transferred: res.reduce((s, r) => s + (r.transferSize || 0), nav ? nav.transferSize : 0)};
 }"""
 
@@ -57,6 +74,23 @@ def check_bare_page() -> None:
     assert bare_toml["interpreter"] == interpreter_url(), "bare.toml must name the export page's Pyodide"
 
 
+def wait_for_bytecode(env: Any, user: tuple[str, str], timeout_s: float = BYTECODE_TIMEOUT_S) -> bool:
+    """Ask for the export page until its boot manifest names a bytecode bundle (the first
+    request starts the server's build); False if none came within ``timeout_s``."""
+    context = env.browser.signed_in_context(env.server, *user)
+    try:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            html = context.request.get(env.server.base_url + "/").text()
+            if re.search(r'"bytecode": "/bytecode-[0-9a-f]+\.bin"', html):
+                return True
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(1)
+    finally:
+        context.close()
+
+
 def _load(page: Any, url: str) -> dict:
     page.goto(url, wait_until="commit")
     page.wait_for_selector("body[data-ready='true']", timeout=READY_TIMEOUT_MS, state="attached")
@@ -70,6 +104,7 @@ def run(profile: str, env: Any) -> BenchResult:
     runs = PROFILES[profile]["runs"]
     server, browser = env.server, env.browser
     user = server.new_user()
+    with_bytecode = wait_for_bytecode(env, user)
     samples: dict[str, list[dict]] = {f"{v}/{c}": [] for v in ("page", "bare") for c in ("cold", "warm")}
 
     def one(variant: str, _run: int) -> None:
@@ -116,6 +151,20 @@ def run(profile: str, env: Any) -> BenchResult:
         result.notes.append(
             f"{variant}: {cold[0]['requests']} requests; bytes over the network cold "
             f"{_mib(cold)} MiB, warm {_mib(warm)} MiB (median transferSize sum)")
+    page_samples = samples["page/cold"] + samples["page/warm"]
+    counts = sorted({str(s["bytecode"]) for s in page_samples})
+    result.notes.append(f"page: modules imported from the precompiled bytecode bundle: {', '.join(counts)}"
+                        + ("" if with_bytecode else " (the server built none in time: sources compiled in the browser)"))
+    for cache in ("cold", "warm"):
+        phases = []
+        for label, start, end in BOOT_PHASES:
+            spans = [s["marks"][end] - (s["py_ready"] if start == "py_ready" else s["marks"][start])
+                     for s in samples[f"page/{cache}"]
+                     if end in s["marks"] and (start == "py_ready" and s["py_ready"] is not None or start in s["marks"])]
+            if spans:
+                phases.append(f"{label} {statistics.median(spans):.0f}")
+        result.notes.append(f"page Python after py:ready, {cache} (median ms per phase, performance.mark): "
+                            + "; ".join(phases))
     result.versions["chromium"] = browser.version
     return result
 

@@ -14,11 +14,13 @@ import hashlib
 import io
 import json
 import re
+import time
 import uuid
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
 import pytest
 from playwright.sync_api import expect
 
@@ -181,6 +183,54 @@ def test_the_page_paints_before_python_and_then_becomes_interactive(researcher, 
     assert unlabelled == []
     status_region = page.locator("#export-status")
     assert status_region.get_attribute("role") == "status" and status_region.get_attribute("aria-live") == "polite"
+
+
+def _boot_manifest(html: str) -> dict:
+    m = re.search(r"const boot = (\{.*?\});", html)
+    assert m, "index.html has no boot manifest"
+    return json.loads(m.group(1))
+
+
+def test_the_page_boots_from_precompiled_bytecode_and_asks_nothing_twice(server, browser):
+    """Once the server has built the bytecode bundle (Node.js runs the vendored Pyodide in
+    the background after the first page), the page imports its modules from it, and what
+    the inline script fetched early (project, wheels, bundle) is not fetched again."""
+    username, password = _new_user(server)
+    context = _signed_in_context(browser, server, username, password)
+    try:
+        session = UserSession(server, context, username)
+        deadline = time.monotonic() + 240
+        while True:
+            status, html = server.api("GET", "/", cookies=session.cookies())
+            assert status == 200
+            manifest = _boot_manifest(html)
+            if manifest["bytecode"] or time.monotonic() > deadline:
+                break
+            time.sleep(1)
+        assert manifest["bytecode"], "no bytecode bundle was built (is Node.js there?)"
+        bundle = httpx.get(server.base_url + manifest["bytecode"])
+        assert bundle.status_code == 200 and "immutable" in bundle.headers["cache-control"]
+        assert bundle.content.startswith(b"cellhub-bytecode-")  # httpx undid the gzip encoding
+        assert httpx.get(server.base_url + "/bytecode-0123.bin").status_code == 404
+
+        tab = session.open_tab("/")
+        page = tab.page
+        expect(page.locator("#export-button")).to_be_enabled()
+        assert int(page.locator("body").get_attribute("data-bytecode")) > 50
+        marks = page.evaluate("() => performance.getEntriesByType('mark').map(m => m.name)")
+        assert [m for m in marks if m.startswith("cellhub:")] == [
+            "cellhub:boot", "cellhub:wheels", "cellhub:imports", "cellhub:ready"]
+        # Each went over the network once: the project and the bundle were taken from the
+        # early requests, the wheels came to loadPackage from the HTTP cache.
+        transfers = page.evaluate("""() => performance.getEntriesByType('resource')
+            .map(r => [new URL(r.name).pathname, r.transferSize])""")
+        for url in [manifest["project"], manifest["bytecode"], *manifest["wheels"]]:
+            assert len([size for path, size in transfers if path == url and size > 0]) == 1, (url, transfers)
+        assert not tab.console_warnings and not tab.unexpected_errors()
+        page.click("#export-button")
+        expect(page.locator("#export-status")).to_have_text("Downloaded.", timeout=60_000)
+    finally:
+        context.close()
 
 
 def test_pixel_size_out_of_range_is_refused_next_to_the_field(researcher, page, server):

@@ -1,9 +1,18 @@
 """The page's pure parts in CPython: form validation with the shared model, wording,
-time-left estimate and the page state (``app.browser.options_form``, ``texts``,
-``page_state``; none of them imports ``js``)."""
+time-left estimate, the page state, work deferred to a later task and the precompiled
+bytecode bundle (``app.browser.options_form``, ``texts``, ``page_state``, ``later``,
+``bytecode``; none of them imports ``js``)."""
 from __future__ import annotations
 
+import dataclasses
+import importlib
+import importlib.util
+import inspect
 import json
+import marshal
+import sys
+import uuid
+from dataclasses import FrozenInstanceError
 
 import pytest
 from hypothesis import given
@@ -13,13 +22,17 @@ from app.browser.options_form import (
     NOTHING_TO_EXPORT, FormValues, decode_preferences, describe_options, encode_preferences,
     field_bounds, form_from_options, image_ids_for, initial_form, range_text, validate,
 )
+from app.browser.bytecode import (
+    HEADER, BundleError, GeneratedCode, build_bundle, install, load_bundle, uninstall,
+)
+from app.browser.later import Later, LaterEffect
 from app.browser.page_state import PageState
 from app.browser.texts import (
     EtaEstimator, format_bytes, format_duration, parse_iso_ms, relative_time, stage_text, status_line,
     time_left_text,
 )
 from app.models import ExportOptions, VisualizationOptions
-from app.store import effect
+from app.store import effect, set_error_handler, signal
 
 IDS = [1, 2, 3]
 PIXEL_MESSAGE = "Pixel size must be between 0.001 and 1000 µm/px."
@@ -230,3 +243,198 @@ def test_page_state_counts_images_and_objects_and_recomputes_validation():
     assert state.validation.value.errors == {"pixel_size_um": PIXEL_MESSAGE}
     dispose()
     state.dispose()
+
+
+# --- later work (app.browser.later) -------------------------------------------------------
+
+class FakeTimer:
+    """Collects what ``Later`` asks to run in a later task; ``fire()`` runs that task."""
+
+    def __init__(self) -> None:
+        self.armed: list = []
+
+    def __call__(self, run) -> None:
+        self.armed.append(run)
+
+    def fire(self) -> None:
+        runs, self.armed = self.armed, []
+        for run in runs:
+            run()
+
+
+def test_later_runs_queued_work_once_in_order_in_one_task_and_survives_a_failing_item():
+    timer = FakeTimer()
+    later = Later(timer)
+    done, errors = [], []
+    previous = set_error_handler(lambda exc, where: errors.append(str(exc)))
+    try:
+        later.call_soon(1, lambda: done.append("a"))
+        later.call_soon(2, lambda: (_ for _ in ()).throw(RuntimeError("boom")))
+        later.call_soon(3, lambda: done.append("c"))
+        later.call_soon(1, lambda: done.append("a again"))  # already queued: keeps its turn, runs once
+        later.cancel(99)
+        assert len(timer.armed) == 1 and done == []  # one task for everything queued meanwhile
+        timer.fire()
+    finally:
+        set_error_handler(previous)
+    assert done == ["a", "c"] and errors == ["boom"] and later.pending == 0
+    later.call_soon(4, lambda: done.append("d"))
+    later.cancel(4)
+    timer.fire()
+    assert done == ["a", "c"]
+
+
+def test_a_later_effect_renders_at_once_then_once_per_task_whatever_changed_meanwhile():
+    timer = FakeTimer()
+    status, progress, detail = signal("running"), signal(10), signal("x")
+    seen = []
+
+    def render():
+        seen.append((status.value, progress.value) + ((detail.value,) if status.value == "failed" else ()))
+
+    runner = LaterEffect(render, Later(timer)).start()
+    assert seen == [("running", 10)]
+    progress.value = 20
+    progress.value = 30
+    status.value = "failed"
+    assert seen == [("running", 10)]  # nothing rendered inside the writes' own task
+    timer.fire()
+    assert seen == [("running", 10), ("failed", 30, "x")]
+    detail.value = "y"  # read only by the last run: it is a dependency now
+    timer.fire()
+    assert seen[-1] == ("failed", 30, "y") and runner.runs == 3
+    progress.value = 40
+    runner.dispose()  # a queued run is dropped, and nothing is tracked any more
+    timer.fire()
+    status.value = "idle"
+    timer.fire()
+    assert runner.runs == 3 and timer.armed == []
+
+
+# --- precompiled bytecode (app.browser.bytecode) -----------------------------------------
+
+@pytest.fixture
+def fresh_package(tmp_path, monkeypatch):
+    """A package of two modules (one defines a dataclass) that nothing imported yet, on
+    sys.path; yields its name and folder, and forgets its modules afterwards."""
+    name = f"bcpkg_{uuid.uuid4().hex[:8]}"
+    folder = tmp_path / name
+    folder.mkdir()
+    (folder / "__init__.py").write_text("from . import shapes\nVALUE = 41 + 1\n")
+    (folder / "shapes.py").write_text(
+        "from dataclasses import dataclass\n\n\n"
+        "@dataclass(frozen=True)\nclass Point:\n    x: int\n    y: int = 0\n\n\n"
+        "def where():\n    return __file__\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield name, folder
+    for module in [m for m in sys.modules if m == name or m.startswith(name + ".")]:
+        del sys.modules[module]
+
+
+def _forget(name: str) -> None:
+    for module in [m for m in sys.modules if m == name or m.startswith(name + ".")]:
+        del sys.modules[module]
+
+
+def test_a_bundle_holds_the_imported_modules_and_the_code_dataclasses_generate(fresh_package):
+    name, folder = fresh_package
+    data = build_bundle([name])
+    modules, generated = load_bundle(data)
+    assert set(modules) == {name, f"{name}.shapes"}
+    origin, size, _ = modules[f"{name}.shapes"]
+    assert origin == str(folder / "shapes.py") and size == (folder / "shapes.py").stat().st_size
+    assert any("__init__" in text for text in generated)  # Point's generated methods
+
+
+def test_modules_from_a_bundle_run_its_code_with_their_own_file_source_and_dataclasses(fresh_package):
+    name, folder = fresh_package
+    data = build_bundle([name])
+    _forget(name)
+    finder = install(data)
+    try:
+        package = importlib.import_module(name)
+        shapes = importlib.import_module(f"{name}.shapes")
+    finally:
+        uninstall(finder)
+    assert set(finder.hits) == {name, f"{name}.shapes"} and finder.misses == []
+    assert package.VALUE == 42 and shapes.where() == str(folder / "shapes.py")
+    assert inspect.getsource(shapes.where).startswith("def where")  # the real loader still answers
+    assert finder.generated.hits >= 1  # Point's methods came compiled from the bundle
+    point = shapes.Point(1, 2)
+    assert point == shapes.Point(1, 2) and repr(point) == "Point(x=1, y=2)" and hash(point) == hash((1, 2))
+    with pytest.raises(FrozenInstanceError):
+        point.x = 3
+    assert finder not in sys.meta_path and "exec" not in dataclasses.__dict__
+
+
+def test_a_module_whose_source_changed_since_the_bundle_is_compiled_from_its_source(fresh_package):
+    name, folder = fresh_package
+    data = build_bundle([name])
+    _forget(name)
+    (folder / "__init__.py").write_text("from . import shapes\nVALUE = 'edited after the bundle was built'\n")
+    finder = install(data)
+    try:
+        package = importlib.import_module(name)
+    finally:
+        uninstall(finder)
+    assert package.VALUE == "edited after the bundle was built"
+    assert finder.misses == [name] and finder.hits == [f"{name}.shapes"]
+
+
+def test_a_bundle_of_another_format_or_python_version_is_refused_and_nothing_is_installed():
+    before = list(sys.meta_path)
+    with pytest.raises(BundleError, match="not a bytecode bundle"):
+        install(b"PK\x03\x04 a zip, say")
+    other_magic = bytes([importlib.util.MAGIC_NUMBER[0] ^ 0xFF]) + importlib.util.MAGIC_NUMBER[1:]
+    with pytest.raises(BundleError, match="another Python version"):
+        install(HEADER + other_magic + marshal.dumps({"modules": {}, "generated": {}}))
+    assert sys.meta_path == before and "exec" not in dataclasses.__dict__
+
+
+def test_generated_code_runs_known_texts_precompiled_and_compiles_the_others():
+    text = "def make():\n    return 'from text'\n"
+    known = GeneratedCode({text: marshal.dumps(compile("def make():\n    return 'precompiled'\n",
+                                                       "<string>", "exec"))})
+    namespace: dict = {}
+    known(text, {}, namespace)
+    assert namespace["make"]() == "precompiled" and known.hits == 1
+    other: dict = {}
+    known("def make():\n    return 'other'\n", {}, other)
+    assert other["make"]() == "other" and known.hits == 1 and len(known.codes) == 1
+    recorder = GeneratedCode({}, record=True)
+    recorder(text, {}, namespace)
+    assert namespace["make"]() == "from text" and list(recorder.codes) == [text]
+
+
+# --- what the server hands the page's boot (server.web) -----------------------------------
+
+def _bundle_for(app_zip: bytes):
+    from server.web import ROOT, BytecodeBundle
+
+    return BytecodeBundle(app_zip, ROOT / "static", "/static/vendor/pyodide/314.0.7/pyodide.mjs")
+
+
+def test_a_built_bundle_is_named_by_its_sources_and_listed_in_the_boot_manifest(tmp_path, monkeypatch):
+    from server.web import _boot_manifest
+
+    monkeypatch.setenv("CELLHUB_BYTECODE_DIR", str(tmp_path))
+    monkeypatch.setenv("CELLHUB_BYTECODE", "1")
+    bundle, other = _bundle_for(b"app zip one"), _bundle_for(b"app zip two")
+    assert bundle.key != other.key and bundle.key == _bundle_for(b"app zip one").key
+    bundle.path.write_bytes(b"gzip of a bundle")  # as a finished build leaves it
+    assert bundle.current() == b"gzip of a bundle"
+    manifest = json.loads(_boot_manifest(bundle, ["a-1.0-py3-none-any.whl"], 7))
+    assert manifest == {"project": "/api/projects/7", "wheels": ["/static/wheels/a-1.0-py3-none-any.whl"],
+                        "bytecode": f"/bytecode-{bundle.key}.bin"}
+
+
+def test_without_a_bundle_the_manifest_names_none_and_the_page_compiles_its_modules(tmp_path, monkeypatch):
+    from server.web import _boot_manifest
+
+    monkeypatch.setenv("CELLHUB_BYTECODE_DIR", str(tmp_path))
+    monkeypatch.setenv("CELLHUB_BYTECODE", "0")  # also: no build is started
+    bundle = _bundle_for(b"app zip")
+    assert bundle.current() is None and list(tmp_path.iterdir()) == []
+    manifest = json.loads(_boot_manifest(bundle, [], None))
+    assert manifest == {"project": None, "wheels": [], "bytecode": None}
+    assert "<" not in _boot_manifest(bundle, ["</script><script>alert(1)</script>"], None)

@@ -27,6 +27,8 @@ def js_object(value: dict) -> Any:
 
 
 def _is_missing(value: Any) -> bool:
+    if isinstance(value, str):
+        return False  # the common case, and repr() of a long stored value is not free
     return value is None or str(type(value)) == "<class 'pyodide.ffi.JsNull'>" or repr(value) == "undefined"
 
 

@@ -5,14 +5,19 @@ its DOM (removed), its store effects (disposed through one ``app.store.Scope``) 
 JS proxies (every listener added with ``listen``/``every`` is removed and its proxy
 destroyed, counted in ``LiveProxies``). So mounting and unmounting it any number of
 times leaves no proxy and no effect behind.
+
+``Component.effect(fn, later=True)`` re-renders in a task of its own (``LATER``, see
+``app.browser.later``).
 """
 from __future__ import annotations
 
 from typing import Any, Callable, Optional
 
 import js  # type: ignore[import-not-found]
+from pyodide.ffi import create_proxy  # type: ignore[import-not-found]
 
 from app.browser.adapters import LiveProxies
+from app.browser.later import Later, LaterEffect
 from app.store import Scope, effect
 
 
@@ -63,6 +68,25 @@ def attr(node: Any, name: str) -> str:
 def is_missing(value: Any) -> bool:
     """True for None, JS ``null`` (``pyodide.ffi.jsnull``) and ``undefined``."""
     return value is None or str(type(value)).endswith("JsNull'>") or repr(value) in ("undefined", "null")
+
+
+class _Timeout0:
+    """``setTimeout(run, 0)`` through one JS proxy kept for the page's lifetime (it is not
+    counted in ``LiveProxies``: no component makes or releases it)."""
+
+    def __init__(self) -> None:
+        self.proxy: Any = None
+        self.run: Callable[[], None] = lambda: None
+
+    def __call__(self, run: Callable[[], None]) -> None:
+        self.run = run
+        if self.proxy is None:
+            self.proxy = create_proxy(lambda *args: self.run())
+        js.setTimeout(self.proxy, 0)
+
+
+LATER = Later(_Timeout0())
+"""The page's queue of work for a later task (``app.browser.later``)."""
 
 
 class Component:
@@ -118,9 +142,17 @@ class Component:
         target.addEventListener(kind, proxy)
         self._listeners.append((target, kind, proxy))
 
-    def effect(self, fn: Callable[[], Any], deps: Any = None) -> None:
-        """A store effect owned by this component (disposed on unmount)."""
-        effect(fn, deps)
+    def effect(self, fn: Callable[[], Any], deps: Any = None, later: bool = False) -> None:
+        """A store effect owned by this component (disposed on unmount). ``later=True``:
+        a ``LaterEffect`` (auto-tracked, re-runs in a task of its own; no ``deps``)."""
+        if not later:
+            effect(fn, deps)
+            return
+        if deps is not None:
+            raise ValueError("a later effect tracks its dependencies itself")
+        runner = LaterEffect(fn, LATER)
+        self.on_unmount(runner.dispose)
+        runner.start()
 
     def on_unmount(self, fn: Callable[[], Any]) -> None:
         self._cleanups.append(fn)

@@ -99,6 +99,8 @@ class ExportPanel(Component):
 
     # ------------------------------------------------------------------ wiring
     def setup(self) -> None:
+        self._actions = {action_id: self.find(f"#{action_id}") for action_id in ACTION_IDS}
+        self._shown: dict = {}
         form = self.find("#export-form")
         self.listen(form, "input", self._on_edit)
         self.listen(form, "change", self._on_edit)
@@ -107,7 +109,7 @@ class ExportPanel(Component):
         self.effect(self._render_form)
         self.effect(self._render_errors)
         self.effect(self._render_actions)
-        self.effect(self._render_progress)
+        self.effect(self._render_progress, later=True)
         self.effect(self._ticker, [self.controller.is_exporting])
 
     def _on_edit(self, event: Any) -> None:
@@ -243,15 +245,30 @@ class ExportPanel(Component):
         status = c.export_status.value
         exporting = c.is_exporting.value
         valid = self.state.validation.value.ok
+        wanted = {
+            ("export-button", "disabled"): (not valid) or exporting or status in BUSY_STATES,
+            ("export-button", "textContent"): "Export again" if status in ("downloaded", "cancelled") else "Export",
+            ("cancel-button", "hidden"): not c.can_cancel.value,
+            ("download-button", "hidden"): not c.can_download.value,
+            ("dismiss-button", "hidden"): not c.can_dismiss.value,
+            ("retry-button", "hidden"): status != "failed",
+        }
+        # Only what changed is written (this runs on every change of the export state, in
+        # the task that handles it, so each JS call counts).
+        changes = [(key, value) for key, value in wanted.items() if self._shown.get(key) != value]
+        if not changes and self._shown.get("state") == (status, exporting):
+            return
+        # Read before writing: hiding the focused button moves focus to the body at once.
         active = js.document.activeElement
         focused_id = "" if is_missing(active) else str(active.id or "")
-        export_button = self.find("#export-button")
-        export_button.disabled = (not valid) or exporting or status in BUSY_STATES
-        set_text(export_button, "Export again" if status in ("downloaded", "cancelled") else "Export")
-        self.find("#cancel-button").hidden = not c.can_cancel.value
-        self.find("#download-button").hidden = not c.can_download.value
-        self.find("#dismiss-button").hidden = not c.can_dismiss.value
-        self.find("#retry-button").hidden = status != "failed"
+        for (node_id, prop), value in changes:
+            setattr(self._actions[node_id], prop, value)
+            self._shown[(node_id, prop)] = value
+        self._shown["state"] = (status, exporting)
+        self._keep_focus(focused_id, status, exporting)
+
+    def _keep_focus(self, focused_id: str, status: str, exporting: bool) -> None:
+        """Move focus on when the focused action (or the progress) has just gone."""
         if focused_id in ACTION_IDS or focused_id == "progress-block":
             current = self.find(f"#{focused_id}")
             gone = bool(current.hidden) or bool(getattr(current, "disabled", False))
@@ -259,7 +276,7 @@ class ExportPanel(Component):
                 gone = not exporting and status not in BUSY_STATES
             if gone:
                 for candidate in FOCUS_AFTER:
-                    node = self.find(f"#{candidate}")
+                    node = self._actions[candidate]
                     if not bool(node.hidden) and not bool(node.disabled):
                         node.focus()
                         break

@@ -35,8 +35,11 @@ class HistoryView(Component):
         self.state = state
         self.controller = controller
         self.on_refresh = on_refresh
+        self._rows: dict[str, tuple[tuple, Any]] = {}
+        self._described: dict[tuple[str, int], str] = {}
 
     def build(self) -> Any:
+        self._rows = {}
         return h("ol", {"id": "history-list", "class_": "history"})
 
     def setup(self) -> None:
@@ -44,7 +47,7 @@ class HistoryView(Component):
         refresh = el("history-refresh")
         refresh.disabled = False
         self.listen(refresh, "click", lambda event: self.on_refresh())
-        self.effect(self._render)
+        self.effect(self._render, later=True)
 
     def _on_click(self, event: Any) -> None:
         target = event.target.closest("[data-action]")
@@ -75,49 +78,77 @@ class HistoryView(Component):
         note.hidden = not str(note.textContent)
         now = float(js.Date.now())
         total = len(self.state.all_ids)
-        rows = []
+        rows: dict[str, tuple[tuple, Any]] = {}
         for item in items or []:
             job_id = str(item.get("id", ""))
             status = str(item.get("status", ""))
+            seen = downloaded
             if current is not None and current.id == job_id:
                 if status_now in ("downloaded", "downloading"):
-                    downloaded = downloaded | {job_id}
+                    seen = downloaded | {job_id}
                 if status in ("queued", "running") and current.status != status:
                     status = current.status  # the entry is a snapshot; the hook knows better
-            created = item.get("created_at")
-            created_ms = parse_iso_ms(created)
-            when = h("time", {"datetime": created or "",
-                              "title": str(js.Date.new(created_ms).toLocaleString()) if created_ms else ""},
-                     relative_time(created_ms, now))
-            size = format_bytes(item.get("size_bytes")) if status == "completed" else ""
-            head = h("div", {"class_": "history-head"},
-                     h("span", {"class_": f"badge badge-{status}", "text": HISTORY_STATUS_TEXT.get(status, status)}),
-                     when,
-                     h("span", {"class_": "history-size", "text": size}) if size else None)
-            took = job_duration_ms(item)
-            what = describe_options(_options(item), total)
-            if took is not None and status == "completed":
-                what += f" · made in {format_duration(took)}"
-            body = h("p", {"class_": "history-what", "text": what})
-            notes = []
-            if status in ("failed", "expired") and item.get("message"):
-                notes.append(str(item["message"]))
-            warnings = item.get("warnings") or []
-            if warnings:
-                notes.append(f"{len(warnings)} warning" + ("" if len(warnings) == 1 else "s"))
-            note_el = h("p", {"class_": "history-note", "text": " · ".join(notes)}) if notes else None
-            actions = None
-            if item.get("downloadable"):
-                label = "Download again" if item.get("delivered") or job_id in downloaded else "Download"
-                if job_id == offered:
-                    control = h("button", {"type": "button", "class_": "linkish",
-                                           "data": {"action": "download", "job-id": job_id}}, "Download")
-                else:
-                    control = h("a", {"class_": "button", "href": download_url(job_id), "download": True,
-                                      "data": {"action": "download-link", "job-id": job_id},
-                                      "aria-label": f"{label}: export of {relative_time(created_ms, now)}"},
-                                label)
-                actions = h("div", {"class_": "history-actions"}, control)
-            rows.append(h("li", {"class_": "history-item", "data": {"job-id": job_id, "status": status}},
-                          head, body, note_el, actions))
-        self.root.replaceChildren(*rows)
+            spec = self._row_spec(item, job_id, status, job_id in seen, job_id == offered, now, total)
+            kept = self._rows.get(job_id)
+            # Only a row whose content changed is rebuilt: the list grows with every
+            # export, and this runs on each change of the export state.
+            rows[job_id] = kept if kept is not None and kept[0] == spec else (spec, self._build_row(spec))
+        elements = [element for _, element in rows.values()]
+        if [id(e) for e in elements] != [id(e) for _, e in self._rows.values()]:
+            self.root.replaceChildren(*elements)
+        self._rows = rows
+
+    def _row_spec(self, item: dict, job_id: str, status: str, downloaded: bool, offered: bool,
+                  now: float, total: int) -> tuple:
+        """Everything a row shows, as a comparable tuple (see ``_build_row``)."""
+        created = item.get("created_at")
+        created_ms = parse_iso_ms(created)
+        size = format_bytes(item.get("size_bytes")) if status == "completed" else ""
+        took = job_duration_ms(item)
+        what = self._describe(job_id, item, total)
+        if took is not None and status == "completed":
+            what += f" · made in {format_duration(took)}"
+        notes = []
+        if status in ("failed", "expired") and item.get("message"):
+            notes.append(str(item["message"]))
+        warnings = item.get("warnings") or []
+        if warnings:
+            notes.append(f"{len(warnings)} warning" + ("" if len(warnings) == 1 else "s"))
+        action = None
+        if item.get("downloadable"):
+            label = "Download again" if item.get("delivered") or downloaded else "Download"
+            action = ("button", "Download") if offered else ("link", label)
+        return (job_id, status, created or "", created_ms, relative_time(created_ms, now), size, what,
+                " · ".join(notes), action)
+
+    def _describe(self, job_id: str, item: dict, total: int) -> str:
+        key = (job_id, total)
+        text = self._described.get(key)
+        if text is None:
+            text = self._described[key] = describe_options(_options(item), total)
+        return text
+
+    def _build_row(self, spec: tuple) -> Any:
+        job_id, status, created, created_ms, when_text, size, what, notes, action = spec
+        title = str(js.Date.new(created_ms).toLocaleString()) if created_ms else ""
+        when = h("time", {"datetime": created, "title": title}, when_text)
+        head = h("div", {"class_": "history-head"},
+                 h("span", {"class_": f"badge badge-{status}", "text": HISTORY_STATUS_TEXT.get(status, status)}),
+                 when,
+                 h("span", {"class_": "history-size", "text": size}) if size else None)
+        body = h("p", {"class_": "history-what", "text": what})
+        note_el = h("p", {"class_": "history-note", "text": notes}) if notes else None
+        actions = None
+        if action is not None:
+            kind, label = action
+            if kind == "button":
+                control = h("button", {"type": "button", "class_": "linkish",
+                                       "data": {"action": "download", "job-id": job_id}}, label)
+            else:
+                control = h("a", {"class_": "button", "href": download_url(job_id), "download": True,
+                                  "data": {"action": "download-link", "job-id": job_id},
+                                  "aria-label": f"{label}: export of {when_text}"},
+                            label)
+            actions = h("div", {"class_": "history-actions"}, control)
+        return h("li", {"class_": "history-item", "data": {"job-id": job_id, "status": status}},
+                 head, body, note_el, actions)

@@ -1,7 +1,8 @@
 """The page's own JSON requests (projects, history, session), async and never blocking.
 
 ``request_json`` awaits ``window.fetch`` with ``AbortSignal.timeout`` (no JS proxy is
-made, so nothing is left to release) and the CSRF header of the API.
+made, so nothing is left to release) and the CSRF header of the API. ``prefetched_json``
+takes the answer of a request ``index.html`` started before Python was up.
 """
 from __future__ import annotations
 
@@ -41,3 +42,21 @@ async def request_json(method: str, path: str, body: Optional[Any] = None,
     except ValueError:
         parsed = None
     return int(response.status), parsed
+
+
+async def prefetched_json(promise: Any) -> tuple[int, Any]:
+    """``(status, parsed JSON body or None)`` from a JS promise of ``[status, text]`` (what
+    ``index.html`` stores in ``window.cellhubBoot.project``); it resolves to null when the
+    request got no answer, and then this raises ``Unreachable``."""
+    try:
+        result = await promise
+    except Exception as exc:  # noqa: BLE001 - a rejected prefetch is no answer either
+        raise Unreachable(f"prefetch: {exc}") from None
+    if result is None or type(result).__name__ == "JsNull" or repr(result) in ("null", "undefined"):
+        raise Unreachable("prefetch: no answer")
+    status, text = int(result[0]), str(result[1])
+    try:
+        parsed = json.loads(text) if text else None
+    except ValueError:
+        parsed = None
+    return status, parsed

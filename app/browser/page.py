@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import traceback
 from typing import Any, Callable, Optional
-from urllib.parse import quote
 
 import js  # type: ignore[import-not-found]
 
@@ -26,7 +25,7 @@ from app.browser.dom import el, h, set_text
 from app.browser.export_panel import ExportPanel
 from app.browser.history_view import HistoryView
 from app.browser.images_view import ImagesView
-from app.browser.net import Unreachable, request_json
+from app.browser.net import Unreachable, prefetched_json, request_json
 from app.browser.options_form import encode_preferences, initial_form
 from app.browser.page_state import PageState
 from app.browser.texts import status_line
@@ -52,7 +51,9 @@ def _report(exc: BaseException, where: str) -> None:
 def signin_url(project_id: Optional[int] = None) -> str:
     """The sign-in page, returning to this project afterwards."""
     here = f"/?project={project_id}" if project_id is not None else f"{js.location.pathname}{js.location.search}"
-    return f"/signin?next={quote(str(here), safe='')}"
+    # encodeURIComponent rather than urllib.parse.quote: importing that module would cost
+    # the page's boot more than this one call is worth.
+    return f"/signin?next={js.encodeURIComponent(str(here))}"
 
 
 def _storage_get(key: str) -> Optional[str]:
@@ -85,13 +86,19 @@ def show_banner(kind: str, project_id: Optional[int] = None) -> None:
     banner.hidden = False
 
 
-async def load_project(project_id: int) -> Optional[dict]:
+async def load_project(project_id: int, prefetched: Any = None) -> Optional[dict]:
     """The project JSON, retrying (with the offline banner) while the server is away;
-    None after redirecting to the sign-in page or when the project cannot be shown."""
+    None after redirecting to the sign-in page or when the project cannot be shown.
+    ``prefetched``: the promise of the same request started by ``index.html`` (its answer
+    is taken instead of asking again)."""
     attempt = 0
     while True:
         try:
-            status, project = await request_json("GET", f"/api/projects/{project_id}")
+            if prefetched is not None:
+                first, prefetched = prefetched, None
+                status, project = await prefetched_json(first)
+            else:
+                status, project = await request_json("GET", f"/api/projects/{project_id}")
         except Unreachable:
             show_banner("offline")
             set_text(el("export-status"), "Waiting for the server…")
@@ -149,6 +156,8 @@ class Page:
         self.disposers: list[Callable[[], None]] = []
         self.listeners: list[tuple[Any, str, Any]] = []
         self.history_seq = 0
+        self.status_line = el("export-status")
+        self.status_shown: tuple[Optional[str], Optional[str], Optional[str]] = (None, None, None)
         self.header_filled = False
         self.last_history_key: Optional[tuple] = None
 
@@ -214,11 +223,19 @@ class Page:
         c = self.controller
         status = c.export_status.value
         job = c.current_job.value
+        shown = (status, job.id if job is not None else "",
+                 status_line(status, c.error_message.value, c.notice.value, job.message if job is not None else ""))
+        # Runs on every progress event too: only a change costs JS calls.
+        if shown == self.status_shown:
+            return
         body = js.document.body
-        body.dataset.status = status
-        body.dataset.jobId = job.id if job is not None else ""
-        set_text(el("export-status"), status_line(status, c.error_message.value, c.notice.value,
-                                                  job.message if job is not None else ""))
+        if shown[0] != self.status_shown[0]:
+            body.dataset.status = shown[0]
+        if shown[1] != self.status_shown[1]:
+            body.dataset.jobId = shown[1]
+        if shown[2] != self.status_shown[2]:
+            self.status_line.textContent = shown[2]
+        self.status_shown = shown
 
     def render_connection(self) -> None:
         show_banner(self.state.connection.value, self.project_id)
@@ -283,8 +300,9 @@ class Page:
         js.location.assign("/signin?signed_out=1")
 
 
-async def start_page() -> None:
-    """Boot the page (called by ``app.browser.boot`` once the wheels are loaded)."""
+async def start_page(prefetched_project: Any = None) -> None:
+    """Boot the page (called by ``app.browser.boot`` once the wheels are loaded);
+    ``prefetched_project``: see ``load_project``."""
     set_error_handler(_report)
     body = js.document.body
     raw = str(body.dataset.projectId or "")
@@ -293,7 +311,7 @@ async def start_page() -> None:
         el("boot-indicator").remove()
         body.dataset.ready = "true"
         return
-    project = await load_project(int(raw))
+    project = await load_project(int(raw), prefetched_project)
     if project is None:
         el("boot-indicator").hidden = True
         return
