@@ -221,10 +221,12 @@ class _Runtime:
         known, every tab's guards see the cancel)."""
         p = self.ports
         now = p.clock.now()
-        if (start_token is not None and not persistence.has_mark(p.storage, "cancelled", job_id, now, p.log)
+        marks = persistence.read_marks(p.storage, job_id, now, p.log)
+        if (start_token is not None and not marks.cancelled
                 and persistence.has_start_cancel(p.storage, start_token, now, p.log)):
             persistence.write_mark(p.storage, "cancelled", job_id, now, p.tab_id)
-        return persistence.read_marks(p.storage, job_id, now, p.log)
+            marks = replace(marks, cancelled=True)
+        return marks
 
     # -- actions
     def execute(self, action: Any) -> None:
