@@ -657,6 +657,8 @@ persist_or_clear = _named(
 persist_new = _named("persist (replace other)",
                      lambda old, new, e: [Persist(new.job, replace_other=True)] if new.job else [])
 clear_persist = _named("clear persisted", lambda old, new, e: [ClearPersist(old.job.id)] if old.job else [])
+clear_answered = _named("clear persisted (the answered job)",
+                        lambda old, new, e: [ClearPersist(new.job.id)] if new.job else [])
 mark_cancelled = _named("mark cancelled",
                         lambda old, new, e: [WriteMark("cancelled", new.job.id)] if new.job else [])
 start_download = _named("mark downloaded, post download-claimed, download, post downloaded",
@@ -718,8 +720,9 @@ RULES: tuple[Rule, ...] = (
     _r(Start, STARTABLE, ALWAYS, "starting", _start),
     _r(StartRejected, ALL, ALWAYS, SAME, _set_error, why="R8: invalid options never sent"),
     _r(StartAccepted, "starting", Guard("job_ended", lambda s, e: e.job.status in ("cancelled", "failed", "expired")),
-       _accepted_target, _accepted_ended, (clear_persist,),
-       why="R1: a repeated start (first answer lost) may find its job already over: shown, never kept (C5)"),
+       _accepted_target, _accepted_ended, (clear_answered,),
+       why="R1: a repeated start (first answer lost) may find its job already over: shown, never kept, and "
+           "cleared from storage where another tab kept it (C5; F8)"),
     _r(StartAccepted, "starting", ALWAYS, _accepted_target, _accepted,
        (persist_new, post("started")), why="R1: 202 or 409 attaches to the active job"),
     _r(StartAccepted, "cancelling", ~has_job, "cancelling", _job_arrived_while_cancelling,

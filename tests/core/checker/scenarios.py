@@ -95,6 +95,16 @@ def start_cancelled_then_closed(sim: Sim) -> None:
         sim.settle()
 
 
+def start_answer_lost_while_another_tab_follows(sim: Sim) -> None:
+    """tab1's start POST created job-1 but its answer was lost (tab1 will retry with the same
+    start token); tab2 followed job-1 from the socket, persisted it and closed."""
+    sim.do("server: next POST gets lost")
+    sim.do("user: Export in tab1")
+    sim.do("http-request tab1: POST /api/projects/1/exports")
+    sim.settle()
+    sim.do("user: closes tab2")
+
+
 # -------------------------------------------------------------------------- scenarios
 
 ONE_TAB = Scenario.make("1 tab: start, complete, cancel", tabs=1, start=1, complete=1, cancel=1)
@@ -140,7 +150,7 @@ def baseline(search: Search) -> SearchResult:
 
 @dataclass(frozen=True)
 class Finding:
-    """A product defect the checker found: ``key`` F1..F7 (app/DECISIONS.md, "Checker"),
+    """A product defect the checker found: ``key`` F1..F8 (app/DECISIONS.md, "Checker"),
     the search that shows it, the invariant it breaks, what happens, the fix proposed."""
 
     key: str
@@ -234,6 +244,19 @@ FINDINGS: tuple[Finding, ...] = (
         "ADOPTABLE, so tab1 follows job-2 and job-1 is neither downloaded nor offered.",
         "in app/machine.py, add `& ~auto_download_pending` (status completed and auto_download) to the "
         "three `Update, ADOPTABLE, ... other_job` rows; the tab adopts job-2 after its download.",
+    ),
+    Finding(
+        "F8", "repeated-start-of-a-failed-job-keeps-the-record",
+        Search(Scenario.make("2 tabs: tab1's start answer lost, tab2 persisted job-1 and closed; the job fails",
+                             tabs=2, setup=start_answer_lost_while_another_tab_follows, fail=1), 60,
+               deviations=0),
+        "I5",
+        "tab1 retries its start with the same token and gets job-1, failed meanwhile: it shows the failure, "
+        "but the `clear persisted` action of that row names the job the state held before the event "
+        "(none while starting), so the record tab2 wrote stays and the next page load restores a job "
+        "that failed long ago.",
+        "the row clears the answered job's record: `clear_answered` (ClearPersist of the new state's "
+        "job) instead of `clear_persist` on the StartAccepted row for ended jobs.",
     ),
 )
 """Defects of the product found by the checker (all fixed): their searches stay as regression tests."""
