@@ -17,7 +17,11 @@ completion seen live: short enough to feel immediate, long enough for a cancel c
 another tab's claim to land first); ``POLL_INTERVAL_MS`` = 2000 (C7) doubling per failed
 poll up to ``POLL_MAX_MS`` = 30000, and every ``POLL_CONNECTED_MS`` = 30000 while the
 socket is up (a frame lost on an open socket must not leave the tab waiting forever); socket reconnect 500 ms doubling up to 30000;
-request retries per ``app.machine.retry_delay_ms``.
+request retries per ``app.machine.retry_delay_ms``; ``CANCEL_REQUEST_DELAY_MS`` = 60 before
+the first cancel request (C1: the cross-tab news goes out at once and every tab repaints
+the cancel first; the server's answer and its socket events, which every tab must handle
+too, come after. Nothing can be downloaded meanwhile (the cancelled mark), and R2 cancels
+a job that completes meanwhile. See DECISIONS.md.)
 
 Endpoints (DESIGN.md): POST ``/api/projects/{pid}/exports``, GET ``/api/exports/{id}``,
 POST ``/api/exports/{id}/cancel``, download ``/api/exports/{id}/download``.
@@ -48,6 +52,7 @@ AUTO_DOWNLOAD_DELAY_MS = 150.0
 POLL_INTERVAL_MS = 2000.0
 POLL_MAX_MS = 30_000.0
 POLL_CONNECTED_MS = 30_000.0
+CANCEL_REQUEST_DELAY_MS = 60.0
 RECONNECT_BASE_MS = 500.0
 RECONNECT_MAX_MS = 30_000.0
 
@@ -524,7 +529,8 @@ def use_advanced_export(project_id: int, ports: Ports) -> AdvancedExport:
 
             return ports.http.request("POST", cancel_path(jid), None, on_response, on_error)
 
-        return _after(ports, retry_delay_ms(state_ref.current.attempt), send)
+        attempt = state_ref.current.attempt
+        return _after(ports, retry_delay_ms(attempt) if attempt else CANCEL_REQUEST_DELAY_MS, send)
 
     use_effect(cancel_request, [cancel_on, job_id, state.attempt])
 

@@ -147,8 +147,10 @@ def clear(storage: Storage, project_id: int, job_id: str, now_ms: Optional[float
           tab_id: str = "") -> bool:
     """Remove the project's record if it is about ``job_id`` or unreadable; a record of
     another job stays (another tab's newer export). With ``now_ms``, first write the job's
-    tombstone so that no later ``save`` brings the record back. Returns True when removed."""
-    if now_ms is not None:
+    tombstone so that no later ``save`` brings the record back (unless a valid one is there
+    already: every tab clears the same job, and each write would wake every other tab with a
+    ``storage`` event for nothing). Returns True when removed."""
+    if now_ms is not None and not has_mark(storage, TOMBSTONE, job_id, now_ms, None):
         write_mark(storage, TOMBSTONE, job_id, now_ms, tab_id)
     key = storage_key(project_id)
     raw = storage.get(key)

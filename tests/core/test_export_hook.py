@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 
 from app import persistence
-from app.export_hook import AUTO_DOWNLOAD_DELAY_MS, POLL_INTERVAL_MS
+from app.export_hook import AUTO_DOWNLOAD_DELAY_MS, CANCEL_REQUEST_DELAY_MS, POLL_INTERVAL_MS
 from app.ports import HttpResponse
 from app.store import effect
 
@@ -83,8 +83,14 @@ def test_cancel_click_order_is_local_state_marks_tabs_then_http(world):
     assert world.bus.posted[posted_before][1]["kind"] == "cancel-requested"
     pending = world.sched.deliveries()
     channel = [s for s in pending if s.kind == "channel"]
-    http = [s for s in pending if s.kind == "http-request" and "cancel" in s.label]
-    assert channel and http and channel[0].id < http[0].id
+    assert channel and not [s for s in pending if s.kind == "http-request"]
+    # The request waits CANCEL_REQUEST_DELAY_MS (the other tabs repaint first), then leaves.
+    due = world.sched.now_ms + CANCEL_REQUEST_DELAY_MS
+    waiting = [t for t in world.sched.timers.values() if t.tab == a.id and t.due == due]
+    assert len(waiting) == 1
+    world.sched.fire(waiting[0])
+    http = [s for s in world.sched.deliveries() if s.kind == "http-request" and "cancel" in s.label]
+    assert http and channel[0].id < http[0].id
     assert [t.tab for t in world.sched.timers.values() if "auto_download" in t.label] == [b.id]
     world.advance(5_000)
     assert world.downloads == [] and a.status == "cancelled" and b.status == "cancelled"
@@ -459,6 +465,7 @@ def test_a_cancel_that_beats_the_download_request_to_the_server_wins(world):
     while not world.downloads:  # deliver until a download is handed out, nothing more
         world.fire(world.sched.deliveries()[0])
     b.cancel()
+    world.tick(CANCEL_REQUEST_DELAY_MS)  # B's cancel request leaves, nothing else is delivered
     cancel_leg = [s for s in world.sched.deliveries() if s.kind == "http-request" and "cancel" in s.label]
     world.fire(cancel_leg[0])
     world.advance(5_000)

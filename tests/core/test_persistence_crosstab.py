@@ -80,6 +80,23 @@ def test_clear_removes_only_the_named_job(world):
     assert p.clear(s, PID, "any")
 
 
+def test_clear_writes_the_tombstone_once_while_it_is_valid(world):
+    """Every tab clears the same job; only the first write wakes the other tabs (a storage
+    event each), later clears find the valid tombstone and leave it; an expired one is
+    written anew."""
+    s = storage(world)
+    key = p.mark_key(p.TOMBSTONE, "j1")
+    p.clear(s, PID, "j1", NOW, "a")
+    first = s.get(key)
+    assert json.loads(first)["tab_id"] == "a"
+    events = len(world.sched.deliveries())
+    p.clear(storage(world, "t2"), PID, "j1", NOW + 1_000, "b")
+    assert s.get(key) == first and len(world.sched.deliveries()) == events
+    later = NOW + p.MARK_TTL_MS + 1
+    p.clear(s, PID, "j1", later, "c")
+    assert json.loads(s.get(key)) == {"v": 1, "ts": later, "tab_id": "c"}
+
+
 def test_marks(world):
     s, log = storage(world), FakeLog()
     assert p.read_marks(s, "j1", NOW, log) == p.Marks()
