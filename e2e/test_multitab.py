@@ -194,6 +194,27 @@ def test_e4_start_in_a_cancel_in_b_all_tabs_cancelled_within_a_second(workspace)
     assert_cancelled_everywhere(ws.server, tabs, job_id)
 
 
+def test_a_start_in_another_tab_never_moves_focus_onto_cancel(workspace):
+    """Keyboard safety across tabs: in a tab whose focused Export button is disabled by an
+    export started elsewhere, focus goes to the progress, not to Cancel, so a second Enter
+    there cancels nothing."""
+    ws = workspace
+    set_hooks(ws.server, delay_per_checkpoint_ms=20, hold_before_complete=True)
+    a, b = ws.tabs(2)
+    b.page.focus("#export-button")
+    job_id = _start(a)
+    wait_following([a, b], job_id)
+    expect(b.page.locator("#export-button")).to_be_disabled()
+    assert b.page.evaluate("() => document.activeElement.id") == "progress-block"
+    b.page.keyboard.press("Enter")
+    time.sleep(0.5)  # after the key press: nothing may follow from it
+    assert b.status() == "running" and a.status() == "running"
+    assert job_state(ws.server, job_id)["status"] == "running"
+    a.page.click("#cancel-button")
+    for tab in (a, b):
+        wait_status(tab, "cancelled")
+
+
 # --------------------------------------------------------------------------- E5
 
 

@@ -24,8 +24,10 @@ from app.store import signal
 
 BUSY_STATES = frozenset({"starting", "cancelling", "downloading", "restoring"})
 ACTION_IDS = ("cancel-button", "download-button", "retry-button", "dismiss-button", "export-button")
-FOCUS_AFTER = ("download-button", "retry-button", "dismiss-button", "export-button", "cancel-button")
-"""Where focus goes when the focused action disappears: the safest useful next step."""
+FOCUS_AFTER = ("download-button", "retry-button", "dismiss-button", "export-button")
+"""Where focus goes when the focused action disappears: the safest useful next step, else the
+progress block. Never Cancel: an export started in another tab disables this tab's focused
+Export button, and a second Enter there must not cancel what the user did not start here."""
 
 TEXT_FIELDS = {  # input id -> (FormValues field, error path)
     "pixel-size": ("pixel_size", "pixel_size_um"),
@@ -42,6 +44,11 @@ CHECK_FIELDS = {  # input id -> FormValues field
     "include-visualizations": "include_visualizations",
     "show-numbers": "show_numbers",
 }
+
+
+def progress_shown(status: str) -> bool:
+    """Whether the progress block is shown in ``status`` (a machine state name)."""
+    return status != "idle"
 
 
 def _job_elapsed_ms(job: Any, now_ms: float) -> Optional[float]:
@@ -281,8 +288,10 @@ class ExportPanel(Component):
                         node.focus()
                         break
                 else:
-                    block = self.find("#progress-block")
-                    if not bool(block.hidden):
+                    if progress_shown(status):
+                        # Shown now: its own render runs in a later task (app.browser.later).
+                        block = self.find("#progress-block")
+                        block.hidden = False
                         block.focus()  # e.g. Cancel pressed: nothing to press until the answer
 
     def _render_progress(self) -> None:
@@ -293,7 +302,7 @@ class ExportPanel(Component):
         self.now.value  # re-render on each tick of the ticker
         now = float(js.Date.now())  # but measure with the real clock: events arrive between ticks
         block = self.find("#progress-block")
-        block.hidden = status == "idle"
+        block.hidden = not progress_shown(status)
         block.dataset.status = status
         pct = int(round(progress))
         bar = self.find("#progress-bar")
