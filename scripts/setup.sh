@@ -65,6 +65,13 @@ PY
   stamp_set wheels "$h"
 fi
 
+# 3b. The page's precompiled bytecode (server/bytecode.py): built once per change of the app,
+# the wheels or Pyodide, so the first page already boots from it. A failure costs speed only.
+if [[ "${CELLHUB_BYTECODE:-1}" != 0 ]]; then
+  say "page bytecode bundle"
+  .venv/bin/python -m server bytecode || say "no bytecode bundle: the page compiles its modules itself"
+fi
+
 # 4. Chromium from Debian (tests only).
 if [[ $want_browser == 1 ]]; then
   if [[ -x /usr/bin/chromium ]]; then

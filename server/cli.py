@@ -4,6 +4,8 @@
   with a one-time sign-in token for the local default user (as Jupyter does).
 - ``users add NAME`` (password from ``--password`` or asked for), ``users list``.
 - ``import ...``: bring your own images and segmentations (see ``python -m server import -h``).
+- ``bytecode``: build the page's precompiled bytecode bundle now (``server.bytecode``; the
+  set-up runs it; without it the first page starts a build in the background).
 """
 from __future__ import annotations
 
@@ -68,6 +70,17 @@ def cmd_users(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bytecode(args: argparse.Namespace) -> int:
+    from server.web import page_bytecode_bundle
+
+    bundle = page_bytecode_bundle()
+    if bundle.build():
+        print(f"bytecode bundle: {bundle.path}")
+        return 0
+    print("no bytecode bundle (turned off, no Node.js, or the build failed): the page compiles its modules itself")
+    return 0 if not bundle.enabled else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m server", description="Cell segmentation hub: export service")
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -79,6 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--archive-ttl-hours", type=float, default=24.0, help="how long a finished archive is kept")
     run.add_argument("--log-level", default="warning")
     run.set_defaults(func=cmd_run)
+
+    sub.add_parser("bytecode", help="build the page's precompiled bytecode bundle now").set_defaults(
+        func=cmd_bytecode)
 
     users = sub.add_parser("users", help="manage users")
     users.add_argument("--data-dir", default=DEFAULT_DATA_DIR)

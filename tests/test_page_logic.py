@@ -409,7 +409,8 @@ def test_generated_code_runs_known_texts_precompiled_and_compiles_the_others():
 # --- what the server hands the page's boot (server.web) -----------------------------------
 
 def _bundle_for(app_zip: bytes):
-    from server.web import ROOT, BytecodeBundle
+    from server.bytecode import BytecodeBundle
+    from server.web import ROOT
 
     return BytecodeBundle(app_zip, ROOT / "static", "/static/vendor/pyodide/314.0.7/pyodide.mjs")
 
@@ -438,3 +439,18 @@ def test_without_a_bundle_the_manifest_names_none_and_the_page_compiles_its_modu
     manifest = json.loads(_boot_manifest(bundle, [], None))
     assert manifest == {"project": None, "wheels": [], "bytecode": None}
     assert "<" not in _boot_manifest(bundle, ["</script><script>alert(1)</script>"], None)
+
+
+def test_the_bytecode_command_builds_the_pages_bundle_with_node_and_pyodide(tmp_path, monkeypatch):
+    """``python -m server bytecode`` (run by the set-up): the real build, once; then found."""
+    from server.cli import main
+
+    monkeypatch.setenv("CELLHUB_BYTECODE_DIR", str(tmp_path))
+    monkeypatch.setenv("CELLHUB_BYTECODE", "1")
+    assert main(["bytecode"]) == 0
+    built = list(tmp_path.glob("*.bin.gz"))
+    assert len(built) == 1 and built[0].stat().st_size > 100_000
+    stamp = built[0].stat().st_mtime_ns
+    assert main(["bytecode"]) == 0 and built[0].stat().st_mtime_ns == stamp  # not built twice
+    monkeypatch.setenv("CELLHUB_BYTECODE", "0")
+    assert main(["bytecode"]) == 0 and list(tmp_path.glob("*.lock")) == []
