@@ -56,13 +56,18 @@ class Settings:
 
 
 def build_app_zip() -> bytes:
-    """The ``app`` package as a zip for the browser (PyScript unpacks it into ./app)."""
+    """The ``app`` package as a zip for the browser (PyScript unpacks it into ./app). Its bytes
+    depend on the files' names and contents only (fixed times and modes), so a fresh clone
+    serves the same zip, with the same bytecode bundle."""
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
         base = ROOT / "app"
         for path in sorted(base.rglob("*")):
             if path.is_file() and "__pycache__" not in path.parts and path.suffix in (".py", ".md", ".json"):
-                zf.write(path, path.relative_to(base).as_posix())
+                info = zipfile.ZipInfo(path.relative_to(base).as_posix(), date_time=(1980, 1, 1, 0, 0, 0))
+                info.compress_type = zipfile.ZIP_DEFLATED
+                info.external_attr = 0o644 << 16
+                zf.writestr(info, path.read_bytes())
     return buf.getvalue()
 
 

@@ -7,6 +7,7 @@ import re
 import tomllib
 import zipfile
 import io
+import os
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -69,3 +70,20 @@ def test_the_app_zip_holds_every_module_of_the_app_package():
     expected = {p.relative_to(ROOT / "app").as_posix() for p in (ROOT / "app").rglob("*.py") if "__pycache__" not in p.parts}
     assert expected <= names
     assert not any("__pycache__" in n for n in names)
+
+
+def test_the_app_zip_depends_on_the_sources_only_not_on_file_times(tmp_path, monkeypatch):
+    """A fresh clone (new file times) serves the same zip, so the browser's cache and the
+    bytecode bundle (keyed by a hash of the zip) carry over; a changed source changes it."""
+    import shutil
+
+    from server import web
+
+    shutil.copytree(ROOT / "app", tmp_path / "app", ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(web, "ROOT", tmp_path)
+    first = web.build_app_zip()
+    store = tmp_path / "app" / "store.py"
+    os.utime(store, (1_000_000_000, 1_000_000_000))
+    assert web.build_app_zip() == first
+    store.write_text(store.read_text() + "\n")
+    assert web.build_app_zip() != first
