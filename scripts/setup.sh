@@ -66,11 +66,10 @@ PY
 fi
 
 # 3b. The page's precompiled bytecode (server/bytecode.py): built once per change of the app,
-# the wheels or Pyodide, so the first page already boots from it. A failure costs speed only.
-if [[ "${CELLHUB_BYTECODE:-1}" != 0 ]]; then
-  say "page bytecode bundle"
-  .venv/bin/python -m server bytecode || say "no bytecode bundle: the page compiles its modules itself"
-fi
+# the wheels or Pyodide, so the first page already boots from it (CELLHUB_BYTECODE=0: none).
+# A failure costs speed only.
+say "page bytecode bundle"
+.venv/bin/python -m server bytecode || say "no bytecode bundle: the page compiles its modules itself"
 
 # 4. Chromium from Debian (tests only).
 if [[ $want_browser == 1 ]]; then

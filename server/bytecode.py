@@ -109,12 +109,19 @@ class BytecodeBundle:
         if self.path.is_file():
             self._data = self.path.read_bytes()
             return self._data
-        with self._lock:
-            if (not self._building and not self._failed and shutil.which("node")
-                    and (self.pyodide_dir / "pyodide.mjs").is_file()):
-                self._building = True
-                threading.Thread(target=self._build, name="bytecode-build", daemon=True).start()
+        if self._claim_build():
+            threading.Thread(target=self._build, name="bytecode-build", daemon=True).start()
         return None
+
+    def _claim_build(self) -> bool:
+        """True when this caller is to run the build: none runs or failed in this server,
+        and Node.js and the vendored Pyodide are there."""
+        with self._lock:
+            if (self._building or self._failed or not shutil.which("node")
+                    or not (self.pyodide_dir / "pyodide.mjs").is_file()):
+                return False
+            self._building = True
+            return True
 
     def build(self) -> bool:
         """Build the bundle now, in this thread, unless it is there (``python -m server
@@ -125,12 +132,8 @@ class BytecodeBundle:
             return False
         if self.path.is_file():
             return True
-        if not shutil.which("node") or not (self.pyodide_dir / "pyodide.mjs").is_file():
+        if not self._claim_build():
             return False
-        with self._lock:
-            if self._building:
-                return False
-            self._building = True
         self._build()
         return self.path.is_file()
 

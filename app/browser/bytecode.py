@@ -27,7 +27,7 @@ can never make the page run other code than its sources: at worst an entry that 
 match is not used.
 
 Pure: no ``js`` import (the bundle is built in Pyodide under Node.js, see
-``server.web.BytecodeBundle``, and the logic is tested in CPython).
+``server.bytecode.BytecodeBundle``, and the logic is tested in CPython).
 """
 from __future__ import annotations
 

@@ -12,6 +12,7 @@ from typing import Any, Optional
 import js  # type: ignore[import-not-found]
 
 from app.browser.adapters import js_object
+from app.browser.dom import is_missing
 
 TIMEOUT_MS = 10_000
 
@@ -37,11 +38,15 @@ async def request_json(method: str, path: str, body: Optional[Any] = None,
         text = await response.text()
     except Exception as exc:  # noqa: BLE001 - TypeError (network), AbortError, TimeoutError
         raise Unreachable(f"{method} {path}: {exc}") from None
+    return int(response.status), _parsed(str(text))
+
+
+def _parsed(text: str) -> Any:
+    """The JSON value of a response body, or None when it is empty or not JSON."""
     try:
-        parsed = json.loads(str(text)) if text else None
+        return json.loads(text) if text else None
     except ValueError:
-        parsed = None
-    return int(response.status), parsed
+        return None
 
 
 async def prefetched_json(promise: Any) -> tuple[int, Any]:
@@ -52,11 +57,6 @@ async def prefetched_json(promise: Any) -> tuple[int, Any]:
         result = await promise
     except Exception as exc:  # noqa: BLE001 - a rejected prefetch is no answer either
         raise Unreachable(f"prefetch: {exc}") from None
-    if result is None or type(result).__name__ == "JsNull" or repr(result) in ("null", "undefined"):
+    if is_missing(result):
         raise Unreachable("prefetch: no answer")
-    status, text = int(result[0]), str(result[1])
-    try:
-        parsed = json.loads(text) if text else None
-    except ValueError:
-        parsed = None
-    return status, parsed
+    return int(result[0]), _parsed(str(result[1]))

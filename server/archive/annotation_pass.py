@@ -55,7 +55,7 @@ def write_coco_yolo(sink: ZipSink, project: ProjectRecord, selected: Sequence[Im
     ids = coco.category_ids(project, selected)
     class_index = {name: i - 1 for name, i in ids.items()}
     yolo_warnings: list[str] = []
-    labels: list[tuple[str, int, int]] = []  # (member name, offset, length) in the spool
+    labels: list[tuple[str, int]] = []  # (member name, length), one after another in the spool
     lines = 0
     with tempfile.TemporaryFile(dir=tmpdir) as spool:
         with sink.text_member("annotations/coco/annotations.json") if do_coco else nullcontext() as text:
@@ -87,7 +87,7 @@ def write_coco_yolo(sink: ZipSink, project: ProjectRecord, selected: Sequence[Im
                 if do_yolo:
                     data = "".join(line + "\n" for line in parts).encode("utf-8")
                     lines += len(parts)
-                    labels.append((f"{YOLO_DIR}/labels/{names[image.id].stem}.txt", spool.tell(), len(data)))
+                    labels.append((f"{YOLO_DIR}/labels/{names[image.id].stem}.txt", len(data)))
                     spool.write(data)
             if text is not None:
                 text.write(coco.COCO_TAIL)
@@ -98,7 +98,7 @@ def write_coco_yolo(sink: ZipSink, project: ProjectRecord, selected: Sequence[Im
             sink.write_text(f"{YOLO_DIR}/data.yaml", yolo.data_yaml(list(ids), "../../images"))
             sink.write_text(f"{YOLO_DIR}/classes.txt", yolo.classes_txt(list(ids)))
             spool.seek(0)
-            for index, (name, _offset, length) in enumerate(labels):
+            for index, (name, length) in enumerate(labels):
                 if index % 64 == 0:
                     progress.report("annotations", 0, f"YOLO: writing label files, {index + 1} of {n}")
                 with sink.member(name) as raw:
