@@ -15,7 +15,9 @@ of producing the content over the cost of merely compressing and writing it.
 Memory: each (configuration, size) runs in a fresh child process; the peak resident set
 growth during ``write_archive`` is ``VmHWM`` after it (reset through
 ``/proc/self/clear_refs`` just before) minus ``VmRSS`` before it; the project itself is
-built before, so only what the export allocates counts. The first run of each child is the
+built before, so only what the export allocates counts. With metrics.xlsx, the growth of the
+XLSX process (``xlsx_process``) is added: its peak RSS (``RUSAGE_CHILDREN``) minus that of
+an XLSX process given no rows, measured first in the same child. The first run of each child is the
 one compared (later runs reuse memory the first one freed).
 """
 from __future__ import annotations
@@ -76,6 +78,23 @@ def baseline_zip(members: list[tuple[str, bytes]], dest: Path, date_time: tuple)
             zf.writestr(info, data)
 
 
+def _children_peak_kib() -> int:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # KiB on Linux, over waited children
+
+
+def _idle_xlsx_process_kib(options: Any, work: Path) -> int:
+    """Peak RSS of an XLSX process given no rows (its interpreter and XlsxWriter): what the
+    archive's own XLSX process is compared with, so only its growth with the rows counts."""
+    from server.archive.metrics import column_docs
+    from server.archive.xlsx_process import XlsxProcessWriter
+
+    XlsxProcessWriter(str(work / "idle.xlsx"), column_docs(options.pixel_size_um), tmpdir=str(work)).close()
+    (work / "idle.xlsx").unlink()
+    return _children_peak_kib()
+
+
 def xlsx_alone(metrics_csv: bytes, options: Any, work: Path) -> float:
     """Seconds XlsxWriter alone takes to write ``metrics.xlsx`` of the archive's own metrics
     rows (read back from its ``metrics.csv``, untimed) through ``XlsxMetricsWriter`` with the
@@ -112,6 +131,7 @@ def worker(images: int, objects: int, size: int, config: str, reps: int, scratch
     work = Path(scratch)
     project = make_project(images, objects, work / "img", size=size)
     options = ExportOptions(**CONFIGS[config])
+    idle_child_kib = _idle_xlsx_process_kib(options, work) if "xlsx" in options.metrics_formats else 0
     out: dict[str, Any] = {"seconds": [], "baseline_seconds": [], "rss_growth_mib": [], "archive_bytes": 0,
                            "members": 0, "content_bytes": 0, "objects": images * objects}
     for rep in range(reps):
@@ -131,7 +151,10 @@ def worker(images: int, objects: int, size: int, config: str, reps: int, scratch
         if rep == 0:
             marks = sorted(stages.items(), key=lambda kv: kv[1]) + [("end", end)]
             out["stage_seconds"] = {name: marks[i + 1][1] - t for i, (name, t) in enumerate(marks[:-1])}
-        out["rss_growth_mib"].append((_status_kib("VmHWM") - rss0) / 1024)
+        growth_kib = _status_kib("VmHWM") - rss0
+        if idle_child_kib:  # plus the XLSX process's own growth over an idle one's peak
+            growth_kib += max(0, _children_peak_kib() - idle_child_kib)
+        out["rss_growth_mib"].append(growth_kib / 1024)
         with zipfile.ZipFile(dest) as zf:
             members = [(i.filename, zf.read(i)) for i in zf.infolist()]
             date_time = zf.infolist()[0].date_time
@@ -195,17 +218,15 @@ def run(profile: str, env: Any) -> BenchResult:
             + ", ".join(f"{k} {v:.1f} s" for k, v in r.get("stage_seconds", {}).items()))
     annmet = runs[("annmet", big)]
     if annmet.get("xlsx_seconds"):
-        # The lower bound of the target ratio while metrics.xlsx is made by XlsxWriter: the
-        # deflating every archive pays (the baseline itself) plus XlsxWriter's own time.
-        floor = [b + x for b, x in zip(annmet["baseline_seconds"], annmet["xlsx_seconds"])]
-        result.rows.append(Row(f"floor of the annotations+metrics archive: the baseline plus XlsxWriter alone "
-                               f"writing its metrics.xlsx, {big} images", "s", Summary.of(floor),
-                               Summary.of(annmet["baseline_seconds"]), "zip of the same member bytes").judge())
+        result.rows.append(Row(f"XlsxWriter alone writing the archive's metrics.xlsx (in-process), {big} images", "s",
+                               Summary.of(annmet["xlsx_seconds"]), Summary.of(annmet["baseline_seconds"]),
+                               "zip of the same member bytes").judge())
         result.notes.append(
             f"annmet, {big} images: XlsxWriter alone (write_string/write_number, constant_memory, then close) "
-            f"on the archive's {annmet['metrics_rows']} metrics rows: median {Summary.of(annmet['xlsx_seconds']).median:.2f} s; "
-            "with the deflating any archive of these members pays (the baseline), that is the floor of the "
-            "annotations+metrics ratio for any writer that makes metrics.xlsx with XlsxWriter")
+            f"on the archive's {annmet['metrics_rows']} metrics rows, in this process: median "
+            f"{Summary.of(annmet['xlsx_seconds']).median:.2f} s. The archive runs it in a child process "
+            "(server/archive/xlsx_process.py) beside everything else, so on 2 or more free cores it costs "
+            "the archive only what the rest does not cover")
     for config in ("annmet", "vis"):
         grow_big = runs[(config, big)]["rss_growth_mib"][0]
         grow_small = runs[(config, small)]["rss_growth_mib"][0]

@@ -14,12 +14,15 @@ from __future__ import annotations
 import dataclasses
 import tempfile
 from contextlib import nullcontext
-from typing import Iterator, Optional, Sequence
+from typing import Iterator, NamedTuple, Optional, Sequence
+
+import numpy as np
 
 from server.archive import coco, yolo
 from server.archive.names import ArchiveName
 from server.archive.readme import YOLO_DIR
-from server.archive.shapes import image_shapes
+from server.archive.metrics import metrics_table
+from server.archive.shapes import ImageShapes, image_shapes
 from server.archive.zipout import Progress, ZipSink
 from server.domain import ImageRecord, ProjectRecord
 
@@ -35,6 +38,52 @@ def object_steps(image: ImageRecord) -> Iterator[ImageRecord]:
         return
     for start in range(0, len(objects), OBJECTS_PER_STEP):
         yield dataclasses.replace(image, objects=objects[start:start + OBJECTS_PER_STEP])
+
+
+class ShapedStep(NamedTuple):
+    """One step of ``shaped_steps``: ``step`` (an ``object_steps`` item of image number
+    ``index``), ``done`` objects of that image before it, its ``shapes``, and its px-unit
+    ``metrics_table`` rows (``(len(step.objects), len(METRICS))``) if asked for, else None."""
+
+    index: int
+    step: ImageRecord
+    done: int
+    shapes: ImageShapes
+    table: Optional[np.ndarray]
+
+
+def shaped_steps(images: Sequence[ImageRecord], with_metrics: bool = False) -> Iterator[ShapedStep]:
+    """Every ``object_steps`` item of ``images``, in order, with its geometry: consecutive
+    steps are grouped up to ``OBJECTS_PER_STEP`` objects (a small image does not make a group
+    alone) and each group's ``image_shapes`` (and ``metrics_table``) is one call, then cut
+    per step with ``ImageShapes.part``. The results are those of a call per step; numpy and
+    shapely's per-call costs are paid once per group instead of once per image.
+    Raises what ``image_shapes`` raises (``ValueError`` for a malformed point)."""
+    group: list[tuple[int, ImageRecord, int]] = []
+    size = 0
+
+    def flush() -> Iterator[ShapedStep]:
+        objects = [obj for _, step, _ in group for obj in step.objects]
+        shapes = image_shapes(objects)
+        table = metrics_table(shapes.geoms, shapes.area) if with_metrics else None
+        at = 0
+        for index, step, done in group:
+            k = len(step.objects)
+            yield ShapedStep(index, step, done, shapes.part(at, at + k), None if table is None else table[at:at + k])
+            at += k
+
+    for index, image in enumerate(images):
+        done = 0
+        for step in object_steps(image):
+            k = len(step.objects)
+            if group and size + k > OBJECTS_PER_STEP:
+                yield from flush()
+                group, size = [], 0
+            group.append((index, step, done))
+            size += k
+            done += k
+    if group:
+        yield from flush()
 
 
 def write_coco_yolo(sink: ZipSink, project: ProjectRecord, selected: Sequence[ImageRecord],
@@ -63,32 +112,40 @@ def write_coco_yolo(sink: ZipSink, project: ProjectRecord, selected: Sequence[Im
                 for chunk in coco.iter_coco_head(project, selected, names, ids):
                     text.write(chunk)
             next_id = 1
-            for index, image in enumerate(selected):
+            parts: list[str] = []
+
+            def spool_labels(image: ImageRecord) -> None:
+                nonlocal lines
+                data = "".join(line + "\n" for line in parts).encode("utf-8")
+                lines += len(parts)
+                labels.append((f"{YOLO_DIR}/labels/{names[image.id].stem}.txt", len(data)))
+                spool.write(data)
+                parts.clear()
+
+            for index, step, done, shapes, _ in shaped_steps(selected):
+                image = selected[index]
                 message = f"{label}: image {index + 1} of {n}"
-                progress.report("annotations", index * per_image, message)
-                parts: list[str] = []
-                total, done = len(image.objects), 0
-                for step in object_steps(image):
-                    if done:
-                        progress.report("annotations", (index + done / total) * per_image, message)
+                total = len(image.objects)
+                if done == 0:  # an image's first step
+                    if index and do_yolo:
+                        spool_labels(selected[index - 1])
+                    progress.report("annotations", index * per_image, message)
+                else:
+                    progress.report("annotations", (index + done / total) * per_image, message)
 
-                    def every_25(k: int, _n: int, _done: int = done, _message: str = message, _i: int = index) -> None:
-                        progress.report("annotations", (_i + (_done + k) / total) * per_image, _message)
+                def every_25(k: int, _n: int, _done: int = done, _message: str = message, _i: int = index,
+                             _total: int = total) -> None:
+                    progress.report("annotations", (_i + (_done + k) / _total) * per_image, _message)
 
-                    shapes = image_shapes(step.objects)
-                    if text is not None:
-                        annotations = list(coco.image_annotations(step, next_id, ids, warnings, every_25, shapes))
-                        if annotations:
-                            text.write(coco.annotations_text(annotations, next_id == 1))
-                            next_id = annotations[-1]["id"] + 1
-                    if do_yolo:
-                        parts.extend(yolo.image_lines(step, class_index, yolo_warnings, shapes))
-                    done += len(step.objects)
+                if text is not None:
+                    annotations = list(coco.image_annotations(step, next_id, ids, warnings, every_25, shapes))
+                    if annotations:
+                        text.write(coco.annotations_text(annotations, next_id == 1))
+                        next_id = annotations[-1]["id"] + 1
                 if do_yolo:
-                    data = "".join(line + "\n" for line in parts).encode("utf-8")
-                    lines += len(parts)
-                    labels.append((f"{YOLO_DIR}/labels/{names[image.id].stem}.txt", len(data)))
-                    spool.write(data)
+                    parts.extend(yolo.image_lines(step, class_index, yolo_warnings, shapes))
+            if selected and do_yolo:
+                spool_labels(selected[-1])
             if text is not None:
                 text.write(coco.COCO_TAIL)
                 counts["coco_annotations"] = next_id - 1

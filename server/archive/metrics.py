@@ -222,13 +222,16 @@ def object_row(
 
 def image_metric_rows(
     image: ImageRecord, image_file: str, pixel_size_um: Optional[float], warnings: list[str],
-    shapes: Optional[ImageShapes] = None,
+    shapes: Optional[ImageShapes] = None, table: Optional[np.ndarray] = None,
 ) -> list[list]:
     """The rows of one image's objects in order, as lists in ``metric_columns`` order (values
     in the units of ``pixel_size_um``); objects without area are skipped with a warning.
-    ``shapes``: the image's ``ImageShapes`` if already computed."""
-    shapes = shapes if shapes is not None else image_shapes(image.objects)
-    values = metrics_table(shapes.geoms, shapes.area) * _scale_factors(pixel_size_um)
+    ``shapes``: the image's ``ImageShapes`` if already computed; ``table``: its px-unit
+    ``metrics_table`` if already computed."""
+    if table is None:
+        shapes = shapes if shapes is not None else image_shapes(image.objects)
+        table = metrics_table(shapes.geoms, shapes.area)
+    values = table * _scale_factors(pixel_size_um)
     rows = []
     for obj, ok, vals in zip(image.objects, ~np.isnan(values[:, 0]), values.tolist()):
         if ok:

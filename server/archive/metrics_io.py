@@ -11,11 +11,9 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
 import shutil
 import tempfile
-import threading
-from typing import IO, Any, Callable, Optional, Sequence
+from typing import IO, Any, Optional, Sequence
 
 import xlsxwriter
 
@@ -55,15 +53,8 @@ class XlsxMetricsWriter:
     a link or a number (``strings_to_formulas`` / ``_urls`` / ``_numbers`` off: a category
     named ``=SUM(...)`` stays that text); ``None``, an empty string or a non-finite number is
     an empty cell. ``discard()`` drops an unfinished workbook without assembling it. Usable
-    as a context manager (closes on a normal exit, discards on an exception).
-
-    ``close(check)``: XlsxWriter assembles the workbook in one call that cannot be
-    interrupted (about 1 s for 25,000 rows on the reference machine). It runs on a thread
-    while ``check()`` is called every 20 ms; whatever ``check`` raises is raised at once (the
-    caller's cancel does not wait), and the abandoned thread deletes what it writes when
-    it finishes."""
-
-    _POLL_S = 0.02
+    as a context manager (closes on a normal exit, discards on an exception). The archive
+    writer runs it in a child process (``xlsx_process.XlsxProcessWriter``)."""
 
     def __init__(self, target: str, columns: list[dict], tmpdir: Optional[str] = None) -> None:
         self.target = str(target)
@@ -106,44 +97,17 @@ class XlsxMetricsWriter:
         for r, c in enumerate(self.columns, start=1):
             docs.write_row(r, 0, [c["name"], c["unit"], c["definition"], c["source"]])
 
-    def close(self, check: Optional[Callable[[], None]] = None) -> None:
-        """Assemble the workbook into ``target`` (see the class doc for ``check``)."""
+    def close(self) -> None:
+        """Assemble the workbook into ``target`` (one XlsxWriter call that cannot be
+        interrupted; ``xlsx_process.XlsxProcessWriter`` runs it where a cancel need not wait)."""
         if self._done:
             return
         self._done = True
         self._columns_sheet()
-        if check is None:
-            try:
-                self._workbook.close()
-            finally:
-                shutil.rmtree(self._tmp, ignore_errors=True)
-            return
-        outcome: dict[str, Any] = {}
-        abandoned = threading.Event()
-
-        def assemble() -> None:
-            try:
-                self._workbook.close()
-            except BaseException as exc:  # noqa: BLE001 - handed to the waiting caller
-                outcome["error"] = exc
-            finally:
-                shutil.rmtree(self._tmp, ignore_errors=True)
-                if abandoned.is_set():
-                    _remove(self.target)
-
-        worker = threading.Thread(target=assemble, name="xlsx-close", daemon=True)
-        worker.start()
         try:
-            while worker.is_alive():
-                check()
-                worker.join(self._POLL_S)
-        except BaseException:
-            abandoned.set()
-            if not worker.is_alive():
-                _remove(self.target)
-            raise
-        if "error" in outcome:
-            raise outcome["error"]
+            self._workbook.close()
+        finally:
+            shutil.rmtree(self._tmp, ignore_errors=True)
 
     def discard(self) -> None:
         """Drop the workbook unwritten (``target`` is not touched) and its temporary files."""
@@ -162,13 +126,6 @@ class XlsxMetricsWriter:
             self.close()
         else:
             self.discard()
-
-
-def _remove(path: str) -> None:
-    try:
-        os.remove(path)
-    except FileNotFoundError:
-        pass
 
 
 class JsonMetricsWriter:

@@ -53,6 +53,16 @@ class ImageShapes:
     holes: np.ndarray
     simple: np.ndarray
 
+    def part(self, start: int, stop: int) -> "ImageShapes":
+        """The ``ImageShapes`` of objects ``start:stop`` alone: what ``image_shapes`` gives
+        for those objects, since each object's entries depend on that object only. Lets one
+        call cover the objects of several images. Copies, not views: a part kept alive must
+        not keep the geometries of the whole group alive."""
+        cut = slice(start, stop)
+        return ImageShapes(stop - start, self.polygons[cut], self.geoms[cut].copy(), self.area[cut].copy(),
+                           self.has_area[cut].copy(), self.bounds[cut].copy(), self.ring_bounds[cut].copy(),
+                           self.holes[cut].copy(), self.simple[cut].copy())
+
 
 def _points(flat_points: list) -> np.ndarray:
     # fromiter is ~3x faster than np.array on a list of tuples; a malformed point (not two

@@ -5,7 +5,7 @@ Layout (only the selected parts)::
     annotations/coco/annotations.json
     annotations/yolo/data.yaml, classes.txt, labels/<stem>.txt
     annotations/json/project.json
-    metrics/metrics.csv, metrics.xlsx, metrics.json
+    metrics/metrics.csv, metrics.json, metrics.xlsx
     images/<unique name>
     visualizations/<stem>_overlay.png
     README.md
@@ -18,18 +18,19 @@ are produced; the JSON files are streamed one image at a time (the YOLO label te
 temporary file while the COCO member is open); image files are copied from ``ImageRecord.path``
 in 256 KiB chunks, never staged; one overlay image at a time. The three metrics files are
 filled in one pass over the objects (each row computed once) into temporary files, then copied
-into the zip (a zip accepts one open member at a time); the XLSX rows wait in a temporary file
-until the workbook is assembled (``metrics_io.XlsxMetricsWriter``).
+into the zip (a zip accepts one open member at a time); the XLSX rows go to a child process
+that runs XlsxWriter on another core (``xlsx_process.XlsxProcessWriter``), so the workbook is
+the last metrics member, copied once that process has assembled it.
 
 Cancellation: ``checkpoint(stage, fraction, message)`` is called at least once per image in
 every stage, between steps of 256 objects (25 when drawing an overlay), after every copied
 256 KiB chunk, and, repeating its last arguments, inside every long step: before each further
 64 KiB written into any member (an overlay PNG is written as Pillow encodes it), for every
 block an overlay's decoder reads, between an overlay's decode, contrast stretch, drawing and
-compositing, and for every 256 KiB of rows put into the XLSX. So the gap between two calls is
-a few milliseconds of work. Whatever it raises propagates out of ``write_archive``
-unchanged (open members and the zip are closed on the way out, an unfinished XLSX is dropped
-without being assembled). The partial file at ``dest_path`` is left behind: the CALLER deletes
+compositing, and every 20 ms while the XLSX process finishes the workbook. So the gap between
+two calls is a few milliseconds of work. Whatever it raises propagates out of
+``write_archive`` unchanged (open members and the zip are closed on the way out, the XLSX
+process is killed and its files removed). The partial file at ``dest_path`` is left behind: the CALLER deletes
 it (the job runner removes its ``.part`` file). Temporary files are always removed.
 """
 from __future__ import annotations
@@ -51,9 +52,10 @@ from PIL import Image
 
 from app.models import ExportOptions
 from server.archive import native_json
-from server.archive.annotation_pass import object_steps, write_coco_yolo
+from server.archive.annotation_pass import shaped_steps, write_coco_yolo
 from server.archive.metrics import column_docs, image_metric_rows
-from server.archive.metrics_io import CsvMetricsWriter, JsonMetricsWriter, XlsxMetricsWriter
+from server.archive.metrics_io import CsvMetricsWriter, JsonMetricsWriter
+from server.archive.xlsx_process import XlsxProcessWriter
 from server.archive.names import ArchiveName, assign_archive_names
 from server.archive.overlay import render_overlay, write_overlay_png
 from server.archive.readme import readme_text
@@ -210,52 +212,51 @@ def _write_metrics(sink: ZipSink, selected, names: Names, options: ExportOptions
     rows = 0
     with tempfile.TemporaryDirectory(prefix="cellhub-metrics-", dir=tmpdir) as tmp:
         tmp_path = Path(tmp)
-        with open(tmp_path / "metrics.csv", "w", encoding="utf-8", newline="") as csv_fp, \
-                open(tmp_path / "metrics.json", "w", encoding="utf-8") as json_fp:
-            writers: list = []
-            if "csv" in formats:
-                writers.append(CsvMetricsWriter(csv_fp, columns))
-            if "json" in formats:
-                meta = {"pixel_size_um": s, "length_unit": "um" if s else "px"}
-                writers.append(JsonMetricsWriter(json_fp, columns, meta))
-            xlsx = XlsxMetricsWriter(str(tmp_path / "metrics.xlsx"), columns, tmpdir=tmp) if "xlsx" in formats else None
-            if xlsx is not None:
-                writers.append(xlsx)
-            try:
-                for index, image in enumerate(selected):
+        # Started first, so its interpreter is up by the first rows; it then writes the
+        # workbook on another core while this thread computes, writes and deflates the rest.
+        xlsx = XlsxProcessWriter(str(tmp_path / "metrics.xlsx"), columns, tmpdir=tmp) if "xlsx" in formats else None
+        try:
+            with open(tmp_path / "metrics.csv", "w", encoding="utf-8", newline="") as csv_fp, \
+                    open(tmp_path / "metrics.json", "w", encoding="utf-8") as json_fp:
+                writers: list = []
+                if "csv" in formats:
+                    writers.append(CsvMetricsWriter(csv_fp, columns))
+                if "json" in formats:
+                    meta = {"pixel_size_um": s, "length_unit": "um" if s else "px"}
+                    writers.append(JsonMetricsWriter(json_fp, columns, meta))
+                for index, step, done, _, table in shaped_steps(selected, with_metrics=True):
+                    image = selected[index]
                     message = f"Metrics: image {index + 1} of {n}"
-                    progress.report("metrics", index, message)
-                    total, done = len(image.objects), 0
-                    for step in object_steps(image):
-                        if done:
-                            progress.report("metrics", index + done / total, message)
-                        chunk = image_metric_rows(step, names[image.id].file_name, s, warnings)
-                        rows += len(chunk)
-                        for at in range(0, len(chunk), 25):  # a report every 25 rows, as before
-                            if at:
-                                progress.report("metrics", index + (done + at) / total, message)
-                            for writer in writers:
-                                writer.write_rows(chunk[at:at + 25])
-                        done += len(step.objects)
-            except BaseException:
-                if xlsx is not None:
-                    xlsx.discard()  # assembling a workbook nobody will get would delay the cancel
-                raise
-            for writer in writers:
-                if writer is xlsx:
-                    progress.report("metrics", n, "Metrics: assembling metrics.xlsx")
-                    xlsx.close(progress.poll)
-                else:
+                    total = len(image.objects)
+                    progress.report("metrics", index + (done / total if done else 0), message)
+                    chunk = image_metric_rows(step, names[image.id].file_name, s, warnings, table=table)
+                    rows += len(chunk)
+                    if xlsx is not None:
+                        xlsx.write_rows(chunk)
+                    for at in range(0, len(chunk), 25):  # a report every 25 rows, as before
+                        if at:
+                            progress.report("metrics", index + (done + at) / total, message)
+                        for writer in writers:
+                            writer.write_rows(chunk[at:at + 25])
+                for writer in writers:
                     writer.close()
-        progress.advance(n)
-        for fmt in ("csv", "xlsx", "json"):
-            if fmt in formats:
+            progress.advance(n)
+            for fmt in ("csv", "json", "xlsx"):  # the workbook last: its process may still be at work
+                if fmt not in formats:
+                    continue
+                if xlsx is not None and fmt == "xlsx":
+                    progress.report("metrics", 0, "Metrics: assembling metrics.xlsx")
+                    xlsx.close(progress.poll)
                 message = f"Metrics: writing metrics.{fmt}"
                 progress.report("metrics", 0, message)
                 path = tmp_path / f"metrics.{fmt}"
                 with open(path, "rb") as src:
                     sink.copy_file(f"metrics/metrics.{fmt}", src,
                                    lambda _done, m=message: progress.report("metrics", 0, m), path.stat().st_size)
+        except BaseException:
+            if xlsx is not None:
+                xlsx.discard()  # a cancel or an error: kill the workbook's process, nothing to wait for
+            raise
         progress.advance(1)
     return rows
 

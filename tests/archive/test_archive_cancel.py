@@ -5,7 +5,6 @@ that was running (decoding or encoding one overlay, writing one big JSON member,
 of one big image, assembling the XLSX), not at the next image: the exception comes out
 unchanged, the step's later checkpoints never happen, and no further member is written.
 """
-import threading
 import zipfile
 
 import numpy as np
@@ -15,7 +14,7 @@ from PIL import Image
 
 from app.models import ExportOptions
 from server.archive import write_archive
-from server.archive.metrics_io import XlsxMetricsWriter
+from server.archive.xlsx_process import XlsxProcessWriter
 from server.domain import ImageRecord, ProjectRecord, SegObject
 from server.imaging import read_image
 
@@ -160,10 +159,11 @@ def test_polls_inside_a_member_larger_than_64_kib(tmp_path):
     assert len(repeats) >= 3  # its start, then again for every further 64 KiB of the member
 
 
-def test_cancel_in_metrics_drops_the_xlsx_without_assembling_it(tmp_path, monkeypatch):
-    assembled = []
-    real_close = XlsxMetricsWriter.close
-    monkeypatch.setattr(XlsxMetricsWriter, "close", lambda self, *a: (assembled.append(1), real_close(self, *a)))
+def test_cancel_in_metrics_kills_the_xlsx_process_without_assembling_it(tmp_path, monkeypatch):
+    made, closed = [], []
+    real_init, real_close = XlsxProcessWriter.__init__, XlsxProcessWriter.close
+    monkeypatch.setattr(XlsxProcessWriter, "__init__", lambda self, *a, **k: (made.append(self), real_init(self, *a, **k))[1])
+    monkeypatch.setattr(XlsxProcessWriter, "close", lambda self, *a: (closed.append(1), real_close(self, *a))[1])
     images = [ImageRecord(i, f"im{i}.png", 400, 400, None, _circles(300, 400)) for i in range(1, 3)]
     project = ProjectRecord(1, "p", ["cell"], images=images)
     tmp = tmp_path / "tmp"
@@ -172,15 +172,16 @@ def test_cancel_in_metrics_drops_the_xlsx_without_assembling_it(tmp_path, monkey
     with pytest.raises(Cancelled):
         write_archive(project, images, ExportOptions(annotation_formats=[], metrics_formats=["csv", "xlsx"]),
                       tmp_path / "m.zip", probe, tmpdir=str(tmp))
-    assert assembled == []
+    assert closed == [] and len(made) == 1
+    assert made[0]._proc.returncode is not None  # the workbook's process is gone, not left running
     assert list(tmp.iterdir()) == []
     assert not any(n.startswith("metrics/") for n in _members(tmp_path / "m.zip"))
 
 
 def test_cancel_while_the_xlsx_is_assembled(tmp_path):
     columns = [{"name": f"c{i}", "unit": "", "definition": "", "source": ""} for i in range(20)]
-    writer = XlsxMetricsWriter(str(tmp_path / "m.xlsx"), columns, tmpdir=str(tmp_path))
-    writer.write_rows([[float(r * 20 + c) for c in range(20)] for r in range(20000)])  # several 256 KiB slices
+    writer = XlsxProcessWriter(str(tmp_path / "m.xlsx"), columns, tmpdir=str(tmp_path))
+    writer.write_rows([[float(r * 20 + c) for c in range(20)] for r in range(20000)])  # seconds of XlsxWriter
     checks = []
 
     def check():
@@ -190,11 +191,10 @@ def test_cancel_while_the_xlsx_is_assembled(tmp_path):
 
     with pytest.raises(Cancelled):
         writer.close(check)
-    assert len(checks) == 2  # XlsxWriter's close is still running: the caller did not wait for it
-    for thread in threading.enumerate():
-        if thread.name == "xlsx-close":
-            thread.join(30)
-    assert not (tmp_path / "m.xlsx").exists()  # the abandoned workbook removed itself
+    assert len(checks) == 2  # the caller did not wait for the workbook
+    assert writer._proc.returncode is not None  # killed, not left to finish
+    assert not (tmp_path / "m.xlsx").exists()
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_an_image_copy_is_checked_every_256_kib(tmp_path):

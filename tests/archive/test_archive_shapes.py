@@ -140,3 +140,37 @@ def test_py_round_on_halfway_values():
     for decimals in (3, 6):
         assert py_round(np.array(tricky), decimals).tolist() == [round(v, decimals) for v in tricky]
     assert math.isnan(py_round(np.array([math.nan]), 3)[0])
+
+
+def _same_shapes(a, b):
+    assert a.n == b.n
+    def lists(shapes):
+        return [[[ring.tolist() for ring in polygon] for polygon in obj] for obj in shapes.polygons]
+
+    assert lists(a) == lists(b)
+    assert all(shapely.equals_exact(x, y, tolerance=0) or (x.is_empty and y.is_empty) for x, y in zip(a.geoms, b.geoms))
+    for field in ("area", "has_area", "bounds", "ring_bounds", "holes", "simple"):
+        np.testing.assert_array_equal(getattr(a, field), getattr(b, field), err_msg=field)
+
+
+def test_shaped_steps_group_images_and_give_what_one_call_per_step_gives(monkeypatch):
+    import server.archive.annotation_pass as annotation_pass
+    from server.domain import ImageRecord
+
+    monkeypatch.setattr(annotation_pass, "OBJECTS_PER_STEP", 7)
+    calls = []
+    real = annotation_pass.image_shapes
+    monkeypatch.setattr(annotation_pass, "image_shapes", lambda objects: (calls.append(len(objects)), real(objects))[1])
+    sizes = [3, 0, 2, 16, 1, 1, 5, 12]  # small images share a group; a big one is cut into steps of 7
+    images = [ImageRecord(i, f"im{i}.png", 64, 64, None,
+                          [AWKWARD[(i + j) % len(AWKWARD)] for j in range(k)]) for i, k in enumerate(sizes)]
+    got = list(annotation_pass.shaped_steps(images, with_metrics=True))
+    want = [(i, done, step) for i, image in enumerate(images)
+            for done, step in zip(range(0, max(len(image.objects), 1), 7), annotation_pass.object_steps(image))]
+    assert [(s.index, s.done, [o.id for o in s.step.objects]) for s in got] == \
+        [(i, done, [o.id for o in step.objects]) for i, done, step in want]
+    assert sum(calls) == sum(sizes) and max(calls) <= 7 and len(calls) < len(got)  # grouped, never over a step
+    for s in got:
+        alone = real(s.step.objects)
+        _same_shapes(s.shapes, alone)
+        np.testing.assert_array_equal(s.table, metrics_table(alone.geoms, alone.area))
