@@ -61,7 +61,7 @@ class ExportOptions(BaseModel):
     include_images: bool = False
     include_visualizations: bool = False
     visualization: VisualizationOptions = Field(default_factory=VisualizationOptions)
-    pixel_size_um: Optional[float] = Field(None, ge=0.001, le=1000)
+    pixel_size_um: Optional[float] = Field(None, ge=0.001, le=1000, allow_inf_nan=False)
 
     @field_validator("annotation_formats", "metrics_formats")
     @classmethod
@@ -78,7 +78,8 @@ class ExportOptions(BaseModel):
     def _non_empty(cls, value: Optional[list[int]]) -> Optional[list[int]]:
         if value is not None and len(value) == 0:
             raise ValueError("select at least one image, or null for all images")
-        return value
+        # An image is exported once however often it is listed; the job keeps the short list.
+        return None if value is None else list(dict.fromkeys(value))
 
     @model_validator(mode="after")
     def _something_to_export(self) -> "ExportOptions":

@@ -461,6 +461,39 @@ def test_sign_in_page_refuses_a_wrong_password_and_keeps_the_destination_on_this
     assert [e for e in errors if "status of 401" not in e] == []
 
 
+def test_the_project_picker_opens_the_project_chosen(browser, tmp_path):
+    srv = start_server(tmp_path / "data")
+    context = None
+    try:
+        username, password = _new_user(srv)
+        context = _signed_in_context(browser, srv, username, password)
+        data = ROOT.parent / "shared" / "data" / "cells" / "stardist_dsb2018" / "tests" / "data"
+        r = context.request.post(srv.base_url + "/api/projects/import", headers={"X-Requested-With": "cellhub"},
+                                 multipart={"format": "labels", "name": "Second project",
+                                            "images": {"name": "img2d.tif", "mimeType": "image/tiff",
+                                                       "buffer": (data / "img2d.tif").read_bytes()},
+                                            "masks": {"name": "img2d.tif", "mimeType": "image/tiff",
+                                                      "buffer": (data / "mask2d.tif").read_bytes()}})
+        assert r.status == 201, r.text()
+        second = r.json()["project_id"]
+        tab = UserSession(srv, context, username).open_tab("/")
+        page = tab.page
+        first = int(tab.project_id())
+        assert first != second
+        page.select_option("#project-select", str(second))
+        expect(page.locator("#project-open")).to_be_enabled()
+        page.click("#project-open")
+        expect(page).to_have_url(re.compile(rf"/\?project={second}$"))
+        expect(page.locator("body")).to_have_attribute("data-ready", "true", timeout=60_000)
+        expect(page.locator("body")).to_have_attribute("data-project-id", str(second))
+        expect(page.locator("#project-name")).to_have_text("Second project")
+        expect(page.locator("#project-select")).to_have_value(str(second))
+    finally:
+        if context is not None:
+            context.close()
+        stop_server(srv)
+
+
 def test_server_unreachable_is_shown_and_the_page_recovers_when_it_returns(browser, tmp_path):
     srv = start_server(tmp_path / "data")
     context = None

@@ -22,6 +22,16 @@ def _data_dir(value: str) -> Path:
     return Path(value).expanduser().resolve()
 
 
+def _hours(value: str) -> float:
+    try:
+        hours = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of hours: {value!r}") from None
+    if not 0 < hours < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number of hours, got {value!r}")
+    return hours
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -33,7 +43,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         archive_ttl_seconds=args.archive_ttl_hours * 3600,
         test_hooks=os.environ.get("CELLHUB_TEST_HOOKS") == "1",
     )
+    config = uvicorn.Config("server.web:create_app", host=args.host, port=args.port, log_level=args.log_level,
+                            ws_ping_interval=20)
+    # The port first: a sign-in link (or a data folder) made for a port another program holds
+    # would lead to that program. uvicorn's own bind reports the error and exits 1.
+    sock = config.bind_socket()
     app = create_app(settings)
+    config.app = app
     db = app.state.db
     user_id = db.ensure_user(auth.DEFAULT_USER)
     token = auth.new_login_token(db, user_id)
@@ -43,7 +59,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if settings.test_hooks:
         print("WARNING: test hooks are ON (CELLHUB_TEST_HOOKS=1); never do this outside tests", flush=True)
     print(f"Open this URL to sign in (one-time link):\n    {url}", flush=True)
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, ws_ping_interval=20)
+    uvicorn.Server(config).run(sockets=[sock])
     return 0
 
 
@@ -89,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--host", default="127.0.0.1")
     run.add_argument("--port", type=int, default=8000)
     run.add_argument("--data-dir", default=DEFAULT_DATA_DIR, help="SQLite database and files (created if missing)")
-    run.add_argument("--archive-ttl-hours", type=float, default=24.0, help="how long a finished archive is kept")
+    run.add_argument("--archive-ttl-hours", type=_hours, default=24.0, help="how long a finished archive is kept")
     run.add_argument("--log-level", default="warning")
     run.set_defaults(func=cmd_run)
 

@@ -15,13 +15,14 @@ import re
 import time
 import tomllib
 import zipfile
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Annotated, Any, Optional
 
 from fastapi import Body, Depends, FastAPI, HTTPException, Request, WebSocket, WebSocketDisconnect
+from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
@@ -33,6 +34,10 @@ from server.bytecode import BytecodeBundle
 from server.db import Database
 from server.events import HEARTBEAT_SECONDS, Connection, Hub
 from server.jobs import JobStore, Runner, TestHooks
+
+# A project or image id in a URL: SQLite's INTEGER range, so a bigger number is a 422 naming
+# the parameter instead of an OverflowError (500) from the database driver.
+RowId = Annotated[int, PathParam(ge=-(2**63), le=2**63 - 1)]
 
 START_TOKEN = re.compile(r"[A-Za-z0-9._-]{1,64}")
 """R1: the client's name for one start request (``?start_token=``), kept on the job."""
@@ -78,9 +83,17 @@ def page_bytecode_bundle(app_zip: Optional[bytes] = None) -> BytecodeBundle:
     return BytecodeBundle(build_app_zip() if app_zip is None else app_zip, ROOT / "static", interpreter)
 
 
-def _safe_filename(name: str) -> str:
-    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._")
+def _safe_filename(name: str, letters: str = r"A-Za-z0-9") -> str:
+    cleaned = re.sub(rf"[^{letters}._-]+", "_", name).strip("._")
     return cleaned[:80] or "export"
+
+
+def _content_disposition(project_name: str, job_id: str) -> str:
+    """RFC 6266: ``filename`` in ASCII for old clients, ``filename*`` (RFC 5987, UTF-8) that
+    keeps the letters of any script; path separators and quotes become ``_`` in both."""
+    plain = f"{_safe_filename(project_name)}_export_{job_id}.zip"
+    full = _safe_filename(project_name, letters=r"\w") + f"_export_{job_id}.zip"
+    return f"attachment; filename=\"{plain}\"; filename*=UTF-8''{quote(full, safe='')}"
 
 
 def _validation_detail(exc: ValidationError | RequestValidationError) -> list[dict]:
@@ -294,7 +307,7 @@ def create_app(settings: Settings) -> FastAPI:
         return row
 
     @app.get("/api/projects/{project_id}")
-    def project(project_id: int, user_id: int = Depends(auth.require_user)):
+    def project(project_id: RowId, user_id: int = Depends(auth.require_user)):
         row = _project_or_404(project_id)
         images = [
             {
@@ -318,7 +331,7 @@ def create_app(settings: Settings) -> FastAPI:
         }
 
     @app.get("/api/projects/{project_id}/images/{image_id}/thumbnail")
-    def thumbnail(project_id: int, image_id: int, user_id: int = Depends(auth.require_user)):
+    def thumbnail(project_id: RowId, image_id: RowId, user_id: int = Depends(auth.require_user)):
         from server.projects import thumbnail_path
 
         row = db.one("SELECT * FROM images WHERE id = ? AND project_id = ?", (image_id, project_id))
@@ -330,7 +343,7 @@ def create_app(settings: Settings) -> FastAPI:
     # --- exports ------------------------------------------------------------------
     @app.post("/api/projects/{project_id}/exports", status_code=202)
     def start_export(
-        project_id: int,
+        project_id: RowId,
         body: Optional[dict] = Body(default=None),
         start_token: Optional[str] = None,
         user_id: int = Depends(auth.require_user),
@@ -366,7 +379,7 @@ def create_app(settings: Settings) -> FastAPI:
         return job.model_dump()
 
     @app.get("/api/projects/{project_id}/exports")
-    def export_history(project_id: int, user_id: int = Depends(auth.require_user)):
+    def export_history(project_id: RowId, user_id: int = Depends(auth.require_user)):
         _project_or_404(project_id)
         out = []
         for job in store.history(user_id, project_id):
@@ -421,7 +434,7 @@ def create_app(settings: Settings) -> FastAPI:
                 raise HTTPException(409, "the export is not finished yet")
             raise HTTPException(410, "the archive is gone")
         project_row = db.project_row(row["project_id"])
-        name = f"{_safe_filename(project_row['name'] if project_row else 'project')}_export_{job_id}.zip"
+        disposition = _content_disposition(project_row["name"] if project_row else "project", job_id)
         size = os.fstat(handle.fileno()).st_size
 
         def stream():
@@ -435,7 +448,7 @@ def create_app(settings: Settings) -> FastAPI:
             stream(),
             media_type="application/zip",
             headers={
-                "Content-Disposition": f'attachment; filename="{name}"',
+                "Content-Disposition": disposition,
                 "Content-Length": str(size),
                 "Cache-Control": "no-store",
             },

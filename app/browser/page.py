@@ -133,7 +133,9 @@ async def fill_header(project_id: int, monitor_signed_out: Callable[[], None]) -
             options.append(h("option", {"value": pid, "selected": pid == project_id}, label))
         select.replaceChildren(*options)
         select.disabled = False
-        el("project-open").hidden = len(projects) < 2  # nothing to switch to
+        button = el("project-open")
+        button.hidden = len(projects) < 2  # nothing to switch to
+        button.disabled = len(projects) < 2
     if s_status == 200 and isinstance(session, dict) and session.get("username"):
         set_text(el("user-name"), str(session["username"]))
         el("sign-out").hidden = False

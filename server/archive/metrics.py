@@ -174,8 +174,10 @@ def metrics_table(geoms: np.ndarray, area: Optional[np.ndarray] = None) -> np.nd
             "major_axis_length": major,
             "minor_axis_length": minor,
             "extent": a / (width * height),
-            "convexity": shapely.length(hull) / perimeter,
-            "solidity": a / shapely.area(hull),
+            # <= 1 by definition: a convex shape's own hull can come out a rounding error
+            # larger (or shorter) than the shape, which must not read as 1.0000000000000002.
+            "convexity": np.minimum(shapely.length(hull) / perimeter, 1.0),
+            "solidity": np.minimum(a / shapely.area(hull), 1.0),
             "bbox_width": width,
             "bbox_height": height,
             "centroid_x": centroid[:, 0],

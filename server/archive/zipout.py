@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import stat
 import zipfile
 from contextlib import contextmanager
 from typing import IO, Callable, Iterator, Optional
@@ -56,6 +57,9 @@ class HashingWriter(io.RawIOBase):
         self.size += len(view)
 
 
+_FILE_MODE = stat.S_IFREG | 0o644
+
+
 class ZipSink:
     """Writes members into an open ``ZipFile`` one at a time through ``ZipFile.open(name, "w")``
     (deflated; nothing is buffered beyond zlib's window) and records ``files[name] =
@@ -76,6 +80,7 @@ class ZipSink:
         own for this member."""
         info = zipfile.ZipInfo(name, self.date_time)
         info.compress_type = zipfile.ZIP_DEFLATED
+        info.external_attr = _FILE_MODE << 16  # zipfile's default is rw------- (owner only)
         info.file_size = size_hint
         with self.zf.open(info, "w", force_zip64=size_hint > (1 << 30)) as raw:
             writer = HashingWriter(raw, poll if poll is not None else self.poll)

@@ -8,6 +8,7 @@ import openpyxl
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+import shapely
 from shapely import affinity
 from shapely.geometry import MultiPoint
 from shapely.geometry.polygon import orient
@@ -155,6 +156,26 @@ def test_shape_factors_invariant_under_translation_and_rotation(polygons, dx, dy
         assert after[key] == pytest.approx(before[key], rel=1e-6), key
     for key in ("area", "perimeter", "feret_max", "feret_min", "major_axis_length", "minor_axis_length"):
         assert after[key] == pytest.approx(before[key], rel=1e-6, abs=1e-6), key
+
+
+@settings(max_examples=100, deadline=None)
+@given(star_polygons(), st.floats(-500, 500), st.floats(-500, 500), st.floats(0, 360))
+def test_solidity_and_convexity_never_exceed_one(polygons, dx, dy, angle):
+    # Both are <= 1 by definition; float rounding of a convex shape's hull must not make a
+    # row fail a filter such as ``solidity <= 1``.
+    geom = to_shapely(polygons)
+    if geom.is_empty or geom.area < 1:
+        return
+    for g in (geom, shapely.convex_hull(geom), affinity.translate(affinity.rotate(geom.convex_hull, angle), dx, dy)):
+        values = geometry_metrics(g)
+        assert values["solidity"] <= 1.0 and values["convexity"] <= 1.0, values
+
+
+def test_a_convex_shape_has_solidity_and_convexity_exactly_one():
+    hexagon = [[[(10 + 7.3 * math.cos(k * math.pi / 3 + 0.1), 10 + 7.3 * math.sin(k * math.pi / 3 + 0.1))
+                 for k in range(6)]]]
+    values = geometry_metrics(to_shapely(hexagon))
+    assert (values["solidity"], values["convexity"]) == (1.0, 1.0)
 
 
 @settings(max_examples=100, deadline=None)

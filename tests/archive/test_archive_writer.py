@@ -62,6 +62,8 @@ def test_full_archive_layout_and_every_file_reads_with_its_tool(tmp_path, synthe
             "README.md", "metadata.json",
         }
         assert all(i.compress_type == zipfile.ZIP_DEFLATED for i in zf.infolist())
+        # Unpacked, every file is a regular file anyone on the machine may read (rw-r--r--).
+        assert {oct(i.external_attr >> 16) for i in zf.infolist()} == {oct(0o100644)}
         zf.extractall(tmp_path / "x")
     x = tmp_path / "x"
 

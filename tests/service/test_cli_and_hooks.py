@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import httpx
+import pytest
 
 from server import auth
 from server.cli import main
@@ -101,3 +102,36 @@ def test_a_data_folder_from_before_start_tokens_is_upgraded_in_place(tmp_path):
     assert db.one("SELECT id, start_token FROM jobs")["id"] == "old"
     indexes = {row[1] for row in db.all("PRAGMA index_list(jobs)")}
     assert "one_job_per_start_token" in indexes
+
+
+def test_a_port_in_use_is_an_error_before_any_sign_in_link_or_data_folder(tmp_path):
+    import os
+    import socket
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = subprocess.run(
+            [sys.executable, "-m", "server", "run", "--port", str(port), "--data-dir", str(tmp_path / "d")],
+            cwd=Path(__file__).resolve().parents[2], env={k: v for k, v in os.environ.items()},
+            capture_output=True, text=True, timeout=60,
+        )
+    assert proc.returncode != 0
+    out = proc.stdout + proc.stderr
+    assert "login?token=" not in out  # a link to whatever else listens there would not work
+    assert "address already in use" in out.lower(), out
+    assert not (tmp_path / "d").exists()
+
+
+@pytest.mark.parametrize("value", ["-1", "0", "nan", "inf", "soon"])
+def test_a_bad_archive_lifetime_is_refused_by_name(value, capsys):
+    from server.cli import build_parser
+
+    with pytest.raises(SystemExit) as stop:
+        build_parser().parse_args(["run", "--archive-ttl-hours", value])
+    assert stop.value.code == 2
+    assert "--archive-ttl-hours" in capsys.readouterr().err

@@ -43,6 +43,24 @@ def test_export_runs_to_completion_with_events_and_a_loadable_coco_zip(live: Liv
     assert str(live.data_dir) not in json.dumps(alice.job(job["id"]))
 
 
+def test_the_download_name_keeps_the_project_name_s_letters(live: Live):
+    """RFC 6266: an ASCII ``filename`` for old clients, and ``filename*`` (RFC 5987, UTF-8)
+    with the letters of the project's name; never a path separator in either."""
+    from urllib.parse import unquote
+
+    live.app.state.db.execute("UPDATE projects SET name = ? WHERE id = ?", ('Zellkerne "µ/..\\évil', live.project_id))
+    alice = live.new_user()
+    job = alice.start({"annotation_formats": ["coco"]}).json()
+    for _ in range(600):
+        if alice.job(job["id"])["status"] == "completed":
+            break
+        time.sleep(0.05)
+    header = alice.http.get(f"/api/exports/{job['id']}/download").headers["content-disposition"]
+    ascii_part, _, utf8_part = header.partition("; filename*=UTF-8''")
+    assert ascii_part == f'attachment; filename="Zellkerne_.._vil_export_{job["id"]}.zip"', header
+    assert unquote(utf8_part) == f"Zellkerne_µ_.._évil_export_{job['id']}.zip", header
+
+
 def test_second_start_answers_409_with_the_active_job(live: Live):
     live.app.state.hooks.delay_per_checkpoint_ms = 20
     alice = live.new_user()
@@ -203,6 +221,35 @@ def test_bad_options_answer_422_naming_the_field_and_change_nothing(live: Live, 
     detail = r.json()["detail"]
     assert any(d["field"] == field and d["reason"] for d in detail), detail
     assert live.app.state.db.all("SELECT id FROM jobs") == []
+
+
+def test_an_image_listed_twice_is_kept_once_on_the_job(live: Live):
+    alice = live.new_user()
+    ids = [im["id"] for im in alice.http.get(f"/api/projects/{live.project_id}").json()["images"]][:2]
+    r = alice.start({"image_ids": [ids[1], ids[0], ids[1]] * 1000})
+    assert r.status_code == 202, r.text
+    assert r.json()["options"]["image_ids"] == [ids[1], ids[0]]
+
+
+@pytest.mark.parametrize("value", ["NaN", "Infinity"])
+def test_a_nan_or_infinite_pixel_size_is_named_as_such(live: Live, value):
+    r = live.new_user().http.post(f"/api/projects/{live.project_id}/exports",
+                                  content='{"pixel_size_um": %s}' % value, headers={"Content-Type": "application/json"})
+    assert r.status_code == 422, r.text
+    assert any(d["field"] == "pixel_size_um" and "finite" in d["reason"] for d in r.json()["detail"]), r.json()
+
+
+@pytest.mark.parametrize("path", [
+    "/api/projects/{big}", "/api/projects/{big}/exports", "/api/projects/{big}/images/1/thumbnail",
+    "/api/projects/{pid}/images/{big}/thumbnail", "/api/projects/-{big}",
+])
+def test_an_id_too_big_for_sqlite_is_a_clear_error_not_a_500(live: Live, path):
+    alice = live.new_user()
+    url = path.format(big=2**63, pid=live.project_id)
+    for r in (alice.http.get(url), alice.http.post(url, json={}) if url.endswith("/exports") else None):
+        if r is not None:
+            assert r.status_code in (404, 422), (url, r.status_code, r.text)
+            assert r.json()["detail"], r.text
 
 
 def test_requests_need_a_session_and_state_changes_need_the_csrf_header(live: Live):
