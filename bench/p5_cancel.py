@@ -23,7 +23,7 @@ from typing import Any
 
 from bench.common import BenchResult, Row, Summary
 
-STAGES = ("annotations", "metrics", "images", "visualizations")
+STAGES = ("metrics", "annotations", "images", "visualizations")  # write_archive's order
 PROFILES = {"full": {"trials": 20, "images": 16, "objects": 20, "size": 1024},
             "quick": {"trials": 5, "images": 12, "objects": 20, "size": 1024},
             "tiny": {"trials": 1, "images": 3, "objects": 5, "size": 256}}

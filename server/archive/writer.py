@@ -1,26 +1,28 @@
 """``write_archive``: one export archive (zip) streamed to disk, image by image.
 
-Layout (only the selected parts)::
+Layout (only the selected parts), in the order written::
 
+    metrics/metrics.csv, metrics.json
     annotations/coco/annotations.json
     annotations/yolo/data.yaml, classes.txt, labels/<stem>.txt
     annotations/json/project.json
-    metrics/metrics.csv, metrics.json, metrics.xlsx
     images/<unique name>
     visualizations/<stem>_overlay.png
+    metrics/metrics.xlsx
     README.md
     metadata.json          (last: SHA-256 and size of every other member)
 
-Speed: each image's geometry is computed once per pass with array functions
-(``shapes.image_shapes``): COCO and YOLO come out of one pass (``annotation_pass``), the
-metrics of a second. Memory: members are written through ``ZipFile.open(name, "w")`` as they
+Speed: geometry is computed once per pass with array functions (``shapes.image_shapes``),
+for groups of images of up to 256 objects (``annotation_pass.shaped_steps``): the metrics
+come out of one pass, COCO and YOLO of a second (``annotation_pass``). Memory: members are written through ``ZipFile.open(name, "w")`` as they
 are produced; the JSON files are streamed one image at a time (the YOLO label texts wait in a
 temporary file while the COCO member is open); image files are copied from ``ImageRecord.path``
 in 256 KiB chunks, never staged; one overlay image at a time. The three metrics files are
 filled in one pass over the objects (each row computed once) into temporary files, then copied
 into the zip (a zip accepts one open member at a time); the XLSX rows go to a child process
 that runs XlsxWriter on another core (``xlsx_process.XlsxProcessWriter``), so the workbook is
-the last metrics member, copied once that process has assembled it.
+added in the finalizing stage, once that process has assembled it: the metrics stage comes
+first so that it works beside everything else the archive needs.
 
 Cancellation: ``checkpoint(stage, fraction, message)`` is called at least once per image in
 every stage, between steps of 256 objects (25 when drawing an overlay), after every copied
@@ -35,6 +37,7 @@ it (the job runner removes its ``.part`` file). Temporary files are always remov
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -101,7 +104,7 @@ def write_archive(
     """Write the export archive of ``images`` (of ``project``, filtered by ``options.image_ids``)
     to ``dest_path`` (created or overwritten) with the parts chosen in ``options``.
 
-    ``checkpoint(stage, fraction, message)``: ``stage`` is ``annotations``, ``metrics``,
+    ``checkpoint(stage, fraction, message)``: ``stage`` is ``metrics``, ``annotations``,
     ``images``, ``visualizations`` or ``finalizing``, in that order; ``fraction`` is the overall
     progress 0..1, never decreasing, 1.0 on the last call. It is also called again with its
     last arguments inside long steps (see the module docstring), so it must be cheap when
@@ -125,17 +128,31 @@ def write_archive(
     counts = {"images": n, "objects": sum(len(im.objects) for im in selected)}
     dest = Path(dest_path)
 
-    with zipfile.ZipFile(dest, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True) as zf:
+    with contextlib.ExitStack() as stack:
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="cellhub-metrics-", dir=tmpdir))) \
+            if met else None
+        zf = stack.enter_context(zipfile.ZipFile(dest, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True))
         sink = ZipSink(zf, time.localtime()[:6], poll=progress.poll)
-        counts.update(write_coco_yolo(sink, project, selected, names, ann, warnings, progress, tmpdir))
-        if "json" in ann:
-            _write_native(sink, project, selected, names, progress)
-        if met:
-            counts["metrics_rows"] = _write_metrics(sink, selected, names, options, warnings, progress, tmpdir)
-        if options.include_images:
-            counts["image_files"] = _write_images(sink, selected, names, warnings, progress)
-        if options.include_visualizations:
-            counts["visualizations"] = _write_overlays(sink, selected, names, options, warnings, progress)
+        workbook: Optional[XlsxProcessWriter] = None
+        try:
+            if met:
+                # First, so the XLSX process writes the workbook on another core while the
+                # rest of the archive is made; it joins in the finalizing stage.
+                counts["metrics_rows"], workbook = _write_metrics(sink, selected, names, options, warnings,
+                                                                  progress, tmp)
+            counts.update(write_coco_yolo(sink, project, selected, names, ann, warnings, progress, tmpdir))
+            if "json" in ann:
+                _write_native(sink, project, selected, names, progress)
+            if options.include_images:
+                counts["image_files"] = _write_images(sink, selected, names, warnings, progress)
+            if options.include_visualizations:
+                counts["visualizations"] = _write_overlays(sink, selected, names, options, warnings, progress)
+            if workbook is not None:
+                _add_workbook(sink, workbook, progress)
+        except BaseException:
+            if workbook is not None:
+                workbook.discard()  # a cancel or an error: kill the XLSX process, nothing to wait for
+            raise
 
         progress.report("finalizing", 0, "Writing README and metadata")
         sink.write_text("README.md", readme_text(project, options, n, counts["objects"], started))
@@ -204,61 +221,66 @@ def _write_native(sink: ZipSink, project, selected, names: Names, progress: Prog
 
 
 def _write_metrics(sink: ZipSink, selected, names: Names, options: ExportOptions, warnings,
-                   progress: Progress, tmpdir: Optional[str]) -> int:
+                   progress: Progress, tmp: Path) -> tuple[int, Optional[XlsxProcessWriter]]:
+    """The metrics stage: every row computed once, into ``metrics.csv`` and ``metrics.json``
+    (temporary files in ``tmp``, then members) and into the XLSX process, which is returned
+    still at work (None without ``xlsx``): ``_add_workbook`` joins it. Returns (rows, it)."""
     s = options.pixel_size_um
     columns = column_docs(s)
     formats = options.metrics_formats
     n = len(selected)
     rows = 0
-    with tempfile.TemporaryDirectory(prefix="cellhub-metrics-", dir=tmpdir) as tmp:
-        tmp_path = Path(tmp)
-        # Started first, so its interpreter is up by the first rows; it then writes the
-        # workbook on another core while this thread computes, writes and deflates the rest.
-        xlsx = XlsxProcessWriter(str(tmp_path / "metrics.xlsx"), columns, tmpdir=tmp) if "xlsx" in formats else None
-        try:
-            with open(tmp_path / "metrics.csv", "w", encoding="utf-8", newline="") as csv_fp, \
-                    open(tmp_path / "metrics.json", "w", encoding="utf-8") as json_fp:
-                writers: list = []
-                if "csv" in formats:
-                    writers.append(CsvMetricsWriter(csv_fp, columns))
-                if "json" in formats:
-                    meta = {"pixel_size_um": s, "length_unit": "um" if s else "px"}
-                    writers.append(JsonMetricsWriter(json_fp, columns, meta))
-                for index, step, done, _, table in shaped_steps(selected, with_metrics=True):
-                    image = selected[index]
-                    message = f"Metrics: image {index + 1} of {n}"
-                    total = len(image.objects)
-                    progress.report("metrics", index + (done / total if done else 0), message)
-                    chunk = image_metric_rows(step, names[image.id].file_name, s, warnings, table=table)
-                    rows += len(chunk)
-                    if xlsx is not None:
-                        xlsx.write_rows(chunk)
-                    for at in range(0, len(chunk), 25):  # a report every 25 rows, as before
-                        if at:
-                            progress.report("metrics", index + (done + at) / total, message)
-                        for writer in writers:
-                            writer.write_rows(chunk[at:at + 25])
-                for writer in writers:
-                    writer.close()
-            progress.advance(n)
-            for fmt in ("csv", "json", "xlsx"):  # the workbook last: its process may still be at work
-                if fmt not in formats:
-                    continue
-                if xlsx is not None and fmt == "xlsx":
-                    progress.report("metrics", 0, "Metrics: assembling metrics.xlsx")
-                    xlsx.close(progress.poll)
-                message = f"Metrics: writing metrics.{fmt}"
-                progress.report("metrics", 0, message)
-                path = tmp_path / f"metrics.{fmt}"
-                with open(path, "rb") as src:
-                    sink.copy_file(f"metrics/metrics.{fmt}", src,
-                                   lambda _done, m=message: progress.report("metrics", 0, m), path.stat().st_size)
-        except BaseException:
-            if xlsx is not None:
-                xlsx.discard()  # a cancel or an error: kill the workbook's process, nothing to wait for
-            raise
-        progress.advance(1)
-    return rows
+    xlsx = XlsxProcessWriter(str(tmp / "metrics.xlsx"), columns, tmpdir=str(tmp)) if "xlsx" in formats else None
+    try:
+        with open(tmp / "metrics.csv", "w", encoding="utf-8", newline="") as csv_fp, \
+                open(tmp / "metrics.json", "w", encoding="utf-8") as json_fp:
+            writers: list = []
+            if "csv" in formats:
+                writers.append(CsvMetricsWriter(csv_fp, columns))
+            if "json" in formats:
+                meta = {"pixel_size_um": s, "length_unit": "um" if s else "px"}
+                writers.append(JsonMetricsWriter(json_fp, columns, meta))
+            for index, step, done, _, table in shaped_steps(selected, with_metrics=True):
+                image = selected[index]
+                message = f"Metrics: image {index + 1} of {n}"
+                total = len(image.objects)
+                progress.report("metrics", index + (done / total if done else 0), message)
+                chunk = image_metric_rows(step, names[image.id].file_name, s, warnings, table=table)
+                rows += len(chunk)
+                if xlsx is not None:
+                    xlsx.write_rows(chunk)
+                for at in range(0, len(chunk), 25):  # a report every 25 rows, as before
+                    if at:
+                        progress.report("metrics", index + (done + at) / total, message)
+                    for writer in writers:
+                        writer.write_rows(chunk[at:at + 25])
+            for writer in writers:
+                writer.close()
+        progress.advance(n)
+        for fmt in ("csv", "json"):
+            if fmt in formats:
+                _copy_member(sink, tmp / f"metrics.{fmt}", f"metrics/metrics.{fmt}", progress, "metrics",
+                             f"Metrics: writing metrics.{fmt}")
+    except BaseException:
+        if xlsx is not None:
+            xlsx.discard()
+        raise
+    progress.advance(1)
+    return rows, xlsx
+
+
+def _add_workbook(sink: ZipSink, xlsx: XlsxProcessWriter, progress: Progress) -> None:
+    """Wait for the XLSX process (checking for a cancel every 20 ms), then add its workbook."""
+    progress.report("finalizing", 0, "Metrics: assembling metrics.xlsx")
+    xlsx.close(progress.poll)
+    _copy_member(sink, Path(xlsx.target), "metrics/metrics.xlsx", progress, "finalizing",
+                 "Metrics: writing metrics.xlsx")
+
+
+def _copy_member(sink: ZipSink, path: Path, name: str, progress: Progress, stage: str, message: str) -> None:
+    progress.report(stage, 0, message)
+    with open(path, "rb") as src:
+        sink.copy_file(name, src, lambda _done: progress.report(stage, 0, message), path.stat().st_size)
 
 
 def _write_images(sink: ZipSink, selected, names: Names, warnings, progress: Progress) -> int:

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:Depreca
 
 EVERYTHING = dict(annotation_formats=["coco", "yolo", "json"], metrics_formats=["csv", "xlsx", "json"],
                   include_images=True, include_visualizations=True)
-STAGE_ORDER = ["annotations", "metrics", "images", "visualizations", "finalizing"]
+STAGE_ORDER = ["metrics", "annotations", "images", "visualizations", "finalizing"]
 
 
 class Recorder:
