@@ -15,15 +15,16 @@ of producing the content over the cost of merely compressing and writing it.
 Memory: each (configuration, size) runs in a fresh child process; the peak resident set
 growth during ``write_archive`` is ``VmHWM`` after it (reset through
 ``/proc/self/clear_refs`` just before) minus ``VmRSS`` before it; the project itself is
-built before, so only what the export allocates counts. With metrics.xlsx, the growth of the
-XLSX process (``xlsx_process``) is added: its peak RSS (``RUSAGE_CHILDREN``) minus that of
-an XLSX process given no rows, measured first in the same child. The first run of each child is the
+built before, so only what the export allocates counts. With metrics, the growth of the
+metrics process (``metrics_process``) is added: its peak RSS (``RUSAGE_CHILDREN``) minus that
+of a metrics process given no rows, measured first in the same child. The first run of each child is the
 one compared (later runs reuse memory the first one freed).
 """
 from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -84,14 +85,16 @@ def _children_peak_kib() -> int:
     return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # KiB on Linux, over waited children
 
 
-def _idle_xlsx_process_kib(options: Any, work: Path) -> int:
-    """Peak RSS of an XLSX process given no rows (its interpreter and XlsxWriter): what the
-    archive's own XLSX process is compared with, so only its growth with the rows counts."""
+def _idle_metrics_process_kib(options: Any, work: Path) -> int:
+    """Peak RSS of a metrics process given no rows (its interpreter, XlsxWriter): what the
+    archive's own metrics process is compared with, so only its growth with the rows counts."""
     from server.archive.metrics import column_docs
-    from server.archive.xlsx_process import XlsxProcessWriter
+    from server.archive.metrics_process import MetricsFilesProcess
 
-    XlsxProcessWriter(str(work / "idle.xlsx"), column_docs(options.pixel_size_um), tmpdir=str(work)).close()
-    (work / "idle.xlsx").unlink()
+    idle = work / "idle"
+    idle.mkdir()
+    MetricsFilesProcess(idle, options.metrics_formats, column_docs(options.pixel_size_um)).close()
+    shutil.rmtree(idle)
     return _children_peak_kib()
 
 
@@ -131,7 +134,7 @@ def worker(images: int, objects: int, size: int, config: str, reps: int, scratch
     work = Path(scratch)
     project = make_project(images, objects, work / "img", size=size)
     options = ExportOptions(**CONFIGS[config])
-    idle_child_kib = _idle_xlsx_process_kib(options, work) if "xlsx" in options.metrics_formats else 0
+    idle_child_kib = _idle_metrics_process_kib(options, work) if options.metrics_formats else 0
     out: dict[str, Any] = {"seconds": [], "baseline_seconds": [], "rss_growth_mib": [], "archive_bytes": 0,
                            "members": 0, "content_bytes": 0, "objects": images * objects}
     for rep in range(reps):
@@ -152,7 +155,7 @@ def worker(images: int, objects: int, size: int, config: str, reps: int, scratch
             marks = sorted(stages.items(), key=lambda kv: kv[1]) + [("end", end)]
             out["stage_seconds"] = {name: marks[i + 1][1] - t for i, (name, t) in enumerate(marks[:-1])}
         growth_kib = _status_kib("VmHWM") - rss0
-        if idle_child_kib:  # plus the XLSX process's own growth over an idle one's peak
+        if idle_child_kib:  # plus the metrics process's own growth over an idle one's peak
             growth_kib += max(0, _children_peak_kib() - idle_child_kib)
         out["rss_growth_mib"].append(growth_kib / 1024)
         with zipfile.ZipFile(dest) as zf:
@@ -225,7 +228,7 @@ def run(profile: str, env: Any) -> BenchResult:
             f"annmet, {big} images: XlsxWriter alone (write_string/write_number, constant_memory, then close) "
             f"on the archive's {annmet['metrics_rows']} metrics rows, in this process: median "
             f"{Summary.of(annmet['xlsx_seconds']).median:.2f} s. The archive runs it in a child process "
-            "(server/archive/xlsx_process.py) beside everything else, so on 2 or more free cores it costs "
+            "(server/archive/metrics_process.py) beside everything else, so on 2 or more free cores it costs "
             "the archive only what the rest does not cover")
     for config in ("annmet", "vis"):
         grow_big = runs[(config, big)]["rss_growth_mib"][0]

@@ -107,7 +107,8 @@ def _feret_padded(pts: np.ndarray, counts: np.ndarray) -> np.ndarray:
     farthest = h == top[:, :, None]
     first = farthest & ~np.take_along_axis(farthest, np.broadcast_to(prev[:, None, :], h.shape), axis=2)
     j = first.argmax(axis=2)
-    width = np.where(real, top / np.hypot(ex, ey), np.inf).min(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):  # padding slots (not ``real``) may be 0 / 0
+        width = np.where(real, top / np.hypot(ex, ey), np.inf).min(axis=1)
     j1 = np.take_along_axis(nxt, j, axis=1)
     i = np.broadcast_to(k[None, :], (b, size))
     ps = np.stack([i, i, nxt, nxt], axis=2).reshape(b, -1)

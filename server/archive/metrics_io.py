@@ -54,7 +54,7 @@ class XlsxMetricsWriter:
     named ``=SUM(...)`` stays that text); ``None``, an empty string or a non-finite number is
     an empty cell. ``discard()`` drops an unfinished workbook without assembling it. Usable
     as a context manager (closes on a normal exit, discards on an exception). The archive
-    writer runs it in a child process (``xlsx_process.XlsxProcessWriter``)."""
+    writer runs it in a child process (``metrics_process.MetricsFilesProcess``)."""
 
     def __init__(self, target: str, columns: list[dict], tmpdir: Optional[str] = None) -> None:
         self.target = str(target)
@@ -99,7 +99,7 @@ class XlsxMetricsWriter:
 
     def close(self) -> None:
         """Assemble the workbook into ``target`` (one XlsxWriter call that cannot be
-        interrupted; ``xlsx_process.XlsxProcessWriter`` runs it where a cancel need not wait)."""
+        interrupted; ``metrics_process.MetricsFilesProcess`` runs it where a cancel need not wait)."""
         if self._done:
             return
         self._done = True

@@ -2,38 +2,39 @@
 
 Layout (only the selected parts), in the order written::
 
-    metrics/metrics.csv, metrics.json
     annotations/coco/annotations.json
     annotations/yolo/data.yaml, classes.txt, labels/<stem>.txt
     annotations/json/project.json
     images/<unique name>
     visualizations/<stem>_overlay.png
-    metrics/metrics.xlsx
+    metrics/metrics.csv, metrics.json, metrics.xlsx
     README.md
     metadata.json          (last: SHA-256 and size of every other member)
 
 Speed: geometry is computed once per pass with array functions (``shapes.image_shapes``),
 for groups of images of up to 256 objects (``annotation_pass.shaped_steps``): the metrics
-come out of one pass, COCO and YOLO of a second (``annotation_pass``). Memory: members are written through ``ZipFile.open(name, "w")`` as they
-are produced; the JSON files are streamed one image at a time (the YOLO label texts wait in a
-temporary file while the COCO member is open); image files are copied from ``ImageRecord.path``
-in 256 KiB chunks, never staged; one overlay image at a time. The three metrics files are
-filled in one pass over the objects (each row computed once) into temporary files, then copied
-into the zip (a zip accepts one open member at a time); the XLSX rows go to a child process
-that runs XlsxWriter on another core (``xlsx_process.XlsxProcessWriter``), so the workbook is
-added in the finalizing stage, once that process has assembled it: the metrics stage comes
-first so that it works beside everything else the archive needs.
+come out of one pass, COCO and YOLO of a second (``annotation_pass``). The metrics rows are
+handed to a child process that writes the three metrics files on another core
+(``metrics_process.MetricsFilesProcess``) while this one makes the rest of the archive, so
+the metrics stage comes first and the files are added in the finalizing stage.
+
+Memory: members are written through ``ZipFile.open(name, "w")`` as they are produced; the
+JSON files are streamed one image at a time (the YOLO label texts wait in a temporary file
+while the COCO member is open); image files are copied from ``ImageRecord.path`` in 256 KiB
+chunks, never staged; one overlay image at a time; the metrics process writes its rows as
+they come (XlsxWriter's ``constant_memory`` mode).
 
 Cancellation: ``checkpoint(stage, fraction, message)`` is called at least once per image in
 every stage, between steps of 256 objects (25 when drawing an overlay), after every copied
 256 KiB chunk, and, repeating its last arguments, inside every long step: before each further
 64 KiB written into any member (an overlay PNG is written as Pillow encodes it), for every
 block an overlay's decoder reads, between an overlay's decode, contrast stretch, drawing and
-compositing, and every 20 ms while the XLSX process finishes the workbook. So the gap between
+compositing, and every 20 ms while the metrics process finishes its files. So the gap between
 two calls is a few milliseconds of work. Whatever it raises propagates out of
-``write_archive`` unchanged (open members and the zip are closed on the way out, the XLSX
-process is killed and its files removed). The partial file at ``dest_path`` is left behind: the CALLER deletes
-it (the job runner removes its ``.part`` file). Temporary files are always removed.
+``write_archive`` unchanged (open members and the zip are closed on the way out, the metrics
+process is killed and its files removed). The partial file at ``dest_path`` is left behind:
+the CALLER deletes it (the job runner removes its ``.part`` file). Temporary files are always
+removed.
 """
 from __future__ import annotations
 
@@ -57,8 +58,7 @@ from app.models import ExportOptions
 from server.archive import native_json
 from server.archive.annotation_pass import shaped_steps, write_coco_yolo
 from server.archive.metrics import column_docs, image_metric_rows
-from server.archive.metrics_io import CsvMetricsWriter, JsonMetricsWriter
-from server.archive.xlsx_process import XlsxProcessWriter
+from server.archive.metrics_process import MetricsFilesProcess
 from server.archive.names import ArchiveName, assign_archive_names
 from server.archive.overlay import render_overlay, write_overlay_png
 from server.archive.readme import readme_text
@@ -133,13 +133,13 @@ def write_archive(
             if met else None
         zf = stack.enter_context(zipfile.ZipFile(dest, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True))
         sink = ZipSink(zf, time.localtime()[:6], poll=progress.poll)
-        workbook: Optional[XlsxProcessWriter] = None
+        metrics_files: Optional[MetricsFilesProcess] = None
         try:
             if met:
-                # First, so the XLSX process writes the workbook on another core while the
-                # rest of the archive is made; it joins in the finalizing stage.
-                counts["metrics_rows"], workbook = _write_metrics(sink, selected, names, options, warnings,
-                                                                  progress, tmp)
+                # First, so the metrics process writes the files on another core while the
+                # rest of the archive is made; they join in the finalizing stage.
+                counts["metrics_rows"], metrics_files = _write_metrics(selected, names, options, warnings,
+                                                                       progress, tmp)
             counts.update(write_coco_yolo(sink, project, selected, names, ann, warnings, progress, tmpdir))
             if "json" in ann:
                 _write_native(sink, project, selected, names, progress)
@@ -147,11 +147,11 @@ def write_archive(
                 counts["image_files"] = _write_images(sink, selected, names, warnings, progress)
             if options.include_visualizations:
                 counts["visualizations"] = _write_overlays(sink, selected, names, options, warnings, progress)
-            if workbook is not None:
-                _add_workbook(sink, workbook, progress)
+            if metrics_files is not None:
+                _add_metrics_files(sink, metrics_files, progress)
         except BaseException:
-            if workbook is not None:
-                workbook.discard()  # a cancel or an error: kill the XLSX process, nothing to wait for
+            if metrics_files is not None:
+                metrics_files.discard()  # a cancel or an error: kill the process, nothing to wait for
             raise
 
         progress.report("finalizing", 0, "Writing README and metadata")
@@ -220,61 +220,37 @@ def _write_native(sink: ZipSink, project, selected, names: Names, progress: Prog
     progress.advance(n)
 
 
-def _write_metrics(sink: ZipSink, selected, names: Names, options: ExportOptions, warnings,
-                   progress: Progress, tmp: Path) -> tuple[int, Optional[XlsxProcessWriter]]:
-    """The metrics stage: every row computed once, into ``metrics.csv`` and ``metrics.json``
-    (temporary files in ``tmp``, then members) and into the XLSX process, which is returned
-    still at work (None without ``xlsx``): ``_add_workbook`` joins it. Returns (rows, it)."""
+def _write_metrics(selected, names: Names, options: ExportOptions, warnings, progress: Progress,
+                   tmp: Path) -> tuple[int, MetricsFilesProcess]:
+    """The metrics stage: every row computed once and handed to the metrics process, which
+    writes the files into ``tmp`` beside the rest of the archive and is returned still at
+    work (``_add_metrics_files`` joins it). Returns (rows, the process)."""
     s = options.pixel_size_um
-    columns = column_docs(s)
-    formats = options.metrics_formats
     n = len(selected)
     rows = 0
-    xlsx = XlsxProcessWriter(str(tmp / "metrics.xlsx"), columns, tmpdir=str(tmp)) if "xlsx" in formats else None
+    meta = {"pixel_size_um": s, "length_unit": "um" if s else "px"}
+    files = MetricsFilesProcess(tmp, options.metrics_formats, column_docs(s), meta, tmpdir=str(tmp))
     try:
-        with open(tmp / "metrics.csv", "w", encoding="utf-8", newline="") as csv_fp, \
-                open(tmp / "metrics.json", "w", encoding="utf-8") as json_fp:
-            writers: list = []
-            if "csv" in formats:
-                writers.append(CsvMetricsWriter(csv_fp, columns))
-            if "json" in formats:
-                meta = {"pixel_size_um": s, "length_unit": "um" if s else "px"}
-                writers.append(JsonMetricsWriter(json_fp, columns, meta))
-            for index, step, done, _, table in shaped_steps(selected, with_metrics=True):
-                image = selected[index]
-                message = f"Metrics: image {index + 1} of {n}"
-                total = len(image.objects)
-                progress.report("metrics", index + (done / total if done else 0), message)
-                chunk = image_metric_rows(step, names[image.id].file_name, s, warnings, table=table)
-                rows += len(chunk)
-                if xlsx is not None:
-                    xlsx.write_rows(chunk)
-                for at in range(0, len(chunk), 25):  # a report every 25 rows, as before
-                    if at:
-                        progress.report("metrics", index + (done + at) / total, message)
-                    for writer in writers:
-                        writer.write_rows(chunk[at:at + 25])
-            for writer in writers:
-                writer.close()
-        progress.advance(n)
-        for fmt in ("csv", "json"):
-            if fmt in formats:
-                _copy_member(sink, tmp / f"metrics.{fmt}", f"metrics/metrics.{fmt}", progress, "metrics",
-                             f"Metrics: writing metrics.{fmt}")
+        for index, step, done, _, table in shaped_steps(selected, with_metrics=True):
+            image = selected[index]
+            total = len(image.objects)
+            progress.report("metrics", index + (done / total if done else 0), f"Metrics: image {index + 1} of {n}")
+            chunk = image_metric_rows(step, names[image.id].file_name, s, warnings, table=table)
+            rows += len(chunk)
+            files.write_rows(chunk)
     except BaseException:
-        if xlsx is not None:
-            xlsx.discard()
+        files.discard()
         raise
-    progress.advance(1)
-    return rows, xlsx
+    progress.advance(n + 1)
+    return rows, files
 
 
-def _add_workbook(sink: ZipSink, xlsx: XlsxProcessWriter, progress: Progress) -> None:
-    """Wait for the XLSX process (checking for a cancel every 20 ms), then add its workbook."""
-    progress.report("finalizing", 0, "Metrics: assembling metrics.xlsx")
-    xlsx.close(progress.poll)
-    _copy_member(sink, Path(xlsx.target), "metrics/metrics.xlsx", progress, "finalizing",
-                 "Metrics: writing metrics.xlsx")
+def _add_metrics_files(sink: ZipSink, files: MetricsFilesProcess, progress: Progress) -> None:
+    """Wait for the metrics process (checking for a cancel every 20 ms), then add its files."""
+    progress.report("finalizing", 0, "Metrics: finishing the metrics files")
+    files.close(progress.poll)
+    for fmt, path in files.paths().items():
+        _copy_member(sink, path, f"metrics/metrics.{fmt}", progress, "finalizing", f"Metrics: writing metrics.{fmt}")
 
 
 def _copy_member(sink: ZipSink, path: Path, name: str, progress: Progress, stage: str, message: str) -> None:

@@ -14,7 +14,7 @@ from PIL import Image
 
 from app.models import ExportOptions
 from server.archive import write_archive
-from server.archive.xlsx_process import XlsxProcessWriter
+from server.archive.metrics_process import MetricsFilesProcess
 from server.domain import ImageRecord, ProjectRecord, SegObject
 from server.imaging import read_image
 
@@ -159,11 +159,11 @@ def test_polls_inside_a_member_larger_than_64_kib(tmp_path):
     assert len(repeats) >= 3  # its start, then again for every further 64 KiB of the member
 
 
-def test_cancel_in_metrics_kills_the_xlsx_process_without_assembling_it(tmp_path, monkeypatch):
+def test_cancel_in_metrics_kills_the_metrics_process_without_finishing_it(tmp_path, monkeypatch):
     made, closed = [], []
-    real_init, real_close = XlsxProcessWriter.__init__, XlsxProcessWriter.close
-    monkeypatch.setattr(XlsxProcessWriter, "__init__", lambda self, *a, **k: (made.append(self), real_init(self, *a, **k))[1])
-    monkeypatch.setattr(XlsxProcessWriter, "close", lambda self, *a: (closed.append(1), real_close(self, *a))[1])
+    real_init, real_close = MetricsFilesProcess.__init__, MetricsFilesProcess.close
+    monkeypatch.setattr(MetricsFilesProcess, "__init__", lambda self, *a, **k: (made.append(self), real_init(self, *a, **k))[1])
+    monkeypatch.setattr(MetricsFilesProcess, "close", lambda self, *a: (closed.append(1), real_close(self, *a))[1])
     images = [ImageRecord(i, f"im{i}.png", 400, 400, None, _circles(300, 400)) for i in range(1, 3)]
     project = ProjectRecord(1, "p", ["cell"], images=images)
     tmp = tmp_path / "tmp"
@@ -173,15 +173,15 @@ def test_cancel_in_metrics_kills_the_xlsx_process_without_assembling_it(tmp_path
         write_archive(project, images, ExportOptions(annotation_formats=[], metrics_formats=["csv", "xlsx"]),
                       tmp_path / "m.zip", probe, tmpdir=str(tmp))
     assert closed == [] and len(made) == 1
-    assert made[0]._proc.returncode is not None  # the workbook's process is gone, not left running
+    assert made[0]._proc.returncode is not None  # the metrics process is gone, not left running
     assert list(tmp.iterdir()) == []
     assert not any(n.startswith("metrics/") for n in _members(tmp_path / "m.zip"))
 
 
-def test_cancel_while_the_xlsx_is_assembled(tmp_path):
+def test_cancel_while_the_metrics_files_are_finished(tmp_path):
     columns = [{"name": f"c{i}", "unit": "", "definition": "", "source": ""} for i in range(20)]
-    writer = XlsxProcessWriter(str(tmp_path / "m.xlsx"), columns, tmpdir=str(tmp_path))
-    writer.write_rows([[float(r * 20 + c) for c in range(20)] for r in range(20000)])  # seconds of XlsxWriter
+    files = MetricsFilesProcess(tmp_path, ["csv", "json", "xlsx"], columns, tmpdir=str(tmp_path))
+    files.write_rows([[float(r * 20 + c) for c in range(20)] for r in range(20000)])  # seconds of XlsxWriter
     checks = []
 
     def check():
@@ -190,10 +190,9 @@ def test_cancel_while_the_xlsx_is_assembled(tmp_path):
             raise Cancelled
 
     with pytest.raises(Cancelled):
-        writer.close(check)
-    assert len(checks) == 2  # the caller did not wait for the workbook
-    assert writer._proc.returncode is not None  # killed, not left to finish
-    assert not (tmp_path / "m.xlsx").exists()
+        files.close(check)
+    assert len(checks) == 2  # the caller did not wait for the files
+    assert files._proc.returncode is not None  # killed, not left to finish
     assert list(tmp_path.iterdir()) == []
 
 

@@ -1,5 +1,5 @@
 """``XlsxMetricsWriter``: XlsxWriter's workbook, strings always text, empty and non-finite values as
-empty cells. (The archive runs it in a child process: ``test_archive_xlsx_process.py``.)"""
+empty cells. (The archive runs it in a child process: ``test_archive_metrics_process.py``.)"""
 import math
 import zipfile
 

@@ -1,0 +1,251 @@
+"""``MetricsFilesProcess``: ``metrics.csv``, ``metrics.json`` and ``metrics.xlsx`` written by a
+child Python process from the rows the archive writer computes.
+
+Why a process: turning rows into files is pure Python; XlsxWriter alone costs about 8 us a
+cell (25,000 rows of 21 columns take ~4 s), as much as everything else the archive writer does
+for those objects, and the CSV and JSON encoders add ~1 s. In a thread that work would hold
+the GIL; in a child process (``python -m server.archive.metrics_process``) it runs on another
+core while the parent goes on with the annotations, images and overlays. The files are the
+ones ``metrics_io``'s writers make in-process (the child runs those classes).
+
+Protocol: the parent appends pickle frames to a spool file in its temporary folder, each
+followed by one byte on the child's stdin (so the child knows a whole frame is there):
+``(folder, formats, columns, meta, tmpdir)``, then ``("rows", [row, ...])`` any number of
+times, then ``("close",)``. The child answers one pickle frame on its stdout, ``("ok", None)``
+once every file is complete, or ``("error", text)``. End of stdin before ``("close",)`` (the
+parent discarded it or died) leaves no file. The rows wait in the spool file, not in memory
+and not in the pipe: the parent never waits for the child while it computes the rows (a pipe
+of pickled rows would make it wait for all but the last megabyte of them to be written), and
+memory stays flat however many rows there are.
+
+Cancellation: ``close(check)`` polls ``check()`` every 20 ms while the child finishes; whatever
+it raises kills the child at once and removes its files, and so does ``discard()``. A child
+that fails or dies raises ``MetricsProcessError`` with its message.
+"""
+from __future__ import annotations
+
+import os
+import pickle
+import shutil
+import subprocess
+import sys
+import tempfile
+import traceback
+from pathlib import Path
+from typing import IO, Any, Callable, Optional, Sequence
+
+_ROOT = str(Path(__file__).resolve().parents[2])
+_POLL_S = 0.02
+FORMATS = ("csv", "json", "xlsx")
+
+
+class MetricsProcessError(RuntimeError):
+    """The child process writing the metrics files failed or died; the message says why."""
+
+
+def metrics_file(folder: str | os.PathLike, fmt: str) -> Path:
+    """Where the file of ``fmt`` (``csv``, ``json``, ``xlsx``) goes: ``folder/metrics.<fmt>``."""
+    return Path(folder) / f"metrics.{fmt}"
+
+
+class MetricsFilesProcess:
+    """Writes ``metrics.<fmt>`` into ``folder`` for each of ``formats`` (``csv``: RFC 4180,
+    ``json``, ``xlsx``: see ``metrics_io``) in a child process. ``columns``:
+    ``metrics.column_docs``; ``meta``: the JSON file's extra keys (``pixel_size_um``,
+    ``length_unit``); ``tmpdir``: where the child's temporary files go. Interface:
+    ``write_rows`` / ``write``, ``close(check)``, ``discard()``, context manager (closes on a
+    normal exit, discards on an exception). The files are complete only after ``close``.
+
+    Raises ``MetricsProcessError`` from any call if the child failed (its error text, or the
+    tail of its stderr if it died); ``OSError`` if it cannot be started; ``ValueError`` for
+    an unknown format or rows after ``close``/``discard``."""
+
+    def __init__(self, folder: str | os.PathLike, formats: Sequence[str], columns: list[dict],
+                 meta: Optional[dict[str, Any]] = None, tmpdir: Optional[str] = None) -> None:
+        unknown = [f for f in formats if f not in FORMATS]
+        if unknown:
+            raise ValueError(f"unknown metrics formats {unknown}; known: {', '.join(FORMATS)}")
+        self.folder = Path(folder)
+        self.formats = list(dict.fromkeys(formats))
+        self.names = [c["name"] for c in columns]
+        self._done = False
+        self._work = tempfile.mkdtemp(prefix="metrics-process-", dir=tmpdir)
+        self._stderr = open(os.path.join(self._work, "stderr.txt"), "w+b")
+        spool = os.path.join(self._work, "rows.pickles")
+        self._spool = open(spool, "wb")
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (_ROOT, env.get("PYTHONPATH", "")) if p)
+        self._proc = subprocess.Popen([sys.executable, "-m", "server.archive.metrics_process", spool],
+                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr,
+                                      cwd=_ROOT, env=env)
+        self._send((str(self.folder), self.formats, columns, meta or {}, self._work))
+
+    def paths(self) -> dict[str, Path]:
+        """``{fmt: path}`` of the files, in the order of ``formats``."""
+        return {fmt: metrics_file(self.folder, fmt) for fmt in self.formats}
+
+    def write(self, row: dict[str, Any]) -> None:
+        self.write_rows([[row.get(n) for n in self.names]])
+
+    def write_rows(self, rows: Sequence[Sequence[Any]]) -> None:
+        """Rows as value lists in column order: ``int``/``float`` as numbers, ``str`` as text,
+        ``None`` as no value (see ``metrics_io``)."""
+        if rows:
+            self._send(("rows", [list(r) for r in rows]))
+
+    def close(self, check: Optional[Callable[[], None]] = None) -> None:
+        """Let the child finish the files and wait for it, calling ``check()`` every 20 ms;
+        whatever ``check`` raises discards the files (the child is killed, nothing is left)
+        and propagates."""
+        if self._done:
+            return
+        self._send(("close",))
+        try:
+            answer = self._wait(check)
+        except BaseException:
+            self.discard()
+            raise
+        self._done = True
+        self._cleanup()
+        if answer[0] != "ok":
+            self._remove_files()
+            raise MetricsProcessError(f"the metrics files could not be written: {answer[1]}")
+
+    def discard(self) -> None:
+        """Kill the child, remove its files and every temporary file."""
+        if self._done:
+            return
+        self._done = True
+        if self._proc.poll() is None:
+            self._proc.kill()
+        self._proc.wait()
+        self._remove_files()
+        self._cleanup()
+
+    def __enter__(self) -> "MetricsFilesProcess":
+        return self
+
+    def __exit__(self, exc_type, *exc: object) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.discard()
+
+    def _send(self, frame: tuple) -> None:
+        if self._done:
+            raise ValueError("the metrics files were already closed or discarded")
+        pickle.dump(frame, self._spool, protocol=pickle.HIGHEST_PROTOCOL)
+        self._spool.flush()  # the whole frame is in the file before the child hears of it
+        try:
+            self._proc.stdin.write(b".")
+            self._proc.stdin.flush()
+        except BrokenPipeError:
+            self._proc.wait()
+            failure = self._failure()
+            self.discard()
+            raise MetricsProcessError(f"the metrics files could not be written: {failure}") from None
+
+    def _wait(self, check: Optional[Callable[[], None]]) -> tuple:
+        while True:
+            try:
+                out, _ = self._proc.communicate(timeout=_POLL_S if check else None)
+                break
+            except subprocess.TimeoutExpired:
+                check()
+        try:
+            answer = pickle.loads(out)
+        except Exception:  # noqa: BLE001 - no answer: the child died
+            return ("error", self._failure())
+        if self._proc.returncode != 0 and answer[0] == "ok":
+            return ("error", f"the process exited with status {self._proc.returncode}")
+        return answer
+
+    def _failure(self) -> str:
+        self._stderr.seek(0)
+        tail = self._stderr.read().decode("utf-8", "replace").strip().splitlines()[-3:]
+        code = self._proc.returncode
+        return f"the metrics process exited with status {code}" + (f": {' | '.join(tail)}" if tail else "")
+
+    def _remove_files(self) -> None:
+        for path in self.paths().values():
+            _remove(path)
+
+    def _cleanup(self) -> None:
+        self._spool.close()
+        self._stderr.close()
+        shutil.rmtree(self._work, ignore_errors=True)
+
+
+def _remove(path: Path) -> None:
+    try:
+        os.remove(path)
+    except FileNotFoundError:
+        pass
+
+
+def child_main(stdin: IO[bytes], stdout: IO[bytes], spool: IO[bytes]) -> int:
+    """The child's loop (see the module docstring): frames from ``spool``, one per byte on
+    ``stdin``. Returns the exit status."""
+    from server.archive.metrics_io import CsvMetricsWriter, JsonMetricsWriter, XlsxMetricsWriter
+
+    streams: list[IO[str]] = []
+    writers: list = []
+    xlsx = None
+    folder, formats = None, []
+
+    def drop() -> None:
+        if xlsx is not None:
+            xlsx.discard()
+        for stream in streams:
+            stream.close()
+        for fmt in formats:
+            _remove(metrics_file(folder, fmt))
+
+    def next_frame() -> Any:
+        if not stdin.read(1):
+            raise EOFError
+        return pickle.load(spool)
+
+    try:
+        folder, formats, columns, meta, tmpdir = next_frame()
+        for fmt in formats:
+            if fmt == "xlsx":
+                xlsx = XlsxMetricsWriter(str(metrics_file(folder, fmt)), columns, tmpdir=tmpdir)
+                writers.append(xlsx)
+                continue
+            stream = open(metrics_file(folder, fmt), "w", encoding="utf-8", newline="")
+            streams.append(stream)
+            writers.append(CsvMetricsWriter(stream, columns) if fmt == "csv" else JsonMetricsWriter(stream, columns, meta))
+        while True:
+            try:
+                frame = next_frame()
+            except EOFError:
+                drop()  # the parent gave up: no files
+                return 0
+            if frame[0] == "rows":
+                for writer in writers:
+                    writer.write_rows(frame[1])
+            elif frame[0] == "close":
+                for writer in writers:
+                    writer.close()
+                for stream in streams:
+                    stream.close()
+                answer: tuple = ("ok", None)
+                break
+            else:
+                raise ValueError(f"unknown frame {frame[0]!r}")
+    except Exception as exc:  # noqa: BLE001 - reported to the parent
+        try:
+            drop()
+        except Exception:  # noqa: BLE001 - the first error is the one to report
+            pass
+        answer = ("error", f"{type(exc).__name__}: {exc}")
+        traceback.print_exc()
+    pickle.dump(answer, stdout)
+    stdout.flush()
+    return 0 if answer[0] == "ok" else 1
+
+
+if __name__ == "__main__":
+    with open(sys.argv[1], "rb") as _spool:
+        sys.exit(child_main(sys.stdin.buffer, sys.stdout.buffer, _spool))
