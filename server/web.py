@@ -88,6 +88,24 @@ def _safe_filename(name: str, letters: str = r"A-Za-z0-9") -> str:
     return cleaned[:80] or "export"
 
 
+def _no_such_project(asked: str, projects: list[dict]) -> HTMLResponse:
+    """404 page for ``/?project=<asked>`` when there is no such project (a stale link, a typo):
+    it says so and links every project there is, instead of showing another one."""
+    items = "".join(f'<li><a href="/?project={p["id"]}">{html.escape(p["name"])}</a></li>' for p in projects)
+    body = (f"<!doctype html><html lang=\"en\"><meta charset=\"utf-8\"><title>No such project</title>"
+            f"<h1>No project {html.escape(asked)} here</h1>"
+            + (f"<p>Open one of these projects:</p><ul>{items}</ul>" if projects else "<p>There are no projects yet.</p>"))
+    return HTMLResponse(body, status_code=404, headers={"Cache-Control": "no-store"})
+
+
+def _first_few(values: list, shown: int = 10) -> str:
+    """``values`` as a list, cut after ``shown`` items with "... and N more" (an error answer
+    must not echo a huge request back)."""
+    if len(values) <= shown:
+        return str(values)
+    return f"{str(values[:shown])[:-1]}, ...] and {len(values) - shown} more"
+
+
 def _content_disposition(project_name: str, job_id: str) -> str:
     """RFC 6266: ``filename`` in ASCII for old clients, ``filename*`` (RFC 5987, UTF-8) that
     keeps the letters of any script; path separators and quotes become ``_`` in both."""
@@ -202,13 +220,18 @@ def create_app(settings: Settings) -> FastAPI:
         return auth.session_user(db, request.cookies.get(auth.SESSION_COOKIE))
 
     @app.get("/", response_class=HTMLResponse)
-    def index(request: Request, project: Optional[int] = None):
+    def index(request: Request, project: Optional[str] = None):
         if _user_or_none(request) is None:
             # Back to the project that was asked for, once signed in.
             target = "/signin" if project is None else "/signin?" + urlencode({"next": f"/?project={project}"})
             return RedirectResponse(target, status_code=303)
         projects = db.list_projects()
-        chosen = next((p for p in projects if p["id"] == project), projects[0] if projects else None)
+        if project is None:
+            chosen = projects[0] if projects else None
+        else:
+            chosen = next((p for p in projects if str(p["id"]) == project.strip()), None)
+            if chosen is None:
+                return _no_such_project(project, projects)
         page = index_template.replace("{{PROJECT_ID}}", str(chosen["id"] if chosen else ""))
         page = page.replace("{{PROJECT_NAME}}", html.escape(chosen["name"] if chosen else "No project yet"))
         page = page.replace(
@@ -362,7 +385,8 @@ def create_app(settings: Settings) -> FastAPI:
             if unknown:
                 return JSONResponse(
                     status_code=422,
-                    content={"detail": [{"field": "image_ids", "reason": f"not images of this project: {unknown}"}]},
+                    content={"detail": [{"field": "image_ids", "reason": "not images of this project: "
+                                         + _first_few(unknown)}]},
                 )
         job, outcome = store.create(user_id, project_id, options, start_token)
         if outcome == "repeated":

@@ -223,6 +223,17 @@ def test_bad_options_answer_422_naming_the_field_and_change_nothing(live: Live, 
     assert live.app.state.db.all("SELECT id FROM jobs") == []
 
 
+def test_unknown_image_ids_are_named_but_a_long_list_is_cut_short(live: Live):
+    alice = live.new_user()
+    r = alice.start({"image_ids": list(range(10**9, 10**9 + 200_000))})
+    assert r.status_code == 422
+    assert len(r.content) < 2000, len(r.content)  # the answer does not echo 200,000 ids
+    (detail,) = r.json()["detail"]
+    assert detail["field"] == "image_ids"
+    assert detail["reason"].startswith("not images of this project: [1000000000, 1000000001,")
+    assert detail["reason"].endswith("and 199990 more")
+
+
 def test_an_image_listed_twice_is_kept_once_on_the_job(live: Live):
     alice = live.new_user()
     ids = [im["id"] for im in alice.http.get(f"/api/projects/{live.project_id}").json()["images"]][:2]

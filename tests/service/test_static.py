@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import httpx
+import pytest
 
 from tests.service.conftest import Live
 
@@ -52,3 +53,17 @@ def test_the_one_time_login_link_works_once(live: Live):
     assert "HttpOnly" in cookie and "SameSite=strict" in cookie.replace("samesite", "SameSite")
     assert client.get("/api/projects").status_code == 200
     assert httpx.get(f"{live.base_url}/login?token={token}").status_code == 403
+
+
+@pytest.mark.parametrize("asked", ["999999", "abc", "99999999999999999999999"])
+def test_a_project_that_is_not_there_gets_a_page_that_says_so(live: Live, asked):
+    """Not the first project passed off as the one asked for, and not a JSON error: a page
+    naming what was asked for, with links to the projects there are."""
+    alice = live.new_user()
+    page = alice.http.get(f"/?project={asked}")
+    assert page.status_code == 404
+    assert page.headers["content-type"].startswith("text/html")
+    assert f"No project {asked}" in page.text
+    assert f'href="/?project={live.project_id}"' in page.text and "Demo: synthetic nuclei" in page.text
+    assert 'id="export-button"' not in page.text
+    assert alice.http.get(f"/?project={live.project_id}").status_code == 200
