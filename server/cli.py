@@ -10,10 +10,13 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import getpass
 import os
+import socket
 import sys
 from pathlib import Path
+from typing import Optional
 
 DEFAULT_DATA_DIR = ".data"
 
@@ -32,6 +35,25 @@ def _hours(value: str) -> float:
     return hours
 
 
+def _port_in_use(host: str, port: int) -> Optional[str]:
+    """``"host:port: reason"`` if an address of ``host`` cannot be bound at ``port`` because it
+    is in use, else None (other errors are left to the server's own start). Binds with
+    ``SO_REUSEADDR`` as the server does, so a port in TIME_WAIT is not "in use"."""
+    try:
+        infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror:
+        return None
+    for family, kind, proto, _, address in infos:
+        try:
+            with socket.socket(family, kind, proto) as probe:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                probe.bind(address)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                return f"{address[0]}:{address[1]}: {exc.strerror}"
+    return None
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -43,13 +65,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         archive_ttl_seconds=args.archive_ttl_hours * 3600,
         test_hooks=os.environ.get("CELLHUB_TEST_HOOKS") == "1",
     )
-    config = uvicorn.Config("server.web:create_app", host=args.host, port=args.port, log_level=args.log_level,
-                            ws_ping_interval=20)
     # The port first: a sign-in link (or a data folder) made for a port another program holds
-    # would lead to that program. uvicorn's own bind reports the error and exits 1.
-    sock = config.bind_socket()
+    # would lead to that program.
+    taken = _port_in_use(args.host, args.port)
+    if taken:
+        print(f"Cannot listen on {taken}. Another program (or another copy of this server) uses it; "
+              "choose another port with --port.", file=sys.stderr, flush=True)
+        return 1
     app = create_app(settings)
-    config.app = app
     db = app.state.db
     user_id = db.ensure_user(auth.DEFAULT_USER)
     token = auth.new_login_token(db, user_id)
@@ -59,7 +82,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if settings.test_hooks:
         print("WARNING: test hooks are ON (CELLHUB_TEST_HOOKS=1); never do this outside tests", flush=True)
     print(f"Open this URL to sign in (one-time link):\n    {url}", flush=True)
-    uvicorn.Server(config).run(sockets=[sock])
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, ws_ping_interval=20)
     return 0
 
 

@@ -135,6 +135,10 @@ def ellipse_axes(geom: MultiPolygon) -> tuple[float, float]:
     return float(major[0]), float(minor[0])
 
 
+def _at_most_one_by_rounding(values: np.ndarray) -> np.ndarray:
+    return np.where((values > 1.0) & (values < 1.0 + 1e-9), 1.0, values)
+
+
 def metrics_table(geoms: np.ndarray, area: Optional[np.ndarray] = None) -> np.ndarray:
     """``(n, len(METRICS))`` float64: every metric of ``METRICS`` in px units, in that order,
     of each geometry in the ``(n,)`` object array ``geoms`` (valid polygonal geometries, as
@@ -174,9 +178,11 @@ def metrics_table(geoms: np.ndarray, area: Optional[np.ndarray] = None) -> np.nd
             "major_axis_length": major,
             "minor_axis_length": minor,
             "extent": a / (width * height),
-            # <= 1 by definition: a convex shape's own hull can come out a rounding error
-            # larger (or shorter) than the shape, which must not read as 1.0000000000000002.
-            "convexity": np.minimum(shapely.length(hull) / perimeter, 1.0),
+            # A convex shape's own hull can come out a rounding error larger (or shorter)
+            # than the shape, which must not read as 1.0000000000000002. Solidity is <= 1
+            # by definition; convexity only for one connected part (separate parts have a
+            # hull longer than their outlines), so only a rounding error above 1 is cut.
+            "convexity": _at_most_one_by_rounding(shapely.length(hull) / perimeter),
             "solidity": np.minimum(a / shapely.area(hull), 1.0),
             "bbox_width": width,
             "bbox_height": height,

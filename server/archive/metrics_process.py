@@ -12,7 +12,8 @@ Protocol: the parent appends pickle frames to a spool file in its temporary fold
 followed by one byte on the child's stdin (so the child knows a whole frame is there):
 ``(folder, formats, columns, meta, tmpdir)``, then ``("rows", [row, ...])`` any number of
 times, then ``("close",)``. The child answers one pickle frame on its stdout, ``("ok", None)``
-once every file is complete, or ``("error", text)``. End of stdin before ``("close",)`` (the
+once every file is complete, or ``("error", text, errno)`` (an ``OSError``'s errno, else
+None). End of stdin before ``("close",)`` (the
 parent discarded it or died) leaves no file. The rows wait in the spool file, not in memory
 and not in the pipe: the parent never waits for the child while it computes the rows (a pipe
 of pickled rows would make it wait for all but the last megabyte of them to be written), and
@@ -20,7 +21,8 @@ memory stays flat however many rows there are.
 
 Cancellation: ``close(check)`` polls ``check()`` every 20 ms while the child finishes; whatever
 it raises kills the child at once and removes its files, and so does ``discard()``. A child
-that fails or dies raises ``MetricsProcessError`` with its message.
+that fails or dies raises ``MetricsProcessError`` with its message, or ``OSError`` with the
+child's errno when that was its error (so a full disk reads as one).
 """
 from __future__ import annotations
 
@@ -57,7 +59,8 @@ class MetricsFilesProcess:
     normal exit, discards on an exception). The files are complete only after ``close``.
 
     Raises ``MetricsProcessError`` from any call if the child failed (its error text, or the
-    tail of its stderr if it died); ``OSError`` if it cannot be started; ``ValueError`` for
+    tail of its stderr if it died), ``OSError`` (the child's errno) if its error was one;
+    ``OSError`` if it cannot be started; ``ValueError`` for
     an unknown format or rows after ``close``/``discard``."""
 
     def __init__(self, folder: str | os.PathLike, formats: Sequence[str], columns: list[dict],
@@ -65,23 +68,32 @@ class MetricsFilesProcess:
         unknown = [f for f in formats if f not in FORMATS]
         if unknown:
             raise ValueError(f"unknown metrics formats {unknown}; known: {', '.join(FORMATS)}")
-        self.folder = Path(folder)
-        self.formats = list(dict.fromkeys(formats))
+        # Absolute: the child runs in the repository's folder, not the caller's.
+        self.folder = Path(os.path.abspath(folder))
+        self.formats = [f for f in FORMATS if f in formats]  # the archive's member order
         self.names = [c["name"] for c in columns]
         self._done = False
-        self._work = tempfile.mkdtemp(prefix="metrics-process-", dir=tmpdir)
-        self._stderr = open(os.path.join(self._work, "stderr.txt"), "w+b")
-        spool = os.path.join(self._work, "rows.pickles")
-        self._spool = open(spool, "wb")
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (_ROOT, env.get("PYTHONPATH", "")) if p)
-        self._proc = subprocess.Popen([sys.executable, "-m", "server.archive.metrics_process", spool],
-                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr,
-                                      cwd=_ROOT, env=env)
+        self._work = os.path.abspath(tempfile.mkdtemp(prefix="metrics-process-", dir=tmpdir))
+        self._stderr = self._spool = None
+        try:
+            self._stderr = open(os.path.join(self._work, "stderr.txt"), "w+b")
+            spool = os.path.join(self._work, "rows.pickles")
+            self._spool = open(spool, "wb")
+            env = dict(os.environ)
+            env["PYTHONPATH"] = os.pathsep.join(p for p in (_ROOT, env.get("PYTHONPATH", "")) if p)
+            # Its own session: a Ctrl+C at the server's terminal is the server's to handle (the
+            # runner keeps an interrupted job for a re-run, R7); the child ends when its
+            # stdin does, or when it is killed.
+            self._proc = subprocess.Popen([sys.executable, "-m", "server.archive.metrics_process", spool],
+                                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr,
+                                          cwd=_ROOT, env=env, start_new_session=True)
+        except BaseException:
+            self._cleanup()
+            raise
         self._send((str(self.folder), self.formats, columns, meta or {}, self._work))
 
     def paths(self) -> dict[str, Path]:
-        """``{fmt: path}`` of the files, in the order of ``formats``."""
+        """``{fmt: path}`` of the files, in the order csv, json, xlsx."""
         return {fmt: metrics_file(self.folder, fmt) for fmt in self.formats}
 
     def write(self, row: dict[str, Any]) -> None:
@@ -99,8 +111,8 @@ class MetricsFilesProcess:
         and propagates."""
         if self._done:
             return
-        self._send(("close",))
         try:
+            self._send(("close",))
             answer = self._wait(check)
         except BaseException:
             self.discard()
@@ -109,7 +121,7 @@ class MetricsFilesProcess:
         self._cleanup()
         if answer[0] != "ok":
             self._remove_files()
-            raise MetricsProcessError(f"the metrics files could not be written: {answer[1]}")
+            raise _error(answer)
 
     def discard(self) -> None:
         """Kill the child, remove its files and every temporary file."""
@@ -141,17 +153,24 @@ class MetricsFilesProcess:
             self._proc.stdin.flush()
         except BrokenPipeError:
             self._proc.wait()
-            failure = self._failure()
+            answer = self._answer()
             self.discard()
-            raise MetricsProcessError(f"the metrics files could not be written: {failure}") from None
+            raise _error(answer) from None
 
     def _wait(self, check: Optional[Callable[[], None]]) -> tuple:
         while True:
             try:
-                out, _ = self._proc.communicate(timeout=_POLL_S if check else None)
+                self._out, _ = self._proc.communicate(timeout=_POLL_S if check else None)
                 break
             except subprocess.TimeoutExpired:
                 check()
+        return self._answer()
+
+    def _answer(self) -> tuple:
+        """The child's answer once it has exited: its frame, or ("error", why) if it died."""
+        out = getattr(self, "_out", None)
+        if out is None:
+            out = self._proc.stdout.read()
         try:
             answer = pickle.loads(out)
         except Exception:  # noqa: BLE001 - no answer: the child died
@@ -171,9 +190,23 @@ class MetricsFilesProcess:
             _remove(path)
 
     def _cleanup(self) -> None:
-        self._spool.close()
-        self._stderr.close()
+        proc = getattr(self, "_proc", None)
+        for stream in (self._spool, self._stderr, proc and proc.stdin, proc and proc.stdout):
+            if stream is not None:
+                try:
+                    stream.close()
+                except BrokenPipeError:
+                    pass  # unsent bytes for a child that is gone: nothing to deliver
         shutil.rmtree(self._work, ignore_errors=True)
+
+
+def _error(answer: tuple) -> Exception:
+    """The exception for the child's ``("error", text[, errno])`` answer: an ``OSError`` with
+    the child's errno when it met one (a full disk reads as one), else ``MetricsProcessError``."""
+    text = f"the metrics files could not be written: {answer[1]}"
+    if len(answer) > 2 and answer[2]:
+        return OSError(answer[2], text)
+    return MetricsProcessError(text)
 
 
 def _remove(path: Path) -> None:
@@ -239,7 +272,7 @@ def child_main(stdin: IO[bytes], stdout: IO[bytes], spool: IO[bytes]) -> int:
             drop()
         except Exception:  # noqa: BLE001 - the first error is the one to report
             pass
-        answer = ("error", f"{type(exc).__name__}: {exc}")
+        answer = ("error", f"{type(exc).__name__}: {exc}", exc.errno if isinstance(exc, OSError) else None)
         traceback.print_exc()
     pickle.dump(answer, stdout)
     stdout.flush()

@@ -171,6 +171,13 @@ def test_solidity_and_convexity_never_exceed_one(polygons, dx, dy, angle):
         assert values["solidity"] <= 1.0 and values["convexity"] <= 1.0, values
 
 
+def test_convexity_of_an_object_in_separate_parts_is_not_capped():
+    # Two 10 x 10 squares 90 px apart: hull perimeter 240, perimeter 2 x 40 = 80.
+    values = geometry_metrics(to_shapely([[square(0, 0, 10)], [square(100, 0, 10)]]))
+    assert values["convexity"] == pytest.approx(3.0)
+    assert values["solidity"] == pytest.approx(200 / 1100)
+
+
 def test_a_convex_shape_has_solidity_and_convexity_exactly_one():
     hexagon = [[[(10 + 7.3 * math.cos(k * math.pi / 3 + 0.1), 10 + 7.3 * math.sin(k * math.pi / 3 + 0.1))
                  for k in range(6)]]]

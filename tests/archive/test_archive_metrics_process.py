@@ -66,6 +66,8 @@ def test_only_the_formats_asked_for_are_written(tmp_path):
     with MetricsFilesProcess(tmp_path, ["json"], COLUMNS, META) as files:
         files.write_rows(_rows())
     assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]
+    with MetricsFilesProcess(tmp_path, ["xlsx", "csv"], COLUMNS, META) as files:
+        assert list(files.paths()) == ["csv", "xlsx"]  # always in this order, as the archive lists them
     with pytest.raises(ValueError, match="unknown metrics formats"):
         MetricsFilesProcess(tmp_path, ["csv", "parquet"], COLUMNS)
 
@@ -107,7 +109,7 @@ def test_a_failure_in_the_process_is_a_clear_error_and_leaves_nothing(tmp_path):
     tmp = tmp_path / "tmp"
     tmp.mkdir()
     files = MetricsFilesProcess(tmp_path / "no such folder", ALL, COLUMNS, META, tmpdir=str(tmp))
-    with pytest.raises(MetricsProcessError, match="metrics files could not be written: .*no such folder"):
+    with pytest.raises(FileNotFoundError, match="metrics files could not be written: .*no such folder"):
         files.write_rows(_rows())
         files.close()
     assert list(tmp.iterdir()) == []
@@ -140,3 +142,50 @@ def test_end_of_input_without_close_leaves_no_file(tmp_path):
     assert sorted(p.name for d in tmp.iterdir() for p in d.iterdir()) == ["rows.pickles", "stderr.txt"]  # the parent's own files
     files._done = True
     files._cleanup()
+
+
+def test_a_ctrl_c_at_the_terminal_does_not_reach_the_process(tmp_path):
+    # Ctrl+C goes to the terminal's foreground process group; the server's runner decides
+    # what an interrupted export becomes (R7), not a KeyboardInterrupt in the child.
+    with MetricsFilesProcess(tmp_path, ["csv"], COLUMNS, META) as files:
+        assert os.getpgid(files._proc.pid) != os.getpgid(0)
+
+
+def test_pipes_are_closed_however_the_process_ends(tmp_path):
+    for end in ("close", "discard"):
+        files = MetricsFilesProcess(tmp_path, ["csv"], COLUMNS, META)
+        files.write_rows(_rows())
+        getattr(files, end)()
+        assert files._proc.stdin.closed and files._proc.stdout.closed, end
+
+
+def test_a_process_that_cannot_start_leaves_nothing(tmp_path, monkeypatch):
+    import sys
+
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "no-python"))
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    with pytest.raises(OSError):
+        MetricsFilesProcess(tmp_path, ALL, COLUMNS, META, tmpdir=str(tmp))
+    assert list(tmp.iterdir()) == []
+
+
+def test_relative_folders_are_those_of_the_caller(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "out").mkdir()
+    (tmp_path / "tmp").mkdir()
+    with MetricsFilesProcess("out", ["csv"], COLUMNS, META, tmpdir="tmp") as files:
+        files.write_rows(_rows())
+    assert (tmp_path / "out" / "metrics.csv").is_file()
+
+
+def test_a_full_disk_in_the_process_is_an_oserror_with_its_errno(tmp_path):
+    import errno
+
+    (tmp_path / "metrics.csv").symlink_to("/dev/full")  # every write: ENOSPC
+    files = MetricsFilesProcess(tmp_path, ["csv"], COLUMNS, META)
+    with pytest.raises(OSError) as raised:
+        files.write_rows(_rows(5000))
+        files.close()
+    assert raised.value.errno == errno.ENOSPC
+    assert "metrics" in str(raised.value)
