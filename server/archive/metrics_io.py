@@ -44,7 +44,21 @@ class CsvMetricsWriter:
         """Nothing to finish (the caller owns the stream)."""
 
 
-class XlsxMetricsWriter:
+class ClosedOrDiscarded:
+    """Context manager of a file writer: ``close()`` on a normal exit, ``discard()`` (nothing
+    left behind) on an exception."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, *exc: object) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.discard()
+
+
+class XlsxMetricsWriter(ClosedOrDiscarded):
     """An .xlsx workbook made by XlsxWriter (``constant_memory`` mode: rows go to a temporary
     file as they come): sheet ``metrics`` (bold header row, frozen, then one row per object,
     numbers as numbers) and sheet ``columns`` (name, unit, definition, source of each column).
@@ -117,15 +131,6 @@ class XlsxMetricsWriter:
             if handle is not None:
                 handle.close()
         shutil.rmtree(self._tmp, ignore_errors=True)
-
-    def __enter__(self) -> "XlsxMetricsWriter":
-        return self
-
-    def __exit__(self, exc_type, *exc: object) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.discard()
 
 
 class JsonMetricsWriter:

@@ -36,6 +36,8 @@ import traceback
 from pathlib import Path
 from typing import IO, Any, Callable, Optional, Sequence
 
+from server.archive.metrics_io import ClosedOrDiscarded
+
 _ROOT = str(Path(__file__).resolve().parents[2])
 _POLL_S = 0.02
 FORMATS = ("csv", "json", "xlsx")
@@ -50,7 +52,7 @@ def metrics_file(folder: str | os.PathLike, fmt: str) -> Path:
     return Path(folder) / f"metrics.{fmt}"
 
 
-class MetricsFilesProcess:
+class MetricsFilesProcess(ClosedOrDiscarded):
     """Writes ``metrics.<fmt>`` into ``folder`` for each of ``formats`` (``csv``: RFC 4180,
     ``json``, ``xlsx``: see ``metrics_io``) in a child process. ``columns``:
     ``metrics.column_docs``; ``meta``: the JSON file's extra keys (``pixel_size_um``,
@@ -133,15 +135,6 @@ class MetricsFilesProcess:
         self._proc.wait()
         self._remove_files()
         self._cleanup()
-
-    def __enter__(self) -> "MetricsFilesProcess":
-        return self
-
-    def __exit__(self, exc_type, *exc: object) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.discard()
 
     def _send(self, frame: tuple) -> None:
         if self._done:
