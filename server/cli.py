@@ -35,6 +35,17 @@ def _hours(value: str) -> float:
     return hours
 
 
+def url_host(host: str) -> str:
+    """The host part of a URL that reaches a server listening on ``host``: a wildcard
+    (``0.0.0.0``, ``::``, empty) becomes the loopback address of its family; an IPv6
+    address is bracketed (RFC 3986)."""
+    if host in ("", "0.0.0.0"):
+        return "127.0.0.1"
+    if host == "::":
+        return "[::1]"
+    return f"[{host}]" if ":" in host else host
+
+
 def _port_in_use(host: str, port: int) -> Optional[str]:
     """``"host:port: reason"`` if an address of ``host`` cannot be bound at ``port`` because it
     is in use, else None (other errors are left to the server's own start). Binds with
@@ -76,8 +87,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     db = app.state.db
     user_id = db.ensure_user(auth.DEFAULT_USER)
     token = auth.new_login_token(db, user_id)
-    host_for_url = "127.0.0.1" if args.host in ("0.0.0.0", "") else args.host
-    url = f"http://{host_for_url}:{args.port}/login?token={token}"
+    url = f"http://{url_host(args.host)}:{args.port}/login?token={token}"
     print(f"Cell segmentation hub export: data in {settings.data_dir}", flush=True)
     if settings.test_hooks:
         print("WARNING: test hooks are ON (CELLHUB_TEST_HOOKS=1); never do this outside tests", flush=True)

@@ -135,3 +135,11 @@ def test_a_bad_archive_lifetime_is_refused_by_name(value, capsys):
         build_parser().parse_args(["run", "--archive-ttl-hours", value])
     assert stop.value.code == 2
     assert "--archive-ttl-hours" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("host, expected", [("127.0.0.1", "127.0.0.1"), ("0.0.0.0", "127.0.0.1"), ("", "127.0.0.1"),
+                                            ("::", "[::1]"), ("::1", "[::1]"), ("localhost", "localhost")])
+def test_the_sign_in_link_names_a_host_a_browser_can_reach(host, expected):
+    from server.cli import url_host
+
+    assert url_host(host) == expected
