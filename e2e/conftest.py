@@ -123,6 +123,9 @@ class Tab:
     """Every WebSocket message the page received (text frames), in order."""
     expected_errors: list[str] = field(default_factory=list)
     """Regexes of console errors the test expects (``allow_console_errors``)."""
+    crashed: bool = False
+    """Its renderer process crashed (Playwright's ``crash`` event): the test that saw it fails,
+    and the module's workspace closes the tab instead of handing it to the next test."""
 
     def unexpected_errors(self) -> list[str]:
         return [e for e in self.console_errors if not any(re.search(p, e) for p in self.expected_errors)]
@@ -194,6 +197,7 @@ class UserSession:
         page.on("request", lambda r: tab.requests.append(r.url))
         page.on("request", lambda r: tab.sent.append((r.method, r.url)))
         page.on("download", lambda d: tab.downloads.append(d))
+        page.on("crash", lambda _page: setattr(tab, "crashed", True))
         page.on("websocket", lambda w: w.on("framereceived", lambda payload: tab.ws_frames.append(str(payload))))
 
         def on_console(msg):
@@ -427,7 +431,17 @@ class Workspace:
         self.session.context.add_init_script(RECORDER_JS)
 
     def open_tabs(self) -> list[Tab]:
-        return [t for t in self.session.tabs if not t.page.is_closed()]
+        return [t for t in self.session.tabs if not t.page.is_closed() and not t.crashed]
+
+    def _close_crashed_tabs(self) -> None:
+        # One crashed renderer fails its own test; the tests after it get fresh tabs instead
+        # of failing in their set-up on the dead one.
+        for tab in self.session.tabs:
+            if tab.crashed and not tab.page.is_closed():
+                try:
+                    tab.page.close()
+                except Exception:  # noqa: BLE001 - a crashed page may refuse even this
+                    pass
 
     def tabs(self, n: int) -> list[Tab]:
         """``n`` open tabs (opening the missing ones side by side), all idle."""
@@ -456,6 +470,7 @@ class Workspace:
 
     def begin(self) -> None:
         reset_hooks(self.server)
+        self._close_crashed_tabs()
         for job in self.jobs():  # whatever an earlier, failed test left running
             if job["status"] in ("queued", "running"):
                 self.api("POST", f"/api/exports/{job['id']}/cancel")
@@ -483,6 +498,9 @@ class Workspace:
         reset_hooks(self.server)
         base = self.server.base_url
         tabs = self.session.tabs
+        crashed = [i for i, t in enumerate(tabs) if t.crashed and not t.page.is_closed()]
+        self._close_crashed_tabs()
+        assert not crashed, f"the renderer of tab(s) {crashed} crashed"
         open_tabs = self.open_tabs()
         if open_tabs:
             open_tabs[0].page.wait_for_timeout(200)  # let console events already sent arrive

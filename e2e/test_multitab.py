@@ -326,3 +326,24 @@ def test_e7_tab_opened_mid_export_attaches_to_the_running_job(workspace):
     assert_downloaded_everywhere(ws.server, tabs, job_id)
     statuses = new.status_history()
     assert statuses[-1] == "downloaded" and "running" in statuses, statuses
+
+
+def test_a_crashed_tab_is_noticed_and_replaced(workspace):
+    """The suite's own safety net: a renderer that crashes fails its test (``Workspace.end``)
+    and is closed, so the tests after it get a fresh tab instead of failing in their set-up."""
+    ws = workspace
+    (first,) = ws.tabs(1)
+    try:
+        first.page.goto("chrome://crash", timeout=10_000)
+    except Exception:  # noqa: BLE001 - the navigation dies with the renderer
+        pass
+    deadline = time.monotonic() + 10
+    while not first.crashed and time.monotonic() < deadline:
+        try:
+            first.page.evaluate("1")  # any call lets Playwright deliver the crash event
+        except Exception:  # noqa: BLE001 - a crashed page answers with an error
+            time.sleep(0.05)
+    assert first.crashed
+    ws._close_crashed_tabs()
+    (fresh,) = ws.tabs(1)
+    assert fresh is not first and fresh.status() == "idle"
