@@ -12,9 +12,10 @@ storage writes, download) -> end of batch: re-render -> cleanups of changed effe
 new effects (requests, timers). Events that arrive while one is processed are queued
 (run to completion).
 
-Timing constants (ms): ``AUTO_DOWNLOAD_DELAY_MS`` = 150 (the auto-download timer after a
-completion seen live: short enough to feel immediate, long enough for a cancel click or
-another tab's claim to land first); ``POLL_INTERVAL_MS`` = 2000 (C7) doubling per failed
+Timing constants (ms): ``AUTO_DOWNLOAD_DELAY_MS`` = 300 (the auto-download timer after a
+completion seen live: short enough to feel immediate, long enough for a cancel click in
+another tab, or its claim, to reach this one first: 150 ms once left a loaded CI machine's
+tab too little time to hear of a cancel clicked 100 ms after the completion); ``POLL_INTERVAL_MS`` = 2000 (C7) doubling per failed
 poll up to ``POLL_MAX_MS`` = 30000, and every ``POLL_CONNECTED_MS`` = 30000 while the
 socket is up (a frame lost on an open socket must not leave the tab waiting forever); socket reconnect 500 ms doubling up to 30000;
 request retries per ``app.machine.retry_delay_ms``; ``CANCEL_REQUEST_DELAY_MS`` = 60 before
@@ -48,7 +49,7 @@ from app.ports import Cancel as CancelFn
 from app.ports import HttpResponse, Ports, noop
 from app.store import Computed, batch, computed, detached, report_error
 
-AUTO_DOWNLOAD_DELAY_MS = 150.0
+AUTO_DOWNLOAD_DELAY_MS = 300.0
 POLL_INTERVAL_MS = 2000.0
 POLL_MAX_MS = 30_000.0
 POLL_CONNECTED_MS = 30_000.0

@@ -158,7 +158,7 @@ def test_e3_cancel_at_the_moment_of_completion_never_downloads_after_the_click(w
 
     Rule checked after every race, over all tabs: no ``<a download>`` is clicked at or after
     the cancel click (page clock). If one was clicked before (the release won and the
-    150 ms auto-download fired first), the server must say completed + delivered and every
+    auto-download (``AUTO_DOWNLOAD_DELAY_MS`` after the completion) fired first), the server must say completed + delivered and every
     tab "downloaded"; otherwise the server must say cancelled with neither archive nor
     partial file and nothing delivered, and every tab "cancelled"."""
     ws = workspace

@@ -239,7 +239,7 @@ FINDINGS: tuple[Finding, ...] = (
         Search(Scenario.make("1 tab, start request at the server; a new tab opens and starts, the job completes",
                              tabs=1, setup=start_sent, open=1, start=1, complete=1), 60, deviations=0),
         "I3",
-        "job-1 completes and tab1 arms its 150 ms auto-download; before it fires, the `started` event of "
+        "job-1 completes and tab1 arms its auto-download timer; before it fires, the `started` event of "
         "job-2 (Export clicked in a tab that had not heard of job-1 yet) arrives: `completed` is in "
         "ADOPTABLE, so tab1 follows job-2 and job-1 is neither downloaded nor offered.",
         "in app/machine.py, add `& ~auto_download_pending` (status completed and auto_download) to the "
