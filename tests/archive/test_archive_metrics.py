@@ -161,14 +161,17 @@ def test_shape_factors_invariant_under_translation_and_rotation(polygons, dx, dy
 @settings(max_examples=100, deadline=None)
 @given(star_polygons(), st.floats(-500, 500), st.floats(-500, 500), st.floats(0, 360))
 def test_solidity_and_convexity_never_exceed_one(polygons, dx, dy, angle):
-    # Both are <= 1 by definition; float rounding of a convex shape's hull must not make a
-    # row fail a filter such as ``solidity <= 1``.
+    # Solidity is <= 1 by definition, convexity for one connected part (a repaired ring may
+    # fall apart into several, whose hull is longer than their outlines); float rounding of a
+    # convex shape's hull must not make a row fail a filter such as ``solidity <= 1``.
     geom = to_shapely(polygons)
     if geom.is_empty or geom.area < 1:
         return
     for g in (geom, shapely.convex_hull(geom), affinity.translate(affinity.rotate(geom.convex_hull, angle), dx, dy)):
         values = geometry_metrics(g)
-        assert values["solidity"] <= 1.0 and values["convexity"] <= 1.0, values
+        assert values["solidity"] <= 1.0, values
+        if shapely.get_num_geometries(g) == 1:
+            assert values["convexity"] <= 1.0, values
 
 
 def test_convexity_of_an_object_in_separate_parts_is_not_capped():
