@@ -15,10 +15,11 @@ new effects (requests, timers). Events that arrive while one is processed are qu
 Timing constants (ms): ``AUTO_DOWNLOAD_DELAY_MS`` = 300 (the auto-download timer after a
 completion seen live: short enough to feel immediate, long enough for a cancel click in
 another tab, or its claim, to reach this one first: 150 ms once left a loaded CI machine's
-tab too little time to hear of a cancel clicked 100 ms after the completion); ``POLL_INTERVAL_MS`` = 2000 (C7) doubling per failed
-poll up to ``POLL_MAX_MS`` = 30000, and every ``POLL_CONNECTED_MS`` = 30000 while the
-socket is up (a frame lost on an open socket must not leave the tab waiting forever); socket reconnect 500 ms doubling up to 30000;
-request retries per ``app.machine.retry_delay_ms``; ``CANCEL_REQUEST_DELAY_MS`` = 60 before
+tab too little time to hear of a cancel clicked 100 ms after the completion);
+``POLL_INTERVAL_MS`` = 2000 (C7) doubling per failed poll up to ``POLL_MAX_MS`` = 30000,
+and every ``POLL_CONNECTED_MS`` = 30000 while the socket is up (a frame lost on an open
+socket must not leave the tab waiting forever); socket reconnect 500 ms doubling up to
+30000; request retries per ``app.machine.retry_delay_ms``; ``CANCEL_REQUEST_DELAY_MS`` = 60 before
 the first cancel request (C1: the cross-tab news goes out at once and every tab repaints
 the cancel first; the server's answer and its socket events, which every tab must handle
 too, come after. Nothing can be downloaded meanwhile (the cancelled mark), and R2 cancels

@@ -20,7 +20,7 @@ from shapely.geometry import MultiPolygon
 
 from server.archive.feret import feret_diameters, feret_of_hulls
 from server.archive.metrics_io import CsvMetricsWriter, JsonMetricsWriter, XlsxMetricsWriter
-from server.archive.shapes import ImageShapes, image_shapes
+from server.archive.shapes import image_shapes
 from server.domain import ImageRecord, SegObject
 
 
@@ -230,14 +230,14 @@ def object_row(
 
 def image_metric_rows(
     image: ImageRecord, image_file: str, pixel_size_um: Optional[float], warnings: list[str],
-    shapes: Optional[ImageShapes] = None, table: Optional[np.ndarray] = None,
+    table: Optional[np.ndarray] = None,
 ) -> list[list]:
     """The rows of one image's objects in order, as lists in ``metric_columns`` order (values
     in the units of ``pixel_size_um``); objects without area are skipped with a warning.
-    ``shapes``: the image's ``ImageShapes`` if already computed; ``table``: its px-unit
-    ``metrics_table`` if already computed."""
+    ``table``: the objects' px-unit ``metrics_table`` if already computed
+    (``annotation_pass.shaped_steps``)."""
     if table is None:
-        shapes = shapes if shapes is not None else image_shapes(image.objects)
+        shapes = image_shapes(image.objects)
         table = metrics_table(shapes.geoms, shapes.area)
     values = table * _scale_factors(pixel_size_um)
     rows = []

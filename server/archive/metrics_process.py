@@ -76,7 +76,7 @@ class MetricsFilesProcess(ClosedOrDiscarded):
         self.names = [c["name"] for c in columns]
         self._done = False
         self._work = os.path.abspath(tempfile.mkdtemp(prefix="metrics-process-", dir=tmpdir))
-        self._stderr = self._spool = None
+        self._stderr = self._spool = self._proc = None
         try:
             self._stderr = open(os.path.join(self._work, "stderr.txt"), "w+b")
             spool = os.path.join(self._work, "rows.pickles")
@@ -146,24 +146,21 @@ class MetricsFilesProcess(ClosedOrDiscarded):
             self._proc.stdin.flush()
         except BrokenPipeError:
             self._proc.wait()
-            answer = self._answer()
+            answer = self._answer(self._proc.stdout.read())
             self.discard()
             raise _error(answer) from None
 
     def _wait(self, check: Optional[Callable[[], None]]) -> tuple:
         while True:
             try:
-                self._out, _ = self._proc.communicate(timeout=_POLL_S if check else None)
-                break
+                out, _ = self._proc.communicate(timeout=_POLL_S if check else None)
+                return self._answer(out)
             except subprocess.TimeoutExpired:
                 check()
-        return self._answer()
 
-    def _answer(self) -> tuple:
-        """The child's answer once it has exited: its frame, or ("error", why) if it died."""
-        out = getattr(self, "_out", None)
-        if out is None:
-            out = self._proc.stdout.read()
+    def _answer(self, out: bytes) -> tuple:
+        """The child's answer from ``out`` (its stdout, once it has exited): its frame, or
+        ("error", why) if it died."""
         try:
             answer = pickle.loads(out)
         except Exception:  # noqa: BLE001 - no answer: the child died
@@ -183,7 +180,7 @@ class MetricsFilesProcess(ClosedOrDiscarded):
             _remove(path)
 
     def _cleanup(self) -> None:
-        proc = getattr(self, "_proc", None)
+        proc = self._proc
         for stream in (self._spool, self._stderr, proc and proc.stdin, proc and proc.stdout):
             if stream is not None:
                 try:

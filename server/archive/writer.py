@@ -250,13 +250,11 @@ def _add_metrics_files(sink: ZipSink, files: MetricsFilesProcess, progress: Prog
     progress.report("finalizing", 0, "Metrics: finishing the metrics files")
     files.close(progress.poll)
     for fmt, path in files.paths().items():
-        _copy_member(sink, path, f"metrics/metrics.{fmt}", progress, "finalizing", f"Metrics: writing metrics.{fmt}")
-
-
-def _copy_member(sink: ZipSink, path: Path, name: str, progress: Progress, stage: str, message: str) -> None:
-    progress.report(stage, 0, message)
-    with open(path, "rb") as src:
-        sink.copy_file(name, src, lambda _done: progress.report(stage, 0, message), path.stat().st_size)
+        message = f"Metrics: writing metrics.{fmt}"
+        progress.report("finalizing", 0, message)
+        with open(path, "rb") as src:
+            sink.copy_file(f"metrics/metrics.{fmt}", src, lambda _done, m=message: progress.report("finalizing", 0, m),
+                           path.stat().st_size)
 
 
 def _write_images(sink: ZipSink, selected, names: Names, warnings, progress: Progress) -> int:
