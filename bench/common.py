@@ -19,7 +19,7 @@ from typing import Any, Callable, Optional, Sequence
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("fastapi", "uvicorn", "websockets", "pydantic", "pydantic-core", "reaktiv", "numpy",
-            "pillow", "xlsxwriter", "playwright", "httpx")
+            "pillow", "rustpy-xlsxwriter", "playwright", "httpx")
 
 
 def quantile(values: Sequence[float], q: float) -> float:

@@ -86,7 +86,7 @@ def _children_peak_kib() -> int:
 
 
 def _idle_metrics_process_kib(options: Any, work: Path) -> int:
-    """Peak RSS of a metrics process given no rows (its interpreter, XlsxWriter): what the
+    """Peak RSS of a metrics process given no rows (its interpreter, its libraries): what the
     archive's own metrics process is compared with, so only its growth with the rows counts."""
     from server.archive.metrics import column_docs
     from server.archive.metrics_process import MetricsFilesProcess
@@ -99,10 +99,10 @@ def _idle_metrics_process_kib(options: Any, work: Path) -> int:
 
 
 def xlsx_alone(metrics_csv: bytes, options: Any, work: Path) -> float:
-    """Seconds XlsxWriter alone takes to write ``metrics.xlsx`` of the archive's own metrics
-    rows (read back from its ``metrics.csv``, untimed) through ``XlsxMetricsWriter`` with the
-    export's options: the part of the archive no faster code of ours can remove while the
-    workbook is written with XlsxWriter (the guide's library rule)."""
+    """Seconds the XLSX library (rustpy-xlsxwriter) alone takes to write ``metrics.xlsx`` of the
+    archive's own metrics rows (read back from its ``metrics.csv``, untimed) through
+    ``XlsxMetricsWriter`` with the export's options, in-process: the workbook's share of the
+    metrics process's work."""
     import csv
     import io
 
@@ -114,7 +114,7 @@ def xlsx_alone(metrics_csv: bytes, options: Any, work: Path) -> float:
     rows = [[int(r[0]), r[1], int(r[2]), r[3], *(float(v) if v else None for v in r[4:])] for r in reader]
     dest = work / "alone.xlsx"
     t0 = time.perf_counter()
-    writer = XlsxMetricsWriter(str(dest), column_docs(options.pixel_size_um), tmpdir=str(work))
+    writer = XlsxMetricsWriter(str(dest), column_docs(options.pixel_size_um))
     for at in range(0, len(rows), 25):  # as the archive writer hands them over
         writer.write_rows(rows[at:at + 25])
     writer.close()
@@ -221,11 +221,11 @@ def run(profile: str, env: Any) -> BenchResult:
             + ", ".join(f"{k} {v:.1f} s" for k, v in r.get("stage_seconds", {}).items()))
     annmet = runs[("annmet", big)]
     if annmet.get("xlsx_seconds"):
-        result.rows.append(Row(f"XlsxWriter alone writing the archive's metrics.xlsx (in-process), {big} images", "s",
+        result.rows.append(Row(f"the XLSX library alone writing the archive's metrics.xlsx (in-process), {big} images", "s",
                                Summary.of(annmet["xlsx_seconds"]), Summary.of(annmet["baseline_seconds"]),
                                "zip of the same member bytes").judge())
         result.notes.append(
-            f"annmet, {big} images: XlsxWriter alone (write_string/write_number, constant_memory, then close) "
+            f"annmet, {big} images: the XLSX library alone (rustpy-xlsxwriter through XlsxMetricsWriter) "
             f"on the archive's {annmet['metrics_rows']} metrics rows, in this process: median "
             f"{Summary.of(annmet['xlsx_seconds']).median:.2f} s. The archive runs it in a child process "
             "(server/archive/metrics_process.py) beside everything else, so on 2 or more free cores it costs "

@@ -1,4 +1,4 @@
-"""Streaming writers of metrics rows: CSV (csv module), XLSX (XlsxWriter), JSON.
+"""Streaming writers of metrics rows: CSV (csv module), XLSX (rustpy-xlsxwriter), JSON.
 
 Each writer takes the column descriptions (``metrics.column_docs``: name, unit, definition,
 source), then rows: ``write(row)`` one dict keyed by column name, or ``write_rows(rows)`` lists
@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import csv
 import json
-import math
-import shutil
-import tempfile
-from typing import IO, Any, Optional, Sequence
+import os
+import queue
+import re
+import threading
+from typing import IO, Any, Iterator, Optional, Sequence
 
-import xlsxwriter
+import rustpy_xlsxwriter
 
 _JSON = json.JSONEncoder(ensure_ascii=False)  # json.dumps(..., ensure_ascii=False) builds one per call
 METRICS_SCHEMA = "cellhub.metrics"
+_QUEUED = 4  # write_rows calls whose rows may wait for the XLSX thread
+_END, _ABORT = object(), object()
 METRICS_SCHEMA_VERSION = 1
 
 
@@ -59,78 +62,127 @@ class ClosedOrDiscarded:
 
 
 class XlsxMetricsWriter(ClosedOrDiscarded):
-    """An .xlsx workbook made by XlsxWriter (``constant_memory`` mode: rows go to a temporary
-    file as they come): sheet ``metrics`` (bold header row, frozen, then one row per object,
-    numbers as numbers) and sheet ``columns`` (name, unit, definition, source of each column).
+    """An .xlsx workbook written by rustpy-xlsxwriter (Python bindings of rust_xlsxwriter, in
+    its constant-memory mode: rows go to a temporary file as they come): sheet ``metrics``
+    (bold header row, frozen, then one row per object, numbers as numbers) and sheet
+    ``columns`` (name, unit, definition, source of each column, bold header).
 
-    ``target`` is a file name, written on ``close``. A string is always text, never a formula,
-    a link or a number (``strings_to_formulas`` / ``_urls`` / ``_numbers`` off: a category
-    named ``=SUM(...)`` stays that text); ``None``, an empty string or a non-finite number is
-    an empty cell. ``discard()`` drops an unfinished workbook without assembling it. Usable
-    as a context manager (closes on a normal exit, discards on an exception). The archive
-    writer runs it in a child process (``metrics_process.MetricsFilesProcess``)."""
+    ``target`` is a file name, written on ``close``. A string is always a text cell, never a
+    formula, a link or a number (a category named ``=SUM(...)`` stays that text); ``None``, an
+    empty string or a non-finite number is an empty cell; a number keeps every bit (shortest
+    round-trip form, 17 significant digits where needed). The library pulls rows from a
+    generator while it saves, so it runs in a thread of its own that ``write_rows`` feeds
+    through a small bounded queue: no more than ``_QUEUED`` calls' rows wait in memory.
 
-    def __init__(self, target: str, columns: list[dict], tmpdir: Optional[str] = None) -> None:
+    Raises, from ``write_rows`` (once the thread has failed) or ``close``: ``OSError`` (with
+    the errno when the library names one: a full disk reads as one) for a file that cannot be
+    written; ``ValueError`` for a value Excel cannot hold (a string over 32,767 characters).
+    ``discard()`` drops an unfinished workbook (``target`` is not left behind). Usable as a
+    context manager (closes on a normal exit, discards on an exception). The archive writer
+    runs it in a child process (``metrics_process.MetricsFilesProcess``)."""
+
+    def __init__(self, target: str, columns: list[dict]) -> None:
         self.target = str(target)
         self.columns = columns
         self.names = [c["name"] for c in columns]
-        self._tmp = tempfile.mkdtemp(prefix="xlsx-", dir=tmpdir)
-        self._workbook = xlsxwriter.Workbook(self.target, {
-            "constant_memory": True, "tmpdir": self._tmp, "strings_to_formulas": False,
-            "strings_to_urls": False, "strings_to_numbers": False})
-        bold = self._workbook.add_format({"bold": True})
-        self._sheet = self._workbook.add_worksheet("metrics")
-        self._sheet.freeze_panes(1, 0)
-        self._sheet.set_column(0, len(self.names) - 1, 14)
-        self._sheet.write_row(0, 0, self.names, bold)
-        self._bold = bold
-        self._row = 0
+        self._queue: queue.Queue = queue.Queue(maxsize=_QUEUED)
+        self._error: Optional[BaseException] = None
         self._done = False
+        self._thread = threading.Thread(target=self._save, name="metrics-xlsx", daemon=True)
+        self._thread.start()
 
     def write(self, row: dict[str, Any]) -> None:
         self.write_rows([[row.get(n) for n in self.names]])
 
     def write_rows(self, rows: Sequence[Sequence[Any]]) -> None:
         """Rows as value lists in column order: ``int``/``float`` as numbers, ``str`` as text."""
-        sheet = self._sheet
-        for values in rows:
-            self._row += 1
-            for col, value in enumerate(values):
-                if value is None or value == "" or (isinstance(value, float) and not math.isfinite(value)):
-                    continue
-                if isinstance(value, str):
-                    sheet.write_string(self._row, col, value)
-                else:
-                    sheet.write_number(self._row, col, value)
+        if rows:
+            self._put(list(rows))
 
-    def _columns_sheet(self) -> None:
-        docs = self._workbook.add_worksheet("columns")
-        docs.set_column(0, 1, 22)
-        docs.set_column(2, 3, 80)
-        docs.write_row(0, 0, ["name", "unit", "definition", "source"], self._bold)
-        for r, c in enumerate(self.columns, start=1):
-            docs.write_row(r, 0, [c["name"], c["unit"], c["definition"], c["source"]])
+    def busy(self) -> bool:
+        """Whether the library's thread is still running (false once closed or discarded)."""
+        return self._thread.is_alive()
 
     def close(self) -> None:
-        """Assemble the workbook into ``target`` (one XlsxWriter call that cannot be
-        interrupted; ``metrics_process.MetricsFilesProcess`` runs it where a cancel need not wait)."""
+        """Finish the workbook into ``target`` and wait for it."""
         if self._done:
             return
         self._done = True
-        self._columns_sheet()
-        try:
-            self._workbook.close()
-        finally:
-            shutil.rmtree(self._tmp, ignore_errors=True)
+        self._put(_END)
+        self._thread.join()
+        if self._error is not None:
+            _remove_file(self.target)
+            raise self._error
 
     def discard(self) -> None:
-        """Drop the workbook unwritten (``target`` is not touched) and its temporary files."""
+        """Drop the workbook unwritten (``target`` is not left behind) and its temporary files."""
+        if self._done and not self._thread.is_alive():
+            return
         self._done = True
-        for sheet in self._workbook.worksheets():
-            handle = getattr(sheet, "row_data_fh", None)
-            if handle is not None:
-                handle.close()
-        shutil.rmtree(self._tmp, ignore_errors=True)
+        try:
+            self._put(_ABORT)
+        except BaseException:  # noqa: BLE001 - the thread has ended already
+            pass
+        self._thread.join()
+        _remove_file(self.target)
+
+    def _put(self, item: Any) -> None:
+        while True:
+            if self._error is not None:
+                raise self._error
+            if not self._thread.is_alive():
+                raise ValueError("metrics.xlsx: the workbook is closed or discarded")
+            try:
+                self._queue.put(item, timeout=0.05)
+                return
+            except queue.Full:
+                continue
+
+    def _rows(self) -> Iterator[dict[str, Any]]:
+        # The library writes the header from the first row's keys and a row without values not
+        # at all: with no rows, one empty row gives a header-only sheet.
+        names, empty = self.names, True
+        while True:
+            batch = self._queue.get()
+            if batch is _END:
+                if empty:
+                    yield dict.fromkeys(names)
+                return
+            if batch is _ABORT:
+                raise _Discarded
+            empty = False
+            for values in batch:
+                yield dict(zip(names, values))
+
+    def _save(self) -> None:
+        docs = [{"name": c["name"], "unit": c["unit"], "definition": c["definition"], "source": c["source"]}
+                for c in self.columns]
+        try:
+            (rustpy_xlsxwriter.FastExcel(self.target)
+             .format(bold_headers=True)
+             .freeze(row=1, sheet="metrics")
+             .sheet("metrics", self._rows(), column_width=14)
+             .sheet("columns", docs, column_widths=[22, 22, 80, 80])
+             .save())
+        except _Discarded:
+            pass
+        except OSError as exc:
+            found = re.search(r"os error (\d+)", str(exc))
+            errno = exc.errno or (int(found.group(1)) if found else None)
+            self._error = OSError(errno, f"metrics.xlsx could not be written: {exc}")
+        except Exception as exc:  # noqa: BLE001 - handed to the caller's thread
+            self._error = ValueError(f"metrics.xlsx could not be written: {exc}")
+
+
+class _Discarded(Exception):
+    """Raised into the library's row generator to stop an unfinished workbook."""
+
+
+def _remove_file(path: str) -> None:
+    try:
+        os.remove(path)
+    except FileNotFoundError:
+        pass
 
 
 class JsonMetricsWriter:

@@ -1,16 +1,16 @@
 """``MetricsFilesProcess``: ``metrics.csv``, ``metrics.json`` and ``metrics.xlsx`` written by a
 child Python process from the rows the archive writer computes.
 
-Why a process: turning rows into files is pure Python; XlsxWriter alone costs about 8 us a
-cell (25,000 rows of 21 columns take ~4 s), as much as everything else the archive writer does
-for those objects, and the CSV and JSON encoders add ~1 s. In a thread that work would hold
-the GIL; in a child process (``python -m server.archive.metrics_process``) it runs on another
-core while the parent goes on with the annotations, images and overlays. The files are the
+Why a process: turning rows into files is mostly Python (25,000 rows of 21 columns: the CSV
+and JSON encoders about 1.3 s, the XLSX library 0.7 s; XlsxWriter, used before, took ~4 s). In
+a thread that work would hold the GIL; in a child process (``python -m
+server.archive.metrics_process``) it runs on another core while the parent goes on with the
+annotations, images and overlays. The files are the
 ones ``metrics_io``'s writers make in-process (the child runs those classes).
 
 Protocol: the parent appends pickle frames to a spool file in its temporary folder, each
 followed by one byte on the child's stdin (so the child knows a whole frame is there):
-``(folder, formats, columns, meta, tmpdir)``, then ``("rows", [row, ...])`` any number of
+``(folder, formats, columns, meta)``, then ``("rows", [row, ...])`` any number of
 times, then ``("close",)``. The child answers one pickle frame on its stdout, ``("ok", None)``
 once every file is complete, or ``("error", text, errno)`` (an ``OSError``'s errno, else
 None). End of stdin before ``("close",)`` (the
@@ -57,7 +57,7 @@ class MetricsFilesProcess(ClosedOrDiscarded):
     ``json``, ``xlsx``: see ``metrics_io``) in a child process. ``columns``:
     ``metrics.column_docs``; ``meta``: the JSON file's extra keys (``pixel_size_um``,
     ``length_unit``); ``tmpdir``: where the child's temporary files go. Interface:
-    ``write_rows`` / ``write``, ``close(check)``, ``discard()``, context manager (closes on a
+    ``write_rows`` / ``write``, ``end_rows()``, ``close(check)``, ``discard()``, context manager (closes on a
     normal exit, discards on an exception). The files are complete only after ``close``.
 
     Raises ``MetricsProcessError`` from any call if the child failed (its error text, or the
@@ -74,7 +74,7 @@ class MetricsFilesProcess(ClosedOrDiscarded):
         self.folder = Path(os.path.abspath(folder))
         self.formats = [f for f in FORMATS if f in formats]  # the archive's member order
         self.names = [c["name"] for c in columns]
-        self._done = False
+        self._done = self._ended = False
         self._work = os.path.abspath(tempfile.mkdtemp(prefix="metrics-process-", dir=tmpdir))
         self._stderr = self._spool = self._proc = None
         try:
@@ -83,6 +83,7 @@ class MetricsFilesProcess(ClosedOrDiscarded):
             self._spool = open(spool, "wb")
             env = dict(os.environ)
             env["PYTHONPATH"] = os.pathsep.join(p for p in (_ROOT, env.get("PYTHONPATH", "")) if p)
+            env["TMPDIR"] = self._work  # the XLSX library's temporary file (unnamed: gone with the child)
             # Its own session: a Ctrl+C at the server's terminal is the server's to handle (the
             # runner keeps an interrupted job for a re-run, R7); the child ends when its
             # stdin does, or when it is killed.
@@ -92,7 +93,7 @@ class MetricsFilesProcess(ClosedOrDiscarded):
         except BaseException:
             self._cleanup()
             raise
-        self._send((str(self.folder), self.formats, columns, meta or {}, self._work))
+        self._send((str(self.folder), self.formats, columns, meta or {}))
 
     def paths(self) -> dict[str, Path]:
         """``{fmt: path}`` of the files, in the order csv, json, xlsx."""
@@ -107,14 +108,25 @@ class MetricsFilesProcess(ClosedOrDiscarded):
         if rows:
             self._send(("rows", [list(r) for r in rows]))
 
+    def end_rows(self) -> None:
+        """No more rows: the child finishes the files now, while the caller goes on (``close``
+        then only waits for it). Further rows raise ``ValueError``; a second call does nothing."""
+        if not self._ended and not self._done:
+            try:
+                self._send(("close",))
+            except BaseException:
+                self.discard()
+                raise
+            self._ended = True
+
     def close(self, check: Optional[Callable[[], None]] = None) -> None:
-        """Let the child finish the files and wait for it, calling ``check()`` every 20 ms;
-        whatever ``check`` raises discards the files (the child is killed, nothing is left)
-        and propagates."""
+        """Let the child finish the files (``end_rows``) and wait for it, calling ``check()``
+        every 20 ms; whatever ``check`` raises discards the files (the child is killed, nothing
+        is left) and propagates."""
         if self._done:
             return
+        self.end_rows()
         try:
-            self._send(("close",))
             answer = self._wait(check)
         except BaseException:
             self.discard()
@@ -137,8 +149,8 @@ class MetricsFilesProcess(ClosedOrDiscarded):
         self._cleanup()
 
     def _send(self, frame: tuple) -> None:
-        if self._done:
-            raise ValueError("the metrics files were already closed or discarded")
+        if self._done or self._ended:
+            raise ValueError("the metrics files were already closed or discarded (or their rows ended)")
         pickle.dump(frame, self._spool, protocol=pickle.HIGHEST_PROTOCOL)
         self._spool.flush()  # the whole frame is in the file before the child hears of it
         try:
@@ -230,10 +242,10 @@ def child_main(stdin: IO[bytes], stdout: IO[bytes], spool: IO[bytes]) -> int:
         return pickle.load(spool)
 
     try:
-        folder, formats, columns, meta, tmpdir = next_frame()
+        folder, formats, columns, meta = next_frame()
         for fmt in formats:
             if fmt == "xlsx":
-                xlsx = XlsxMetricsWriter(str(metrics_file(folder, fmt)), columns, tmpdir=tmpdir)
+                xlsx = XlsxMetricsWriter(str(metrics_file(folder, fmt)), columns)
                 writers.append(xlsx)
                 continue
             stream = open(metrics_file(folder, fmt), "w", encoding="utf-8", newline="")

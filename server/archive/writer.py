@@ -22,7 +22,7 @@ Memory: members are written through ``ZipFile.open(name, "w")`` as they are prod
 JSON files are streamed one image at a time (the YOLO label texts wait in a temporary file
 while the COCO member is open); image files are copied from ``ImageRecord.path`` in 256 KiB
 chunks, never staged; one overlay image at a time; the metrics process writes its rows as
-they come (XlsxWriter's ``constant_memory`` mode).
+they come (the XLSX library's constant-memory mode).
 
 Cancellation: ``checkpoint(stage, fraction, message)`` is called at least once per image in
 every stage, between steps of 256 objects (25 when drawing an overlay), after every copied
@@ -66,7 +66,7 @@ from server.archive.zipout import Checkpoint, Progress, ZipSink
 from server.domain import ImageRecord, ProjectRecord
 
 MAX_WARNINGS = 200
-_PACKAGES = ("numpy", "pillow", "pycocotools", "shapely", "xlsxwriter", "pyyaml", "pydantic", "tifffile")
+_PACKAGES = ("numpy", "pillow", "pycocotools", "shapely", "rustpy-xlsxwriter", "pyyaml", "pydantic", "tifffile")
 
 Names = dict[int, ArchiveName]
 
@@ -238,6 +238,7 @@ def _write_metrics(selected, names: Names, options: ExportOptions, warnings, pro
             chunk = image_metric_rows(step, names[image.id].file_name, s, warnings, table=table)
             rows += len(chunk)
             files.write_rows(chunk)
+        files.end_rows()  # the child finishes the files while the annotations are written
     except BaseException:
         files.discard()
         raise

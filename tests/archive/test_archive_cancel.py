@@ -181,7 +181,7 @@ def test_cancel_in_metrics_kills_the_metrics_process_without_finishing_it(tmp_pa
 def test_cancel_while_the_metrics_files_are_finished(tmp_path):
     columns = [{"name": f"c{i}", "unit": "", "definition": "", "source": ""} for i in range(20)]
     files = MetricsFilesProcess(tmp_path, ["csv", "json", "xlsx"], columns, tmpdir=str(tmp_path))
-    files.write_rows([[float(r * 20 + c) for c in range(20)] for r in range(20000)])  # seconds of XlsxWriter
+    files.write_rows([[float(r * 20 + c) for c in range(20)] for r in range(20000)])  # about a second of writing in the child
     checks = []
 
     def check():

@@ -1,5 +1,6 @@
 """``MetricsFilesProcess``: the files ``metrics_io``'s writers make in-process, made in a child
 process; a cancel or a failure kills that process and leaves no file behind."""
+import csv
 import io
 import os
 import signal
@@ -142,6 +143,21 @@ def test_end_of_input_without_close_leaves_no_file(tmp_path):
     assert sorted(p.name for d in tmp.iterdir() for p in d.iterdir()) == ["rows.pickles", "stderr.txt"]  # the parent's own files
     files._done = True
     files._cleanup()
+
+
+def test_after_end_rows_the_process_finishes_the_files_without_waiting_for_close(tmp_path):
+    rows = _rows(3000)
+    files = MetricsFilesProcess(tmp_path, ALL, COLUMNS, META)
+    files.write_rows(rows)
+    files.end_rows()
+    assert files._proc.wait(60) == 0  # done on its own: close() has not been called
+    with pytest.raises(ValueError, match="closed or discarded"):
+        files.write_rows(rows)
+    files.close()
+    with open(tmp_path / "metrics.csv", encoding="utf-8", newline="") as fp:
+        assert len(list(csv.reader(fp))) == len(rows) + 1
+    files.end_rows()  # idempotent after close
+    files.close()
 
 
 def test_a_ctrl_c_at_the_terminal_does_not_reach_the_process(tmp_path):

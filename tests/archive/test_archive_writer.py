@@ -255,3 +255,21 @@ def test_json_members_are_streamed_not_built_whole(tmp_path, fmt, member):
         sizes.append(result.files[member]["size"])
     # Building the document first would need at least its text (and several times that as dicts).
     assert peaks[1] - peaks[0] < 0.2 * (sizes[1] - sizes[0]), (peaks, sizes)
+
+
+def test_the_metrics_process_hears_the_last_row_before_the_annotations_start(tmp_path, synthetic_project, monkeypatch):
+    # So it finishes its files on another core while the annotations are written, and the
+    # finalizing stage does not wait for it.
+    from server.archive.metrics_process import MetricsFilesProcess
+
+    events = []
+    real_end = MetricsFilesProcess.end_rows
+    monkeypatch.setattr(MetricsFilesProcess, "end_rows", lambda self: (events.append("end_rows"), real_end(self))[1])
+
+    def checkpoint(stage, fraction, message):
+        if not events or events[-1] != stage:
+            events.append(stage)
+
+    write_archive(synthetic_project, synthetic_project.images,
+                  ExportOptions(annotation_formats=["coco"], metrics_formats=["csv"]), tmp_path / "a.zip", checkpoint)
+    assert events.index("end_rows") < events.index("annotations")
