@@ -36,6 +36,7 @@ from datetime import datetime, timezone
 from typing import Callable, Iterator, Optional, Sequence
 
 import numpy as np
+import orjson
 from pycocotools import mask as mask_utils
 
 from server.archive.names import ArchiveName, assign_archive_names
@@ -43,7 +44,6 @@ from server.archive.shapes import ImageShapes, image_shapes, py_round
 from server.domain import ImageRecord, ProjectRecord, SegObject
 
 _DECIMALS = 3
-_COMPACT = json.JSONEncoder(separators=(",", ":"))  # json.dumps(..., separators) builds one per call
 Progress = Callable[[int, int], None]  # (objects done, objects total) within one image
 
 
@@ -197,7 +197,7 @@ def iter_coco_head(project: ProjectRecord, images: Sequence[ImageRecord], names:
     yield "{\n" + f'"info": {json.dumps(_info(project))},\n"licenses": [],\n'
     yield f'"categories": {json.dumps(coco_categories(cat_ids))},\n"images": ['
     for index, image in enumerate(images):
-        yield ("," if index else "") + "\n" + json.dumps(coco_image(image, names[image.id]))
+        yield ("," if index else "") + "\n" + orjson.dumps(coco_image(image, names[image.id])).decode("utf-8")
     yield '\n],\n"annotations": ['
 
 
@@ -206,7 +206,7 @@ def annotations_text(annotations: Sequence[dict], first: bool) -> str:
     ``first``: nothing was written into the array before them. ``""`` for none."""
     if not annotations:
         return ""
-    return ("\n" if first else ",\n") + ",\n".join(map(_COMPACT.encode, annotations))
+    return ("\n" if first else ",\n") + b",\n".join(map(orjson.dumps, annotations)).decode("ascii")
 
 
 def iter_coco_json(

@@ -16,9 +16,9 @@ import re
 import threading
 from typing import IO, Any, Iterator, Optional, Sequence
 
+import orjson
 import rustpy_xlsxwriter
 
-_JSON = json.JSONEncoder(ensure_ascii=False)  # json.dumps(..., ensure_ascii=False) builds one per call
 METRICS_SCHEMA = "cellhub.metrics"
 _QUEUED = 4  # write_rows calls whose rows may wait for the XLSX thread
 _END, _ABORT = object(), object()
@@ -189,7 +189,9 @@ class JsonMetricsWriter:
     """One JSON object: ``{"schema": "cellhub.metrics", "schema_version": 1, **meta,
     "columns": [{name, unit, definition, source}], "rows": [{column: value}, ...]}``.
 
-    ``stream`` is a text stream; ``meta`` holds e.g. ``pixel_size_um`` and ``length_unit``."""
+    ``stream`` is a text stream; ``meta`` holds e.g. ``pixel_size_um`` and ``length_unit``.
+    Rows are encoded by orjson (RFC 8259: a value that is not a finite number is ``null``, as
+    it is an empty cell in CSV and XLSX; numbers in their shortest round-trip form)."""
 
     def __init__(self, stream: IO[str], columns: list[dict], meta: dict[str, Any]) -> None:
         self.stream = stream
@@ -205,8 +207,8 @@ class JsonMetricsWriter:
         """Rows as value lists in column order."""
         if not rows:
             return
-        encode, names = _JSON.encode, self.names
-        text = ",\n".join(encode(dict(zip(names, row))) for row in rows)
+        names = self.names
+        text = b",\n".join(orjson.dumps(dict(zip(names, row))) for row in rows).decode("utf-8")
         self.stream.write(("\n" if self._first else ",\n") + text)
         self._first = False
 

@@ -20,12 +20,12 @@ from __future__ import annotations
 import json
 from typing import Iterator, Literal, Optional, Sequence
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from server.archive.names import ArchiveName, assign_archive_names
 from server.domain import ImageRecord, ProjectRecord, SegObject
 
-_ENCODER = json.JSONEncoder(ensure_ascii=False)  # json.dumps(..., ensure_ascii=False) builds one per call
 SCHEMA = "cellhub.project"
 SCHEMA_VERSION = 1
 COORDINATES = (
@@ -124,7 +124,7 @@ def iter_native_json(
         if on_image is not None:
             on_image(index, image)
         prefix = ",\n" if index else "\n"
-        yield prefix + _ENCODER.encode(native_image(image, names.get(image.id)))
+        yield prefix + orjson.dumps(native_image(image, names.get(image.id))).decode("utf-8")
     yield "\n]}\n"
 
 

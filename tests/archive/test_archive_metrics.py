@@ -253,6 +253,21 @@ def test_json_reads_back_with_json():
     assert doc["rows"][0]["area_px2"] == 100
 
 
+def test_json_is_strict_json_whatever_the_numbers():
+    # NaN and infinities are not JSON (RFC 8259): a value that is not a finite number is null,
+    # as it is an empty cell in CSV and XLSX.
+    buf = io.StringIO()
+    columns = column_docs(None)
+    writer = JsonMetricsWriter(buf, columns, {})
+    values = [1, "a.png", 2, "cell µm²"] + [math.nan, math.inf, -math.inf, 0.1 + 0.2, 2**62, None] + [1.5] * (len(columns) - 10)
+    writer.write_rows([values])
+    writer.close()
+    doc = json.loads(buf.getvalue(), parse_constant=lambda name: pytest.fail(f"{name} in metrics.json"))
+    row = doc["rows"][0]
+    assert list(row.values())[4:10] == [None, None, None, 0.30000000000000004, 2**62, None]
+    assert row["category"] == "cell µm²"
+
+
 # --- real data vs scikit-image regionprops -------------------------------------------------------
 
 def test_real_data_agrees_with_regionprops(real_project):
