@@ -10,9 +10,10 @@ ones ``metrics_io``'s writers make in-process (the child runs those classes).
 
 Protocol: the parent appends pickle frames to a spool file in its temporary folder, each
 followed by one byte on the child's stdin (so the child knows a whole frame is there):
-``(folder, formats, columns, meta)``, then ``("rows", [row, ...])`` any number of
-times, then ``("close",)``. The child answers one pickle frame on its stdout, ``("ok", None)``
-once every file is complete, or ``("error", text, errno)`` (an ``OSError``'s errno, else
+``(folder, formats, columns, meta, deflate)``, then ``("rows", [row, ...])`` any number of
+times, then ``("close",)``. The child answers one pickle frame on its stdout, ``("ok",
+{fmt: zipout.Deflated})`` once every file is complete (with ``deflate``, each file deflated for
+the archive: the zlib work is done on the child's core too; else an empty dict), or ``("error", text, errno)`` (an ``OSError``'s errno, else
 None). End of stdin before ``("close",)`` (the
 parent discarded it or died) leaves no file. The rows wait in the spool file, not in memory
 and not in the pipe: the parent never waits for the child while it computes the rows (a pipe
@@ -37,6 +38,7 @@ from pathlib import Path
 from typing import IO, Any, Callable, Optional, Sequence
 
 from server.archive.metrics_io import ClosedOrDiscarded
+from server.archive.zipout import Deflated, deflate_file
 
 _ROOT = str(Path(__file__).resolve().parents[2])
 _POLL_S = 0.02
@@ -56,7 +58,8 @@ class MetricsFilesProcess(ClosedOrDiscarded):
     """Writes ``metrics.<fmt>`` into ``folder`` for each of ``formats`` (``csv``: RFC 4180,
     ``json``, ``xlsx``: see ``metrics_io``) in a child process. ``columns``:
     ``metrics.column_docs``; ``meta``: the JSON file's extra keys (``pixel_size_um``,
-    ``length_unit``); ``tmpdir``: where the child's temporary files go. Interface:
+    ``length_unit``); ``tmpdir``: where the child's temporary files go; ``deflate``: the child
+    also deflates each finished file for the archive (``deflated()``). Interface:
     ``write_rows`` / ``write``, ``end_rows()``, ``close(check)``, ``discard()``, context manager (closes on a
     normal exit, discards on an exception). The files are complete only after ``close``.
 
@@ -66,7 +69,8 @@ class MetricsFilesProcess(ClosedOrDiscarded):
     an unknown format or rows after ``close``/``discard``."""
 
     def __init__(self, folder: str | os.PathLike, formats: Sequence[str], columns: list[dict],
-                 meta: Optional[dict[str, Any]] = None, tmpdir: Optional[str] = None) -> None:
+                 meta: Optional[dict[str, Any]] = None, tmpdir: Optional[str] = None,
+                 deflate: bool = False) -> None:
         unknown = [f for f in formats if f not in FORMATS]
         if unknown:
             raise ValueError(f"unknown metrics formats {unknown}; known: {', '.join(FORMATS)}")
@@ -74,6 +78,8 @@ class MetricsFilesProcess(ClosedOrDiscarded):
         self.folder = Path(os.path.abspath(folder))
         self.formats = [f for f in FORMATS if f in formats]  # the archive's member order
         self.names = [c["name"] for c in columns]
+        self.deflate = deflate
+        self._deflated: dict[str, Deflated] = {}
         self._done = self._ended = False
         self._work = os.path.abspath(tempfile.mkdtemp(prefix="metrics-process-", dir=tmpdir))
         self._stderr = self._spool = self._proc = None
@@ -93,11 +99,19 @@ class MetricsFilesProcess(ClosedOrDiscarded):
         except BaseException:
             self._cleanup()
             raise
-        self._send((str(self.folder), self.formats, columns, meta or {}))
+        self._send((str(self.folder), self.formats, columns, meta or {}, deflate))
 
     def paths(self) -> dict[str, Path]:
-        """``{fmt: path}`` of the files, in the order csv, json, xlsx."""
+        """``{fmt: path}`` of the files, in the order csv, json, xlsx (without ``deflate``)."""
         return {fmt: metrics_file(self.folder, fmt) for fmt in self.formats}
+
+    def deflated(self) -> dict[str, Deflated]:
+        """With ``deflate``, once closed: ``{fmt: zipout.Deflated}``, each file deflated for the
+        archive (``folder/metrics.<fmt>.deflate``; the plain file is not kept), in the order
+        csv, json, xlsx. Raises ``ValueError`` before ``close`` or without ``deflate``."""
+        if not self.deflate or not self._done or set(self._deflated) != set(self.formats):
+            raise ValueError("no deflated metrics files: not closed, or not asked for")
+        return {fmt: self._deflated[fmt] for fmt in self.formats}
 
     def write(self, row: dict[str, Any]) -> None:
         self.write_rows([[row.get(n) for n in self.names]])
@@ -136,6 +150,7 @@ class MetricsFilesProcess(ClosedOrDiscarded):
         if answer[0] != "ok":
             self._remove_files()
             raise _error(answer)
+        self._deflated = answer[1] or {}
 
     def discard(self) -> None:
         """Kill the child, remove its files and every temporary file."""
@@ -190,6 +205,7 @@ class MetricsFilesProcess(ClosedOrDiscarded):
     def _remove_files(self) -> None:
         for path in self.paths().values():
             _remove(path)
+            _remove(_deflated_file(path))
 
     def _cleanup(self) -> None:
         proc = self._proc
@@ -209,6 +225,10 @@ def _error(answer: tuple) -> Exception:
     if len(answer) > 2 and answer[2]:
         return OSError(answer[2], text)
     return MetricsProcessError(text)
+
+
+def _deflated_file(path: Path) -> Path:
+    return path.with_name(path.name + ".deflate")
 
 
 def _remove(path: Path) -> None:
@@ -235,6 +255,7 @@ def child_main(stdin: IO[bytes], stdout: IO[bytes], spool: IO[bytes]) -> int:
             stream.close()
         for fmt in formats:
             _remove(metrics_file(folder, fmt))
+            _remove(_deflated_file(metrics_file(folder, fmt)))
 
     def next_frame() -> Any:
         if not stdin.read(1):
@@ -242,7 +263,7 @@ def child_main(stdin: IO[bytes], stdout: IO[bytes], spool: IO[bytes]) -> int:
         return pickle.load(spool)
 
     try:
-        folder, formats, columns, meta = next_frame()
+        folder, formats, columns, meta, deflate = next_frame()
         for fmt in formats:
             if fmt == "xlsx":
                 xlsx = XlsxMetricsWriter(str(metrics_file(folder, fmt)), columns)
@@ -265,7 +286,12 @@ def child_main(stdin: IO[bytes], stdout: IO[bytes], spool: IO[bytes]) -> int:
                     writer.close()
                 for stream in streams:
                     stream.close()
-                answer: tuple = ("ok", None)
+                deflated = {}
+                for fmt in formats if deflate else ():
+                    path = metrics_file(folder, fmt)
+                    deflated[fmt] = deflate_file(str(path), str(_deflated_file(path)))
+                    _remove(path)
+                answer: tuple = ("ok", deflated)
                 break
             else:
                 raise ValueError(f"unknown frame {frame[0]!r}")

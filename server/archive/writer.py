@@ -229,7 +229,7 @@ def _write_metrics(selected, names: Names, options: ExportOptions, warnings, pro
     n = len(selected)
     rows = 0
     meta = {"pixel_size_um": s, "length_unit": "um" if s else "px"}
-    files = MetricsFilesProcess(tmp, options.metrics_formats, column_docs(s), meta, tmpdir=str(tmp))
+    files = MetricsFilesProcess(tmp, options.metrics_formats, column_docs(s), meta, tmpdir=str(tmp), deflate=True)
     try:
         for index, step, done, _, table in shaped_steps(selected, with_metrics=True):
             image = selected[index]
@@ -247,15 +247,14 @@ def _write_metrics(selected, names: Names, options: ExportOptions, warnings, pro
 
 
 def _add_metrics_files(sink: ZipSink, files: MetricsFilesProcess, progress: Progress) -> None:
-    """Wait for the metrics process (checking for a cancel every 20 ms), then add its files."""
+    """Wait for the metrics process (checking for a cancel every 20 ms), then add its files,
+    which it has deflated too (so their zlib work is done on its core, not here)."""
     progress.report("finalizing", 0, "Metrics: finishing the metrics files")
     files.close(progress.poll)
-    for fmt, path in files.paths().items():
+    for fmt, member in files.deflated().items():
         message = f"Metrics: writing metrics.{fmt}"
         progress.report("finalizing", 0, message)
-        with open(path, "rb") as src:
-            sink.copy_file(f"metrics/metrics.{fmt}", src, lambda _done, m=message: progress.report("finalizing", 0, m),
-                           path.stat().st_size)
+        sink.add_deflated(f"metrics/metrics.{fmt}", member, lambda _done, m=message: progress.report("finalizing", 0, m))
 
 
 def _write_images(sink: ZipSink, selected, names: Names, warnings, progress: Progress) -> int:

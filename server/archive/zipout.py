@@ -5,7 +5,9 @@ import hashlib
 import io
 import stat
 import zipfile
+import zlib
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import IO, Callable, Iterator, Optional
 
 # Bytes per read when copying a file into the zip. Deflating 256 KiB of incompressible data
@@ -60,6 +62,36 @@ class HashingWriter(io.RawIOBase):
 _FILE_MODE = stat.S_IFREG | 0o644
 
 
+@dataclass(frozen=True)
+class Deflated:
+    """A member's data deflated ahead of time, elsewhere (the metrics process): ``path`` holds
+    the raw deflate stream (RFC 1951, what a zip entry of method 8 holds) made with zlib's
+    default level, exactly as ``ZipFile``'s ``ZIP_DEFLATED`` compressor makes it; ``crc``
+    (CRC-32 of the data), ``size`` and ``sha256`` describe the uncompressed data,
+    ``compressed_size`` the stream (bytes)."""
+
+    path: str
+    crc: int
+    size: int
+    compressed_size: int
+    sha256: str
+
+
+def deflate_file(source: str, dest: str) -> Deflated:
+    """Deflate the file ``source`` into ``dest`` (created or replaced) for ``ZipSink.add_deflated``.
+    Raises ``OSError`` if either file cannot be read or written."""
+    compressor = zlib.compressobj(zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, -15)  # zipfile's own
+    crc, size, written, sha = 0, 0, 0, hashlib.sha256()
+    with open(source, "rb") as src, open(dest, "wb") as out:
+        while chunk := src.read(CHUNK):
+            crc = zlib.crc32(chunk, crc)
+            sha.update(chunk)
+            size += len(chunk)
+            written += out.write(compressor.compress(chunk))
+        written += out.write(compressor.flush())
+    return Deflated(dest, crc, size, written, sha.hexdigest())
+
+
 class ZipSink:
     """Writes members into an open ``ZipFile`` one at a time through ``ZipFile.open(name, "w")``
     (deflated; nothing is buffered beyond zlib's window) and records ``files[name] =
@@ -100,6 +132,51 @@ class ZipSink:
         """Member ``name`` with ``text`` as UTF-8."""
         with self.member(name) as raw:
             raw.write(text.encode("utf-8"))
+
+    def add_deflated(self, name: str, member: Deflated, on_chunk: Callable[[int], None]) -> None:
+        """Member ``name`` from data deflated ahead of time (``deflate_file``), its stream copied
+        as it is in ``CHUNK`` pieces; ``on_chunk(bytes copied so far)`` after each (it may raise
+        to cancel). The entry is the one ``member`` would get (same method, level, CRC, sizes),
+        without deflating here.
+
+        ``zipfile`` has no public call for a stream compressed elsewhere, so this does what
+        ``ZipFile.open(name, "w")`` and its writer's ``close`` do (CPython 3.11-3.13): the
+        local header with the final CRC and sizes, the data, then the entry in the central
+        directory's list. The entry is listed only once the whole stream is there: a cancel in
+        between leaves the zip without it (``ZipFile.close`` writes the directory from the
+        member's start, and the partial member is cut off). Raises ``ValueError`` while another member
+    is open, or if ``member.path`` does not hold ``compressed_size`` bytes."""
+        zf = self.zf
+        info = zipfile.ZipInfo(name, self.date_time)
+        info.compress_type = zipfile.ZIP_DEFLATED
+        info.external_attr = _FILE_MODE << 16
+        info.file_size, info.compress_size, info.CRC = member.size, member.compressed_size, member.crc
+        zip64 = member.size > zipfile.ZIP64_LIMIT or member.compressed_size > zipfile.ZIP64_LIMIT
+        with zf._lock:
+            if zf._writing:
+                raise ValueError(f"{name}: another member of the zip is still open")
+            zf._writecheck(info)
+            zf.fp.seek(zf.start_dir)
+            info.header_offset = zf.fp.tell()
+            zf._didModify = True
+            try:
+                zf.fp.write(info.FileHeader(zip64))
+                copied = 0
+                with open(member.path, "rb") as src:
+                    while chunk := src.read(CHUNK):
+                        zf.fp.write(chunk)
+                        copied += len(chunk)
+                        on_chunk(copied)
+                if copied != member.compressed_size:
+                    raise ValueError(f"{name}: {copied} bytes of deflated data, {member.compressed_size} announced")
+            except BaseException:
+                zf.fp.seek(info.header_offset)
+                zf.fp.truncate()  # the directory goes here, and nothing of the member may follow it
+                raise
+            zf.start_dir = zf.fp.tell()
+            zf.filelist.append(info)
+            zf.NameToInfo[name] = info
+        self.files[name] = {"sha256": member.sha256, "size": member.size}
 
     def copy_file(self, name: str, source: IO[bytes], on_chunk: Callable[[int], None], size_hint: int = 0) -> None:
         """Member ``name`` copied from the binary ``source`` in ``CHUNK`` pieces; ``on_chunk(bytes

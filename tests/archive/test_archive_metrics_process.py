@@ -205,3 +205,41 @@ def test_a_full_disk_in_the_process_is_an_oserror_with_its_errno(tmp_path):
         files.close()
     assert raised.value.errno == errno.ENOSPC
     assert "metrics" in str(raised.value)
+
+
+def test_deflated_files_are_the_in_process_files_ready_for_the_zip(tmp_path):
+    import hashlib
+    import zlib
+
+    rows = _rows(500)
+    child = tmp_path / "child"
+    child.mkdir()
+    with MetricsFilesProcess(child, ALL, COLUMNS, META, deflate=True) as files:
+        files.write_rows(rows)
+        with pytest.raises(ValueError, match="not closed"):
+            files.deflated()
+    _in_process(tmp_path / "here", rows)
+    deflated = files.deflated()
+    assert list(deflated) == ALL
+    assert sorted(p.name for p in child.iterdir()) == [f"metrics.{fmt}.deflate" for fmt in sorted(ALL)]  # no plain file kept
+    for fmt, member in deflated.items():
+        data = zlib.decompress(open(member.path, "rb").read(), -15)
+        if fmt != "xlsx":  # (its core.xml holds the time it was made)
+            assert data == (tmp_path / "here" / f"metrics.{fmt}").read_bytes(), fmt
+        assert (member.size, member.crc, member.sha256) == (len(data), zlib.crc32(data), hashlib.sha256(data).hexdigest())
+        assert member.compressed_size == os.path.getsize(member.path)
+    (tmp_path / "plain").mkdir()
+    with MetricsFilesProcess(tmp_path / "plain", ["csv"], COLUMNS, META) as plain:
+        pass
+    with pytest.raises(ValueError, match="not asked for"):
+        plain.deflated()
+
+
+def test_discarded_deflated_files_leave_nothing(tmp_path):
+    files = MetricsFilesProcess(tmp_path, ALL, COLUMNS, META, deflate=True)
+    files.write_rows(_rows(500))
+    files.end_rows()
+    files._proc.wait(60)  # the deflated files are there now
+    assert len(list(tmp_path.iterdir())) == 3
+    files.discard()
+    assert list(tmp_path.iterdir()) == []

@@ -1,9 +1,11 @@
 import hashlib
 import io
+import zipfile
 
+import numpy as np
 import pytest
 
-from server.archive.zipout import POLL_BYTES, HashingWriter, Progress
+from server.archive.zipout import CHUNK, POLL_BYTES, HashingWriter, Progress, ZipSink, deflate_file
 
 
 class Stop(Exception):
@@ -47,3 +49,73 @@ def test_progress_poll_repeats_the_last_report_and_never_goes_back():
     progress.poll()
     progress.report("annotations", 2, "b")  # a smaller fraction than before is held at 0.3
     assert calls == [("annotations", 0.3, "a"), ("annotations", 0.3, "a"), ("annotations", 0.3, "b")]
+
+
+def _data(n):
+    text = "".join(f"{i},img_{i % 7}.png,{i * 0.37!r},cell\r\n" for i in range(n)).encode()
+    return text + np.random.default_rng(n).bytes(n)  # compressible, then not
+
+
+def _sink_zip(path, members, deflated=()):
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        sink = ZipSink(zf, (2026, 11, 29, 12, 0, 0))
+        for name, data in members:
+            if name in deflated:
+                sink.add_deflated(name, deflated[name], lambda _n: None)
+            else:
+                with sink.member(name) as raw:
+                    raw.write(data)
+    return sink.files
+
+
+def test_a_member_deflated_elsewhere_is_the_entry_zipfile_writes(tmp_path):
+    members = [("README.md", b"hello\n"), ("metrics/metrics.csv", _data(40_000)), ("metrics/données µm.json", _data(5)),
+               ("metrics/empty.xlsx", b""), ("metadata.json", b"{}")]
+    deflated = {}
+    for name, data in members[1:4]:
+        (tmp_path / "src").write_bytes(data)
+        deflated[name] = deflate_file(str(tmp_path / "src"), str(tmp_path / f"{len(deflated)}.deflate"))
+    ours = _sink_zip(tmp_path / "ours.zip", members, deflated)
+    theirs = _sink_zip(tmp_path / "theirs.zip", members)
+    assert ours == theirs  # the same sha256 and size for every member
+    with zipfile.ZipFile(tmp_path / "ours.zip") as a, zipfile.ZipFile(tmp_path / "theirs.zip") as b:
+        assert a.testzip() is None
+        assert [(i.filename, i.CRC, i.file_size, i.compress_size, i.compress_type, i.external_attr, i.flag_bits)
+                for i in a.infolist()] == [
+               (i.filename, i.CRC, i.file_size, i.compress_size, i.compress_type, i.external_attr, i.flag_bits)
+               for i in b.infolist()]
+        assert [a.read(name) for name, _ in members] == [data for _, data in members]
+    assert (tmp_path / "ours.zip").read_bytes() == (tmp_path / "theirs.zip").read_bytes()  # byte for byte
+
+
+def test_a_cancel_while_a_deflated_member_is_copied_leaves_a_valid_zip_without_it(tmp_path):
+    data = _data(200_000)
+    (tmp_path / "src").write_bytes(data)
+    member = deflate_file(str(tmp_path / "src"), str(tmp_path / "m.deflate"))
+    assert member.compressed_size > 2 * CHUNK
+
+    def on_chunk(copied):
+        if copied >= CHUNK:
+            raise Stop
+
+    with pytest.raises(Stop):
+        with zipfile.ZipFile(tmp_path / "a.zip", "w", compression=zipfile.ZIP_DEFLATED) as zf:
+            sink = ZipSink(zf, (2026, 11, 29, 12, 0, 0))
+            sink.write_text("first.txt", "kept")
+            sink.add_deflated("metrics/metrics.csv", member, on_chunk)
+    with zipfile.ZipFile(tmp_path / "a.zip") as zf:
+        assert zf.namelist() == ["first.txt"] and zf.read("first.txt") == b"kept" and zf.testzip() is None
+    assert "metrics/metrics.csv" not in sink.files
+
+
+def test_a_deflated_member_cannot_be_added_while_another_is_open(tmp_path):
+    (tmp_path / "src").write_bytes(b"x")
+    member = deflate_file(str(tmp_path / "src"), str(tmp_path / "m.deflate"))
+    with zipfile.ZipFile(tmp_path / "a.zip", "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        sink = ZipSink(zf, (2026, 11, 29, 12, 0, 0))
+        with sink.member("open.txt") as raw:
+            raw.write(b"y")
+            with pytest.raises(ValueError, match="still open"):
+                sink.add_deflated("m", member, lambda _n: None)
+    with zipfile.ZipFile(tmp_path / "a.zip") as zf:
+        assert zf.namelist() == ["open.txt"]
