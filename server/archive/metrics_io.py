@@ -2,13 +2,15 @@
 
 Each writer takes the column descriptions (``metrics.column_docs``: name, unit, definition,
 source), then rows: ``write(row)`` one dict keyed by column name, or ``write_rows(rows)`` lists
-of values in column order (the fast path of the archive writer); ``None`` = no value. No
-writer holds more than the rows of one call. ``close()`` finishes the file; it does not close
+of values in column order (the fast path of the archive writer); ``None`` = no value. The
+CSV and JSON writers hold no rows; the XLSX writer keeps the rows of up to ``_QUEUED`` calls
+until its thread has written them (do not change a row list after handing it over). ``close()`` finishes the file; it does not close
 a stream it was given.
 """
 from __future__ import annotations
 
 import csv
+import errno
 import json
 import os
 import queue
@@ -70,7 +72,9 @@ class XlsxMetricsWriter(ClosedOrDiscarded):
     ``target`` is a file name, written on ``close``. A string is always a text cell, never a
     formula, a link or a number (a category named ``=SUM(...)`` stays that text); ``None``, an
     empty string or a non-finite number is an empty cell; a number keeps every bit (shortest
-    round-trip form, 17 significant digits where needed). The library pulls rows from a
+    round-trip form, 17 significant digits where needed). Every XLSX number is a double, and
+    the library writes integers (ids) as ``1.0``: Excel and LibreOffice show ``1``, openpyxl
+    reads a float (XlsxWriter, used before, wrote ``1``). The library pulls rows from a
     generator while it saves, so it runs in a thread of its own that ``write_rows`` feeds
     through a small bounded queue: no more than ``_QUEUED`` calls' rows wait in memory.
 
@@ -108,11 +112,17 @@ class XlsxMetricsWriter(ClosedOrDiscarded):
         if self._done:
             return
         self._done = True
-        self._put(_END)
-        self._thread.join()
-        if self._error is not None:
+        try:
+            self._put(_END)
+            self._thread.join()
+            if self._error is None and not os.path.isfile(self.target):
+                self._error = OSError(errno.EIO, "metrics.xlsx could not be written: the library ended without it")
+            if self._error is not None:
+                raise self._error
+        except BaseException:
+            self._thread.join()
             _remove_file(self.target)
-            raise self._error
+            raise
 
     def discard(self) -> None:
         """Drop the workbook unwritten (``target`` is not left behind) and its temporary files."""
@@ -131,6 +141,9 @@ class XlsxMetricsWriter(ClosedOrDiscarded):
             if self._error is not None:
                 raise self._error
             if not self._thread.is_alive():
+                self._thread.join()  # it may have stored its error after the test above
+                if self._error is not None:
+                    raise self._error
                 raise ValueError("metrics.xlsx: the workbook is closed or discarded")
             try:
                 self._queue.put(item, timeout=0.05)
@@ -166,12 +179,13 @@ class XlsxMetricsWriter(ClosedOrDiscarded):
              .save())
         except _Discarded:
             pass
-        except OSError as exc:
-            found = re.search(r"os error (\d+)", str(exc))
-            errno = exc.errno or (int(found.group(1)) if found else None)
-            self._error = OSError(errno, f"metrics.xlsx could not be written: {exc}")
-        except Exception as exc:  # noqa: BLE001 - handed to the caller's thread
-            self._error = ValueError(f"metrics.xlsx could not be written: {exc}")
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+            # A failed write of the library's temporary file panics in Rust: PyO3 raises
+            # PanicException, a BaseException, with the OS error only in its text.
+            found = re.search(r"os error (\d+)|Os \{ code: (\d+)", str(exc))
+            code = getattr(exc, "errno", None) or (int(found.group(1) or found.group(2)) if found else None)
+            text = f"metrics.xlsx could not be written: {exc}"
+            self._error = OSError(code, text) if code else ValueError(text)
 
 
 class _Discarded(Exception):
@@ -191,7 +205,8 @@ class JsonMetricsWriter:
 
     ``stream`` is a text stream; ``meta`` holds e.g. ``pixel_size_um`` and ``length_unit``.
     Rows are encoded by orjson (RFC 8259: a value that is not a finite number is ``null``, as
-    it is an empty cell in CSV and XLSX; numbers in their shortest round-trip form)."""
+    it is an empty cell in XLSX; CSV writes ``nan``/``inf``; numbers in their shortest
+    round-trip form)."""
 
     def __init__(self, stream: IO[str], columns: list[dict], meta: dict[str, Any]) -> None:
         self.stream = stream

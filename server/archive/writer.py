@@ -66,7 +66,7 @@ from server.archive.zipout import Checkpoint, Progress, ZipSink
 from server.domain import ImageRecord, ProjectRecord
 
 MAX_WARNINGS = 200
-_PACKAGES = ("numpy", "pillow", "pycocotools", "shapely", "rustpy-xlsxwriter", "pyyaml", "pydantic", "tifffile")
+_PACKAGES = ("numpy", "pillow", "pycocotools", "shapely", "rustpy-xlsxwriter", "orjson", "pyyaml", "pydantic", "tifffile")
 
 Names = dict[int, ArchiveName]
 

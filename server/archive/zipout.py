@@ -145,7 +145,8 @@ class ZipSink:
         directory's list. The entry is listed only once the whole stream is there: a cancel in
         between leaves the zip without it (``ZipFile.close`` writes the directory from the
         member's start, and the partial member is cut off). Raises ``ValueError`` while another member
-    is open, or if ``member.path`` does not hold ``compressed_size`` bytes."""
+    is open, for a zip written to an unseekable stream, or if ``member.path`` does not hold
+    ``compressed_size`` bytes; ``OSError`` from reading or writing."""
         zf = self.zf
         info = zipfile.ZipInfo(name, self.date_time)
         info.compress_type = zipfile.ZIP_DEFLATED
@@ -155,6 +156,8 @@ class ZipSink:
         with zf._lock:
             if zf._writing:
                 raise ValueError(f"{name}: another member of the zip is still open")
+            if not zf._seekable:
+                raise ValueError(f"{name}: the zip is not written to a seekable file")
             zf._writecheck(info)
             zf.fp.seek(zf.start_dir)
             info.header_offset = zf.fp.tell()

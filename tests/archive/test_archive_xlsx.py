@@ -71,7 +71,9 @@ def test_every_cell_holds_the_rows_value_and_strings_stay_text(tmp_path):
             if isinstance(want, str):
                 assert isinstance(got, str) and sheet.cell(r + 1, c + 1).data_type == "s", (r, c)
             elif want is not None:
-                assert isinstance(got, (int, float)) and not isinstance(got, bool), (r, c)
+                # Every XLSX number is a double; the library writes integers as "1.0", which
+                # openpyxl reads back as a float (Excel and LibreOffice show 1).
+                assert type(got) is float, (r, c, got)
     assert math.copysign(1, values[10][10]) == -1  # -0.0 keeps its sign
     assert values[12][12] == 0.30000000000000004  # full precision (repr), not 16 digits
     assert not any(cell.data_type == "f" for row in sheet.iter_rows() for cell in row)  # no formula anywhere
@@ -143,3 +145,61 @@ def test_the_workbook_is_a_valid_zip(tmp_path):
     with zipfile.ZipFile(tmp_path / "m.xlsx") as zf:
         assert zf.testzip() is None
         assert "xl/worksheets/sheet1.xml" in zf.namelist()
+
+
+_TEMP_FILE_FAILS = r"""
+import os, resource, signal, sys
+from server.archive.metrics import column_docs
+from server.archive.metrics_io import XlsxMetricsWriter
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG instead
+resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, 200_000))
+columns = column_docs(0.5)
+rows = [[i, "a.png", i, "cell"] + [i / 7] * (len(columns) - 4) for i in range(20_000)]
+writer = XlsxMetricsWriter(sys.argv[1], columns)
+try:
+    for start in range(0, len(rows), 500):
+        writer.write_rows(rows[start:start + 500])
+    writer.close()
+except OSError as exc:
+    print("OSError", exc.errno, "metrics.xlsx" in str(exc), os.path.exists(sys.argv[1]), writer.busy())
+except BaseException as exc:
+    print("other", type(exc).__name__, exc)
+else:
+    print("no error", os.path.exists(sys.argv[1]))
+"""
+
+
+def test_a_temporary_file_that_cannot_be_written_is_an_os_error_and_no_file(tmp_path):
+    # The library's rows go to a temporary file as they come (in the job's folder when the
+    # metrics process runs it); a failed write there (here: over a file size limit, EFBIG)
+    # panics in Rust, which must still reach the caller as the OSError it is.
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    out = subprocess.run([sys.executable, "-c", _TEMP_FILE_FAILS, str(tmp_path / "m.xlsx")], cwd=root,
+                         capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONPATH": root})
+    assert out.stdout.strip() == f"OSError {errno.EFBIG} True False False", out.stdout + out.stderr[-2000:]
+
+
+def test_an_error_in_the_library_is_not_hidden_by_a_closing_race(tmp_path, monkeypatch):
+    # The thread stores its error and ends; a put() that finds it gone must report that
+    # error, not a generic "closed".
+    writer = XlsxMetricsWriter(str(tmp_path / "m.xlsx"), COLUMNS)
+    rows = _rows()
+    rows[0][3] = "x" * 40_000
+    writer.write_rows(rows)
+    writer._thread.join(30)
+    assert not writer.busy()
+    real_error = writer._error
+    writer._error = None  # as if the put() looked just before the thread stored it ...
+    real_is_alive = writer._thread.is_alive
+
+    def is_alive():
+        writer._error = real_error  # ... and the thread stored it and ended right after
+        return real_is_alive()
+
+    monkeypatch.setattr(writer._thread, "is_alive", is_alive)
+    with pytest.raises(ValueError, match="32,767"):
+        writer.close()
+    assert list(tmp_path.iterdir()) == []
