@@ -107,7 +107,8 @@ def write_coco_yolo(sink: ZipSink, project: ProjectRecord, selected: Sequence[Im
     labels: list[tuple[str, int]] = []  # (member name, length), one after another in the spool
     lines = 0
     with tempfile.TemporaryFile(dir=tmpdir) as spool:
-        with sink.text_member("annotations/coco/annotations.json") if do_coco else nullcontext() as text:
+        with (sink.text_member("annotations/coco/annotations.json", deflate_on_thread=True, tmpdir=tmpdir)
+              if do_coco else nullcontext()) as text:
             if text is not None:
                 for chunk in coco.iter_coco_head(project, selected, names, ids):
                     text.write(chunk)

@@ -142,7 +142,7 @@ def write_archive(
                                                                        progress, tmp)
             counts.update(write_coco_yolo(sink, project, selected, names, ann, warnings, progress, tmpdir))
             if "json" in ann:
-                _write_native(sink, project, selected, names, progress)
+                _write_native(sink, project, selected, names, progress, tmpdir)
             if options.include_images:
                 counts["image_files"] = _write_images(sink, selected, names, warnings, progress)
             if options.include_visualizations:
@@ -208,13 +208,14 @@ def _cap(warnings: list[str]) -> list[str]:
     return unique[:MAX_WARNINGS] + [f"... and {len(unique) - MAX_WARNINGS} more warnings"]
 
 
-def _write_native(sink: ZipSink, project, selected, names: Names, progress: Progress) -> None:
+def _write_native(sink: ZipSink, project, selected, names: Names, progress: Progress,
+                  tmpdir: Optional[str]) -> None:
     n = len(selected)
 
     def on_image(index: int, image: ImageRecord) -> None:
         progress.report("annotations", index, f"Project JSON: image {index + 1} of {n}")
 
-    with sink.text_member("annotations/json/project.json") as text:
+    with sink.text_member("annotations/json/project.json", deflate_on_thread=True, tmpdir=tmpdir) as text:
         for chunk in native_json.iter_native_json(project, selected, names, on_image):
             text.write(chunk)
     progress.advance(n)

@@ -3,7 +3,11 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
+import queue
 import stat
+import tempfile
+import threading
 import zipfile
 import zlib
 from contextlib import contextmanager
@@ -92,6 +96,109 @@ def deflate_file(source: str, dest: str) -> Deflated:
     return Deflated(dest, crc, size, written, sha.hexdigest())
 
 
+# Bytes handed to the deflating thread at a time: each hand-over costs that thread a few
+# waits for the GIL (up to the 5 ms switch interval each while the producer runs Python), so
+# pieces are large; at most _THREAD_QUEUE of them wait.
+THREAD_CHUNK = 256 << 10
+_THREAD_QUEUE = 2
+
+
+class ThreadDeflater(io.RawIOBase):
+    """A binary stream whose bytes are deflated on a thread of its own (zlib's default level,
+    as ``ZIP_DEFLATED``) into a temporary file in ``tmpdir``, for ``ZipSink.add_deflated``:
+    zlib releases the GIL, so the deflating runs on another core while the writer goes on
+    producing the member. The CRC-32 is computed here, in the writer's thread (cheap).
+    ``finish(size, sha256)`` waits for the thread and returns the ``Deflated``; ``abort()``
+    stops it and removes the file. At most ``(_THREAD_QUEUE + 2) * THREAD_CHUNK`` bytes wait in
+    memory. Raises the thread's error (an ``OSError`` for a full disk) from ``write`` or
+    ``finish``."""
+
+    def __init__(self, tmpdir: Optional[str] = None) -> None:
+        super().__init__()
+        fd, self.path = tempfile.mkstemp(prefix="member-", suffix=".deflate", dir=tmpdir)
+        self._out = os.fdopen(fd, "wb", buffering=0)
+        self._queue: queue.Queue = queue.Queue(maxsize=_THREAD_QUEUE)
+        self._pending = bytearray()
+        self._crc = 0
+        self._compressed = 0
+        self._error: Optional[BaseException] = None
+        self._thread = threading.Thread(target=self._run, name="zip-deflate", daemon=True)
+        self._thread.start()
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data) -> int:
+        view = memoryview(data).cast("B")
+        self._crc = zlib.crc32(view, self._crc)
+        self._pending += view
+        if len(self._pending) >= THREAD_CHUNK:
+            self._hand(bytes(self._pending))
+            self._pending.clear()
+        return len(view)
+
+    def finish(self, size: int, sha256: str) -> Deflated:
+        """Deflate what is left, wait for the thread; the member's ``Deflated`` (``size`` and
+        ``sha256`` of the data, as the caller counted them)."""
+        if self._pending:
+            self._hand(bytes(self._pending))
+            self._pending.clear()
+        self._hand(None)
+        self._thread.join()
+        self._out.close()
+        if self._error is not None:
+            raise self._error
+        return Deflated(self.path, self._crc, size, self._compressed, sha256)
+
+    def abort(self) -> None:
+        """Stop the thread and remove the file (nothing is left)."""
+        if self._thread.is_alive():
+            self._error = self._error or _Aborted()
+            try:
+                while True:
+                    self._queue.get_nowait()
+            except queue.Empty:
+                pass
+            self._queue.put(None)
+            self._thread.join()
+        self._out.close()
+        try:
+            os.remove(self.path)
+        except FileNotFoundError:
+            pass
+
+    def _hand(self, item: Optional[bytes]) -> None:
+        while True:
+            if self._error is not None:
+                raise self._error
+            if not self._thread.is_alive():
+                self._thread.join()
+                if self._error is not None:
+                    raise self._error
+                raise ValueError("the deflating thread has ended")
+            try:
+                self._queue.put(item, timeout=0.05)
+                return
+            except queue.Full:
+                continue
+
+    def _run(self) -> None:
+        compressor = zlib.compressobj(zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, -15)  # zipfile's own
+        try:
+            while (chunk := self._queue.get()) is not None:
+                if self._error is not None:
+                    return
+                self._compressed += self._out.write(compressor.compress(chunk))
+            if self._error is None:
+                self._compressed += self._out.write(compressor.flush())
+        except BaseException as exc:  # noqa: BLE001 - handed to the writer's thread
+            self._error = exc
+
+
+class _Aborted(Exception):
+    """The member was given up (a cancel or an error in the writer's thread)."""
+
+
 class ZipSink:
     """Writes members into an open ``ZipFile`` one at a time through ``ZipFile.open(name, "w")``
     (deflated; nothing is buffered beyond zlib's window) and records ``files[name] =
@@ -120,13 +227,30 @@ class ZipSink:
         self.files[name] = {"sha256": writer.sha.hexdigest(), "size": writer.size}
 
     @contextmanager
-    def text_member(self, name: str) -> Iterator[io.TextIOWrapper]:
-        """A UTF-8 text stream (``newline=""``: no newline translation) into member ``name``."""
-        with self.member(name) as raw:
-            text = io.TextIOWrapper(raw, encoding="utf-8", newline="")
+    def text_member(self, name: str, deflate_on_thread: bool = False,
+                    tmpdir: Optional[str] = None) -> Iterator[io.TextIOWrapper]:
+        """A UTF-8 text stream (``newline=""``: no newline translation) into member ``name``.
+        ``deflate_on_thread``: deflated by a ``ThreadDeflater`` (into a temporary file in
+        ``tmpdir``, then copied in by ``add_deflated``) while the caller produces the text:
+        for big members whose producer is Python, so zlib runs on another core."""
+        if not deflate_on_thread:
+            with self.member(name) as raw:
+                text = io.TextIOWrapper(raw, encoding="utf-8", newline="")
+                yield text
+                text.flush()
+                text.detach()
+            return
+        deflater = ThreadDeflater(tmpdir)
+        try:
+            writer = HashingWriter(deflater, self.poll)
+            text = io.TextIOWrapper(writer, encoding="utf-8", newline="")
             yield text
             text.flush()
             text.detach()
+            member = deflater.finish(writer.size, writer.sha.hexdigest())
+            self.add_deflated(name, member, lambda _copied: self.poll() if self.poll else None)
+        finally:
+            deflater.abort()
 
     def write_text(self, name: str, text: str) -> None:
         """Member ``name`` with ``text`` as UTF-8."""

@@ -1,11 +1,16 @@
+import errno
 import hashlib
 import io
+import os
+import threading
 import zipfile
 
 import numpy as np
 import pytest
 
-from server.archive.zipout import CHUNK, POLL_BYTES, HashingWriter, Progress, ZipSink, deflate_file
+from server.archive.zipout import (
+    CHUNK, POLL_BYTES, THREAD_CHUNK, HashingWriter, Progress, ThreadDeflater, ZipSink, deflate_file,
+)
 
 
 class Stop(Exception):
@@ -119,3 +124,61 @@ def test_a_deflated_member_cannot_be_added_while_another_is_open(tmp_path):
                 sink.add_deflated("m", member, lambda _n: None)
     with zipfile.ZipFile(tmp_path / "a.zip") as zf:
         assert zf.namelist() == ["open.txt"]
+
+
+def _text_zip(path, pieces, on_thread, tmpdir=None, poll=None):
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        sink = ZipSink(zf, (2026, 11, 29, 12, 0, 0), poll=poll)
+        sink.write_text("README.md", "first\n")
+        with sink.text_member("annotations/données.json", deflate_on_thread=on_thread, tmpdir=tmpdir) as text:
+            for piece in pieces:
+                text.write(piece)
+        sink.write_text("last.txt", "last\n")
+    return sink.files
+
+
+def test_a_text_member_deflated_on_a_thread_is_the_entry_zipfile_writes(tmp_path):
+    rng = np.random.default_rng(5)
+    pieces = [",\n".join(f'{{"id":{i},"xy":[{x!r},{y!r}],"µm":"{i % 7}"}}' for i, (x, y) in
+                         enumerate(rng.random((n, 2)).tolist())) for n in rng.integers(1, 3000, 300).tolist()]
+    assert sum(map(len, pieces)) > 8 * THREAD_CHUNK  # many hand-overs, and pieces of every size
+    (tmp_path / "tmp").mkdir()
+    ours = _text_zip(tmp_path / "ours.zip", pieces, True, str(tmp_path / "tmp"))
+    theirs = _text_zip(tmp_path / "theirs.zip", pieces, False)
+    assert ours == theirs
+    assert (tmp_path / "ours.zip").read_bytes() == (tmp_path / "theirs.zip").read_bytes()  # byte for byte
+    assert list((tmp_path / "tmp").iterdir()) == []  # its temporary file is gone
+
+
+def test_a_cancel_inside_a_member_deflated_on_a_thread_stops_it_and_leaves_nothing(tmp_path):
+    (tmp_path / "tmp").mkdir()
+    polls = []
+
+    def poll():
+        polls.append(1)
+        if len(polls) == 20:  # after about 20 x 64 KiB of text
+            raise Stop
+
+    pieces = ["x" * 1000 + "\n"] * 5000
+    with pytest.raises(Stop):
+        _text_zip(tmp_path / "a.zip", pieces, True, str(tmp_path / "tmp"), poll)
+    with zipfile.ZipFile(tmp_path / "a.zip") as zf:
+        assert zf.namelist() == ["README.md"] and zf.testzip() is None
+    assert list((tmp_path / "tmp").iterdir()) == []
+    assert not any(t.name == "zip-deflate" for t in threading.enumerate())
+
+
+def test_a_full_disk_while_deflating_on_a_thread_is_an_os_error_and_leaves_nothing(tmp_path):
+    if not os.path.exists("/dev/full"):
+        pytest.skip("needs /dev/full (Linux)")
+    deflater = ThreadDeflater(str(tmp_path))
+    deflater._out.close()
+    deflater._out = open("/dev/full", "wb", buffering=0)  # every write: ENOSPC (opened, never removed)
+    with pytest.raises(OSError) as raised:
+        for _ in range(40):
+            deflater.write(np.random.default_rng(1).bytes(THREAD_CHUNK // 4))
+        deflater.finish(0, "")
+    assert raised.value.errno == errno.ENOSPC
+    deflater.abort()
+    assert list(tmp_path.iterdir()) == [] and os.path.exists("/dev/full")
+    assert not deflater._thread.is_alive()
