@@ -36,7 +36,22 @@ from server.archive.shapes import ImageShapes, clean_rings, image_shapes
 from server.domain import ImageRecord, SegObject
 
 _DECIMALS = 6
-_FORMAT = f"%.{_DECIMALS}f "
+_SCALE = 10 ** _DECIMALS
+_PLACES = 10 ** np.arange(_DECIMALS - 1, -1, -1)  # 100000, ..., 1: the decimals, first to last
+
+
+def fixed6_text(values: np.ndarray) -> str:
+    """``"%.6f "`` of each value, as one string of 9 characters per value: ``values`` (any
+    shape, read in C order) are in [0, 1] and already rounded to 6 decimals, as the label
+    coordinates are. Made by integer arithmetic on all values at once: printf per value costs
+    about 0.3 s of an export of 25,000 objects. A ``-0.0`` is written ``0.000000``."""
+    k = np.rint(np.asarray(values, dtype=np.float64).ravel() * _SCALE).astype(np.int64)
+    chars = np.empty((len(k), _DECIMALS + 3), dtype=np.uint8)
+    chars[:, 0] = 48 + k // _SCALE  # "0" or "1"
+    chars[:, 1] = 46  # "."
+    chars[:, 2:2 + _DECIMALS] = 48 + (k % _SCALE)[:, None] // _PLACES % 10
+    chars[:, -1] = 32  # " "
+    return chars.tobytes().decode("ascii")
 
 
 def yolo_line(obj: SegObject, image: ImageRecord, class_index: int) -> tuple[Optional[str], Optional[str]]:
@@ -105,8 +120,10 @@ def image_lines(image: ImageRecord, class_index: dict[str, int], warnings: list[
     norm = np.clip(np.round(allxy / np.array([image.width, image.height], dtype=np.float64), _DECIMALS), 0.0, 1.0)
     # As clean_ring does, on the normalised points: a ring that collapses is left out.
     norm, _owner, count, enough = clean_rings(norm, lengths)
-    start = np.cumsum(count) - count
-    values = norm.ravel().tolist()
+    start = (np.cumsum(count) - count).tolist()
+    count = count.tolist()
+    text = fixed6_text(norm)
+    width = 2 * (_DECIMALS + 3)  # characters of one point
     slot = {i: k for k, i in enumerate(present)}
     lines = []
     for i, obj in enumerate(image.objects):
@@ -115,8 +132,7 @@ def image_lines(image: ImageRecord, class_index: dict[str, int], warnings: list[
             why = skipped.get(i, "degenerate after normalising (smaller than 1e-6 of the image)")
             warnings.append(f"YOLO: image {image.file_name!r} object {obj.id} skipped: {why}")
             continue
-        flat = values[2 * start[k]:2 * (start[k] + count[k])]
-        lines.append(f"{class_index[obj.category]} " + (_FORMAT * len(flat) % tuple(flat)).rstrip())
+        lines.append(f"{class_index[obj.category]} " + text[width * start[k]:width * (start[k] + count[k]) - 1])
     return lines
 
 

@@ -130,3 +130,17 @@ def test_real_data_labels_fill_back_to_the_source(real_project):
             worst = min(worst, iou(got, want))
     assert total == 1122
     assert worst >= 0.99
+
+
+def test_coordinates_are_written_as_printf_would_with_six_decimals():
+    # The label text is made for all of an image's points at once; it must be what
+    # "%.6f" writes for each (normalised, rounded to 6 decimals, clipped into 0..1) value.
+    from server.archive.yolo import fixed6_text
+
+    rng = np.random.default_rng(11)
+    edges = [0.0, 1.0, 1e-6, 0.5, 0.999999, 0.9999995, 0.0000005, 0.1 + 0.2, 1 / 3, 2 / 3, 0.123456]
+    raw = np.concatenate([edges, rng.random(20_000), rng.random(2_000) * 1e-5, 1 - rng.random(2_000) * 1e-5])
+    values = np.clip(np.round(raw, 6), 0.0, 1.0)
+    assert fixed6_text(values) == "".join("%.6f " % v for v in values.tolist())
+    assert fixed6_text(np.array([-0.0])) == "0.000000 "  # never "-0.000000"
+    assert fixed6_text(np.array([])) == ""
