@@ -1,6 +1,7 @@
 """Streaming zip output with a SHA-256 and size per member, and overall progress reporting."""
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import os
@@ -111,7 +112,7 @@ class ThreadDeflater(io.RawIOBase):
     ``finish(size, sha256)`` waits for the thread and returns the ``Deflated``; ``abort()``
     stops it and removes the file. At most ``(_THREAD_QUEUE + 2) * THREAD_CHUNK`` bytes wait in
     memory. Raises the thread's error (an ``OSError`` for a full disk) from ``write`` or
-    ``finish``."""
+    ``finish``; ``OSError`` from the constructor if the file or the thread cannot be made."""
 
     def __init__(self, tmpdir: Optional[str] = None) -> None:
         super().__init__()
@@ -123,7 +124,12 @@ class ThreadDeflater(io.RawIOBase):
         self._compressed = 0
         self._error: Optional[BaseException] = None
         self._thread = threading.Thread(target=self._run, name="zip-deflate", daemon=True)
-        self._thread.start()
+        try:
+            self._thread.start()
+        except BaseException:
+            self._out.close()
+            os.remove(self.path)
+            raise
 
     def writable(self) -> bool:
         return True
@@ -133,16 +139,18 @@ class ThreadDeflater(io.RawIOBase):
         self._crc = zlib.crc32(view, self._crc)
         self._pending += view
         if len(self._pending) >= THREAD_CHUNK:
-            self._hand(bytes(self._pending))
+            chunk = bytes(self._pending)
             self._pending.clear()
+            self._hand(chunk)
         return len(view)
 
     def finish(self, size: int, sha256: str) -> Deflated:
         """Deflate what is left, wait for the thread; the member's ``Deflated`` (``size`` and
         ``sha256`` of the data, as the caller counted them)."""
         if self._pending:
-            self._hand(bytes(self._pending))
+            chunk = bytes(self._pending)
             self._pending.clear()
+            self._hand(chunk)
         self._hand(None)
         self._thread.join()
         self._out.close()
@@ -161,11 +169,11 @@ class ThreadDeflater(io.RawIOBase):
                 pass
             self._queue.put(None)
             self._thread.join()
-        self._out.close()
         try:
+            self._out.close()
             os.remove(self.path)
-        except FileNotFoundError:
-            pass
+        except OSError:
+            pass  # gone already, or not removable: not worth replacing the error that led here
 
     def _hand(self, item: Optional[bytes]) -> None:
         while True:
@@ -188,11 +196,23 @@ class ThreadDeflater(io.RawIOBase):
             while (chunk := self._queue.get()) is not None:
                 if self._error is not None:
                     return
-                self._compressed += self._out.write(compressor.compress(chunk))
+                self._write_all(compressor.compress(chunk))
             if self._error is None:
-                self._compressed += self._out.write(compressor.flush())
+                self._write_all(compressor.flush())
         except BaseException as exc:  # noqa: BLE001 - handed to the writer's thread
             self._error = exc
+
+
+    def _write_all(self, data: bytes) -> None:
+        # A raw file may take part of a write (a disk filling up): the rest must follow, or
+        # the stream would be cut short while its size still matched the file.
+        view = memoryview(data)
+        while view:
+            written = self._out.write(view)
+            if not written:
+                raise OSError(errno.EIO, "the temporary file of a member took no bytes")
+            view = view[written:]
+            self._compressed += written
 
 
 class _Aborted(Exception):
@@ -236,16 +256,18 @@ class ZipSink:
         if not deflate_on_thread:
             with self.member(name) as raw:
                 text = io.TextIOWrapper(raw, encoding="utf-8", newline="")
-                yield text
-                text.flush()
+                with _disarmed_on_error(raw):
+                    yield text
+                    text.flush()
                 text.detach()
             return
         deflater = ThreadDeflater(tmpdir)
         try:
             writer = HashingWriter(deflater, self.poll)
             text = io.TextIOWrapper(writer, encoding="utf-8", newline="")
-            yield text
-            text.flush()
+            with _disarmed_on_error(writer):
+                yield text
+                text.flush()
             text.detach()
             member = deflater.finish(writer.size, writer.sha.hexdigest())
             self.add_deflated(name, member, lambda _copied: self.poll() if self.poll else None)
@@ -315,6 +337,29 @@ class ZipSink:
                 raw.write(chunk)
                 copied += len(chunk)
                 on_chunk(copied)
+
+
+class _Discard(io.RawIOBase):
+    """A stream that takes every byte and keeps none."""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data) -> int:
+        return len(memoryview(data))
+
+
+@contextmanager
+def _disarmed_on_error(writer: HashingWriter) -> Iterator[None]:
+    """On an exception, cut ``writer`` off from its member and its poll: the text wrapper above
+    it still holds unflushed text, which it writes when it is collected (from a finaliser, maybe
+    after the job ended), and that must neither reach the member nor call the job's checkpoint."""
+    try:
+        yield
+    except BaseException:
+        writer.poll = None
+        writer.inner = _Discard()
+        raise
 
 
 def _no_poll() -> None:

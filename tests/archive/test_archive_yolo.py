@@ -144,3 +144,11 @@ def test_coordinates_are_written_as_printf_would_with_six_decimals():
     assert fixed6_text(values) == "".join("%.6f " % v for v in values.tolist())
     assert fixed6_text(np.array([-0.0])) == "0.000000 "  # never "-0.000000"
     assert fixed6_text(np.array([])) == ""
+
+
+def test_fixed6_text_refuses_values_it_cannot_write():
+    from server.archive.yolo import fixed6_text
+
+    for bad in (np.nan, np.inf, -0.5, 1.5):
+        with pytest.raises(ValueError, match="0..1"):
+            fixed6_text(np.array([0.5, bad]))

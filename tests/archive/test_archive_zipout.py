@@ -2,8 +2,10 @@ import errno
 import hashlib
 import io
 import os
+import sys
 import threading
 import zipfile
+import zlib
 
 import numpy as np
 import pytest
@@ -172,13 +174,62 @@ def test_a_full_disk_while_deflating_on_a_thread_is_an_os_error_and_leaves_nothi
     if not os.path.exists("/dev/full"):
         pytest.skip("needs /dev/full (Linux)")
     deflater = ThreadDeflater(str(tmp_path))
-    deflater._out.close()
-    deflater._out = open("/dev/full", "wb", buffering=0)  # every write: ENOSPC (opened, never removed)
-    with pytest.raises(OSError) as raised:
-        for _ in range(40):
-            deflater.write(np.random.default_rng(1).bytes(THREAD_CHUNK // 4))
-        deflater.finish(0, "")
-    assert raised.value.errno == errno.ENOSPC
-    deflater.abort()
+    try:
+        deflater._out.close()
+        deflater._out = open("/dev/full", "wb", buffering=0)  # every write: ENOSPC (opened, never removed)
+        with pytest.raises(OSError) as raised:
+            for _ in range(40):
+                deflater.write(np.random.default_rng(1).bytes(THREAD_CHUNK // 4))
+            deflater.finish(0, "")
+        assert raised.value.errno == errno.ENOSPC
+    finally:
+        deflater.abort()
     assert list(tmp_path.iterdir()) == [] and os.path.exists("/dev/full")
     assert not deflater._thread.is_alive()
+
+
+class _ShortWrites(io.FileIO):
+    """A file whose writes take at most 1000 bytes at a time (as a filling disk may)."""
+
+    def write(self, data):
+        return super().write(memoryview(data)[:1000])
+
+
+def test_short_writes_of_the_deflating_thread_still_write_every_byte(tmp_path):
+    data = np.random.default_rng(2).bytes(3 * THREAD_CHUNK) + b"text " * 100_000
+    deflater = ThreadDeflater(str(tmp_path))
+    try:
+        deflater._out.close()
+        deflater._out = _ShortWrites(deflater.path, "wb")
+        deflater.write(data)
+        member = deflater.finish(len(data), hashlib.sha256(data).hexdigest())
+        stream = open(member.path, "rb").read()
+        assert len(stream) == member.compressed_size and zlib.decompress(stream, -15) == data
+    finally:
+        deflater.abort()
+
+
+@pytest.mark.parametrize("on_thread", [False, True])
+def test_a_cancelled_text_member_never_polls_or_writes_again(tmp_path, on_thread):
+    # A cancel raised by the producer (its own checkpoint) while the text wrapper still holds
+    # unflushed text: when the wrapper is collected, that text must not reach the member, nor
+    # its flush call the job's checkpoint again (from a finaliser, after the job ended).
+    import gc
+
+    polls, unraisable = [], []
+    old_hook = sys.unraisablehook
+    sys.unraisablehook = unraisable.append
+    try:
+        with pytest.raises(Stop):
+            with zipfile.ZipFile(tmp_path / "a.zip", "w", compression=zipfile.ZIP_DEFLATED) as zf:
+                sink = ZipSink(zf, (2026, 11, 29, 12, 0, 0), poll=lambda: polls.append(1))
+                with sink.text_member("m.json", deflate_on_thread=on_thread, tmpdir=str(tmp_path)) as text:
+                    text.write("x" * (2 * POLL_BYTES))  # straight through: the next write polls
+                    text.write("y" * 100)  # waits in the wrapper's buffer
+                    raise Stop
+        seen = len(polls)
+        del text
+        gc.collect()
+    finally:
+        sys.unraisablehook = old_hook
+    assert len(polls) == seen and unraisable == []
