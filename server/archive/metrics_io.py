@@ -13,13 +13,13 @@ import csv
 import errno
 import json
 import os
-import queue
 import re
-import threading
-from typing import IO, Any, Iterator, Optional, Sequence
+from typing import IO, Any, Callable, Iterator, Optional, Sequence
 
 import orjson
 import rustpy_xlsxwriter
+
+from server.archive.thread_feed import ThreadFeed
 
 METRICS_SCHEMA = "cellhub.metrics"
 _QUEUED = 4  # write_rows calls whose rows may wait for the XLSX thread
@@ -89,11 +89,8 @@ class XlsxMetricsWriter(ClosedOrDiscarded):
         self.target = str(target)
         self.columns = columns
         self.names = [c["name"] for c in columns]
-        self._queue: queue.Queue = queue.Queue(maxsize=_QUEUED)
-        self._error: Optional[BaseException] = None
         self._done = False
-        self._thread = threading.Thread(target=self._save, name="metrics-xlsx", daemon=True)
-        self._thread.start()
+        self._feed = ThreadFeed(self._save, "metrics-xlsx", _QUEUED, "metrics.xlsx: the workbook is closed or discarded")
 
     def write(self, row: dict[str, Any]) -> None:
         self.write_rows([[row.get(n) for n in self.names]])
@@ -101,11 +98,11 @@ class XlsxMetricsWriter(ClosedOrDiscarded):
     def write_rows(self, rows: Sequence[Sequence[Any]]) -> None:
         """Rows as value lists in column order: ``int``/``float`` as numbers, ``str`` as text."""
         if rows:
-            self._put(list(rows))
+            self._feed.put(list(rows))
 
     def busy(self) -> bool:
         """Whether the library's thread is still running (false once closed or discarded)."""
-        return self._thread.is_alive()
+        return self._feed.alive()
 
     def close(self) -> None:
         """Finish the workbook into ``target`` and wait for it."""
@@ -113,50 +110,28 @@ class XlsxMetricsWriter(ClosedOrDiscarded):
             return
         self._done = True
         try:
-            self._put(_END)
-            self._thread.join()
-            if self._error is None and not os.path.isfile(self.target):
-                self._error = OSError(errno.EIO, "metrics.xlsx could not be written: the library ended without it")
-            if self._error is not None:
-                raise self._error
+            self._feed.finish(_END)
+            if not os.path.isfile(self.target):
+                raise OSError(errno.EIO, "metrics.xlsx could not be written: the library ended without it")
         except BaseException:
-            self._thread.join()
+            self._feed.abort(_ABORT)
             _remove_file(self.target)
             raise
 
     def discard(self) -> None:
         """Drop the workbook unwritten (``target`` is not left behind) and its temporary files."""
-        if self._done and not self._thread.is_alive():
+        if self._done and not self._feed.alive():
             return
         self._done = True
-        try:
-            self._put(_ABORT)
-        except BaseException:  # noqa: BLE001 - the thread has ended already
-            pass
-        self._thread.join()
+        self._feed.abort(_ABORT)
         _remove_file(self.target)
 
-    def _put(self, item: Any) -> None:
-        while True:
-            if self._error is not None:
-                raise self._error
-            if not self._thread.is_alive():
-                self._thread.join()  # it may have stored its error after the test above
-                if self._error is not None:
-                    raise self._error
-                raise ValueError("metrics.xlsx: the workbook is closed or discarded")
-            try:
-                self._queue.put(item, timeout=0.05)
-                return
-            except queue.Full:
-                continue
-
-    def _rows(self) -> Iterator[dict[str, Any]]:
+    def _rows(self, take: Callable[[], Any]) -> Iterator[dict[str, Any]]:
         # The library writes the header from the first row's keys and a row without values not
         # at all: with no rows, one empty row gives a header-only sheet.
         names, empty = self.names, True
         while True:
-            batch = self._queue.get()
+            batch = take()
             if batch is _END:
                 if empty:
                     yield dict.fromkeys(names)
@@ -167,25 +142,25 @@ class XlsxMetricsWriter(ClosedOrDiscarded):
             for values in batch:
                 yield dict(zip(names, values))
 
-    def _save(self) -> None:
+    def _save(self, take: Callable[[], Any]) -> None:
         docs = [{"name": c["name"], "unit": c["unit"], "definition": c["definition"], "source": c["source"]}
                 for c in self.columns]
         try:
             (rustpy_xlsxwriter.FastExcel(self.target)
              .format(bold_headers=True)
              .freeze(row=1, sheet="metrics")
-             .sheet("metrics", self._rows(), column_width=14)
+             .sheet("metrics", self._rows(take), column_width=14)
              .sheet("columns", docs, column_widths=[22, 22, 80, 80])
              .save())
         except _Discarded:
             pass
-        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+        except BaseException as exc:  # noqa: BLE001 - the feed hands it to the caller's thread
             # A failed write of the library's temporary file panics in Rust: PyO3 raises
             # PanicException, a BaseException, with the OS error only in its text.
             found = re.search(r"os error (\d+)|Os \{ code: (\d+)", str(exc))
             code = getattr(exc, "errno", None) or (int(found.group(1) or found.group(2)) if found else None)
             text = f"metrics.xlsx could not be written: {exc}"
-            self._error = OSError(code, text) if code else ValueError(text)
+            raise (OSError(code, text) if code else ValueError(text)) from exc
 
 
 class _Discarded(Exception):

@@ -18,7 +18,9 @@ handed to a child process that writes the three metrics files on another core
 (``metrics_process.MetricsFilesProcess``) while this one makes the rest of the archive, so
 the metrics stage comes first and the files are added in the finalizing stage.
 
-Memory: members are written through ``ZipFile.open(name, "w")`` as they are produced; the
+Memory: members are written through ``ZipFile.open(name, "w")`` as they are produced, or
+deflated as they are produced (the COCO and project JSON on a thread, ``ZipSink.text_member``;
+the metrics files by the metrics process) and then copied in (``ZipSink.add_deflated``); the
 JSON files are streamed one image at a time (the YOLO label texts wait in a temporary file
 while the COCO member is open); image files are copied from ``ImageRecord.path`` in 256 KiB
 chunks, never staged; one overlay image at a time; the metrics process writes its rows as

@@ -5,15 +5,15 @@ import errno
 import hashlib
 import io
 import os
-import queue
 import stat
 import tempfile
-import threading
 import zipfile
 import zlib
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import IO, Callable, Iterator, Optional
+
+from server.archive.thread_feed import ThreadFeed
 
 # Bytes per read when copying a file into the zip. Deflating 256 KiB of incompressible data
 # takes a few ms, so a check between chunks sees a cancel long before 100 ms have passed.
@@ -82,10 +82,16 @@ class Deflated:
     sha256: str
 
 
+def zip_compressor():
+    """A raw deflate compressor exactly as ``ZipFile``'s ``ZIP_DEFLATED`` makes one (zlib's
+    default level, no zlib header), so a stream deflated elsewhere is the one it would write."""
+    return zlib.compressobj(zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, -15)
+
+
 def deflate_file(source: str, dest: str) -> Deflated:
     """Deflate the file ``source`` into ``dest`` (created or replaced) for ``ZipSink.add_deflated``.
     Raises ``OSError`` if either file cannot be read or written."""
-    compressor = zlib.compressobj(zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, -15)  # zipfile's own
+    compressor = zip_compressor()
     crc, size, written, sha = 0, 0, 0, hashlib.sha256()
     with open(source, "rb") as src, open(dest, "wb") as out:
         while chunk := src.read(CHUNK):
@@ -118,14 +124,11 @@ class ThreadDeflater(io.RawIOBase):
         super().__init__()
         fd, self.path = tempfile.mkstemp(prefix="member-", suffix=".deflate", dir=tmpdir)
         self._out = os.fdopen(fd, "wb", buffering=0)
-        self._queue: queue.Queue = queue.Queue(maxsize=_THREAD_QUEUE)
         self._pending = bytearray()
         self._crc = 0
         self._compressed = 0
-        self._error: Optional[BaseException] = None
-        self._thread = threading.Thread(target=self._run, name="zip-deflate", daemon=True)
         try:
-            self._thread.start()
+            self._feed = ThreadFeed(self._run, "zip-deflate", _THREAD_QUEUE, "the deflating thread has ended")
         except BaseException:
             self._out.close()
             os.remove(self.path)
@@ -139,69 +142,39 @@ class ThreadDeflater(io.RawIOBase):
         self._crc = zlib.crc32(view, self._crc)
         self._pending += view
         if len(self._pending) >= THREAD_CHUNK:
-            chunk = bytes(self._pending)
-            self._pending.clear()
-            self._hand(chunk)
+            self._hand_pending()
         return len(view)
 
     def finish(self, size: int, sha256: str) -> Deflated:
         """Deflate what is left, wait for the thread; the member's ``Deflated`` (``size`` and
         ``sha256`` of the data, as the caller counted them)."""
         if self._pending:
-            chunk = bytes(self._pending)
-            self._pending.clear()
-            self._hand(chunk)
-        self._hand(None)
-        self._thread.join()
+            self._hand_pending()
+        self._feed.finish(None)
         self._out.close()
-        if self._error is not None:
-            raise self._error
         return Deflated(self.path, self._crc, size, self._compressed, sha256)
 
     def abort(self) -> None:
         """Stop the thread and remove the file (nothing is left)."""
-        if self._thread.is_alive():
-            self._error = self._error or _Aborted()
-            try:
-                while True:
-                    self._queue.get_nowait()
-            except queue.Empty:
-                pass
-            self._queue.put(None)
-            self._thread.join()
+        self._feed.abort(_STOP)
         try:
             self._out.close()
             os.remove(self.path)
         except OSError:
             pass  # gone already, or not removable: not worth replacing the error that led here
 
-    def _hand(self, item: Optional[bytes]) -> None:
-        while True:
-            if self._error is not None:
-                raise self._error
-            if not self._thread.is_alive():
-                self._thread.join()
-                if self._error is not None:
-                    raise self._error
-                raise ValueError("the deflating thread has ended")
-            try:
-                self._queue.put(item, timeout=0.05)
+    def _hand_pending(self) -> None:
+        chunk = bytes(self._pending)
+        self._pending.clear()
+        self._feed.put(chunk)
+
+    def _run(self, take: Callable[[], Optional[bytes]]) -> None:
+        compressor = zip_compressor()
+        while (chunk := take()) is not None:
+            if chunk is _STOP:
                 return
-            except queue.Full:
-                continue
-
-    def _run(self) -> None:
-        compressor = zlib.compressobj(zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, -15)  # zipfile's own
-        try:
-            while (chunk := self._queue.get()) is not None:
-                if self._error is not None:
-                    return
-                self._write_all(compressor.compress(chunk))
-            if self._error is None:
-                self._write_all(compressor.flush())
-        except BaseException as exc:  # noqa: BLE001 - handed to the writer's thread
-            self._error = exc
-
+            self._write_all(compressor.compress(chunk))
+        self._write_all(compressor.flush())
 
     def _write_all(self, data: bytes) -> None:
         # A raw file may take part of a write (a disk filling up): the rest must follow, or
@@ -215,8 +188,7 @@ class ThreadDeflater(io.RawIOBase):
             self._compressed += written
 
 
-class _Aborted(Exception):
-    """The member was given up (a cancel or an error in the writer's thread)."""
+_STOP = object()  # makes a ThreadDeflater's thread give up its member
 
 
 class ZipSink:

@@ -189,17 +189,17 @@ def test_an_error_in_the_library_is_not_hidden_by_a_closing_race(tmp_path, monke
     rows = _rows()
     rows[0][3] = "x" * 40_000
     writer.write_rows(rows)
-    writer._thread.join(30)
+    writer._feed._thread.join(30)
     assert not writer.busy()
-    real_error = writer._error
-    writer._error = None  # as if the put() looked just before the thread stored it ...
-    real_is_alive = writer._thread.is_alive
+    real_error = writer._feed.error
+    writer._feed.error = None  # as if the put() looked just before the thread stored it ...
+    real_is_alive = writer._feed._thread.is_alive
 
     def is_alive():
-        writer._error = real_error  # ... and the thread stored it and ended right after
+        writer._feed.error = real_error  # ... and the thread stored it and ended right after
         return real_is_alive()
 
-    monkeypatch.setattr(writer._thread, "is_alive", is_alive)
+    monkeypatch.setattr(writer._feed._thread, "is_alive", is_alive)
     with pytest.raises(ValueError, match="32,767"):
         writer.close()
     assert list(tmp_path.iterdir()) == []

@@ -185,7 +185,7 @@ def test_a_full_disk_while_deflating_on_a_thread_is_an_os_error_and_leaves_nothi
     finally:
         deflater.abort()
     assert list(tmp_path.iterdir()) == [] and os.path.exists("/dev/full")
-    assert not deflater._thread.is_alive()
+    assert not deflater._feed.alive()
 
 
 class _ShortWrites(io.FileIO):
