@@ -106,6 +106,7 @@ class Database:
             columns = {row[1] for row in conn.execute("PRAGMA table_info(jobs)")}
             if "start_token" not in columns:  # a data folder made before start tokens existed
                 conn.execute("ALTER TABLE jobs ADD COLUMN start_token TEXT")
+            _add_missing_columns(conn)
             # R1: a start request repeated with its token gets the job it made, never a new one.
             conn.execute("CREATE UNIQUE INDEX IF NOT EXISTS one_job_per_start_token"
                          " ON jobs(user_id, start_token) WHERE start_token IS NOT NULL")
@@ -164,8 +165,8 @@ class Database:
     def insert_project(self, conn: sqlite3.Connection, project: ProjectRecord) -> int:
         """Insert the project row (inside the caller's transaction); returns its id."""
         cur = conn.execute(
-            "INSERT INTO projects(name, description, categories_json, pixel_size_um, synthetic, created_at)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO projects(name, description, categories_json, pixel_size_um, synthetic, created_at,"
+            " import_warnings_json) VALUES (?, ?, ?, ?, ?, ?, ?)",
             (
                 project.name,
                 project.description,
@@ -173,6 +174,7 @@ class Database:
                 project.pixel_size_um,
                 int(project.synthetic),
                 utc_now_iso(),
+                json.dumps(project.import_warnings),
             ),
         )
         return int(cur.lastrowid)
@@ -187,9 +189,10 @@ class Database:
         )
         image_id = int(cur.lastrowid)
         conn.executemany(
-            "INSERT INTO objects(image_id, number, category, polygons_json) VALUES (?, ?, ?, ?)",
+            "INSERT INTO objects(image_id, number, category, polygons_json, source_json) VALUES (?, ?, ?, ?, ?)",
             [
-                (image_id, number, obj.category, json.dumps(obj.polygons, separators=(",", ":")))
+                (image_id, number, obj.category, json.dumps(obj.polygons, separators=(",", ":")),
+                 None if obj.source is None else json.dumps(obj.source))
                 for number, obj in enumerate(image.objects, start=1)
             ],
         )
@@ -237,6 +240,7 @@ class Database:
             pixel_size_um=row["pixel_size_um"],
             synthetic=bool(row["synthetic"]),
             description=row["description"],
+            import_warnings=json.loads(row["import_warnings_json"]),
         )
         wanted = set(image_ids) if image_ids is not None else None
         for img in self.image_rows(project_id):
@@ -251,6 +255,7 @@ class Database:
                 id=o["number"],
                 category=o["category"],
                 polygons=[[[tuple(p) for p in ring] for ring in poly] for poly in json.loads(o["polygons_json"])],
+                source=None if o["source_json"] is None else json.loads(o["source_json"]),
             )
             for o in self.all("SELECT * FROM objects WHERE image_id = ? ORDER BY number", (img["id"],))
         ]
@@ -262,6 +267,21 @@ class Database:
             path=str(files_root / img["rel_path"]),
             objects=objects,
         )
+
+
+# Columns added after the first data folders were made: (table, column, SQL type). Issue 19:
+# the object's identity in its import, and what the project's import warned about.
+_ADDED_COLUMNS = (
+    ("objects", "source_json", "TEXT"),
+    ("projects", "import_warnings_json", "TEXT NOT NULL DEFAULT '[]'"),
+)
+
+
+def _add_missing_columns(conn: sqlite3.Connection) -> None:
+    """Add each of ``_ADDED_COLUMNS`` a data folder does not have yet (in place, idempotent)."""
+    for table, column, sql_type in _ADDED_COLUMNS:
+        if column not in {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}:
+            conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {sql_type}")
 
 
 def now_ts() -> float:

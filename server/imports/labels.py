@@ -38,7 +38,7 @@ def objects_from_labels(labels: np.ndarray, category: str, *, where: str = "",
         traced = trace_mask(inverse[sl] == k, (sl[1].start, sl[0].start), tolerance=tolerance)
         if traced.iou < DEFAULT_MIN_IOU and warnings is not None:
             warnings.append(f"{where}: object {label_id} traced with IoU {traced.iou:.3f} (< {DEFAULT_MIN_IOU})")
-        objects.append(SegObject(id=label_id, category=category, polygons=traced.polygons))
+        objects.append(SegObject(id=label_id, category=category, polygons=traced.polygons, source=label_id))
     return objects
 
 
@@ -130,6 +130,17 @@ def load_label_images(pairs: Sequence[Pair], *, name: Optional[str] = None, cate
                        description=f"Imported from {len(pairs)} image(s) with integer label images.")
 
 
+def patch_key_name(arr: np.ndarray):
+    """How ``patch_keys`` values of ``arr`` are named in an object's ``source``: ``#rrggbb``
+    for 8-bit colour, ``rgb(r, g, b)`` for deeper colour, the value itself for one channel."""
+    if arr.ndim == 2:
+        return str
+    m = int(np.iinfo(arr.dtype).max) + 1 if np.issubdtype(arr.dtype, np.integer) else 1 << 16
+    if m == 256:
+        return lambda key: f"#{key:06x}"
+    return lambda key: f"rgb({key // (m * m)}, {key // m % m}, {key % m})"
+
+
 def patch_keys(arr: np.ndarray) -> np.ndarray:
     """The ``(H, W)`` int64 patch key of a colour-coded mask: for RGB(A), the colour as one
     number ``(R * M + G) * M + B`` (``M`` = 1 + the dtype's max; pixels with alpha 0 are
@@ -146,10 +157,12 @@ def patch_keys(arr: np.ndarray) -> np.ndarray:
 
 def objects_from_patches(keys: np.ndarray, category: str, *, connectivity: int = 4, where: str = "",
                          warnings: Optional[list[str]] = None,
-                         tolerance: float = DEFAULT_TOLERANCE) -> list[SegObject]:
+                         tolerance: float = DEFAULT_TOLERANCE, key_name=str) -> list[SegObject]:
     """One ``SegObject`` per connected patch of one non-zero key value (``connectivity`` 4 or
     8), ids 1..k in order of (key value, scan order of the patch's first pixel). Two touching
-    patches of different values are two objects; two separate patches of the same value too."""
+    patches of different values are two objects; two separate patches of the same value too.
+    Each object's ``source`` is ``"<key_name(value)> at (x, y)"``, (x, y) being the patch's
+    first pixel in reading order (column, row)."""
     structure = ndimage.generate_binary_structure(2, 1 if connectivity == 4 else 2)
     objects: list[SegObject] = []
     for value in np.unique(keys):
@@ -157,11 +170,14 @@ def objects_from_patches(keys: np.ndarray, category: str, *, connectivity: int =
             continue
         patches, _ = ndimage.label(keys == value, structure=structure)
         for k, sl in enumerate(ndimage.find_objects(patches), start=1):
-            traced = trace_mask(patches[sl] == k, (sl[1].start, sl[0].start), tolerance=tolerance)
+            piece = patches[sl] == k
+            traced = trace_mask(piece, (sl[1].start, sl[0].start), tolerance=tolerance)
+            row, col = np.unravel_index(int(np.argmax(piece)), piece.shape)
+            source = f"{key_name(int(value))} at ({sl[1].start + col}, {sl[0].start + row})"
             obj_id = len(objects) + 1
             if traced.iou < DEFAULT_MIN_IOU and warnings is not None:
                 warnings.append(f"{where}: object {obj_id} traced with IoU {traced.iou:.3f} (< {DEFAULT_MIN_IOU})")
-            objects.append(SegObject(id=obj_id, category=category, polygons=traced.polygons))
+            objects.append(SegObject(id=obj_id, category=category, polygons=traced.polygons, source=source))
     return objects
 
 
@@ -187,7 +203,7 @@ def load_patch_labels(pairs: Sequence[Pair], *, connectivity: int = 4, name: Opt
 
     def to_objects(arr, label_path, image_name):
         return objects_from_patches(patch_keys(arr), category, connectivity=connectivity, where=image_name,
-                                    warnings=check.warnings, tolerance=tolerance)
+                                    warnings=check.warnings, tolerance=tolerance, key_name=patch_key_name(arr))
 
     return _pairs_plan(pairs, check, "mask", to_objects, name=name, category=category,
                        pixel_size_um=pixel_size_um, source_format="patch-labels",

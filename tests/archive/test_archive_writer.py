@@ -87,7 +87,7 @@ def test_full_archive_layout_and_every_file_reads_with_its_tool(tmp_path, synthe
     assert len(rows) == 12 and "area_um2" in rows[0]
     assert {r["image_file"] for r in rows} == {"cells.png", "deep.tif", "cells_2.png"}
     sheet = list(openpyxl.load_workbook(x / "metrics/metrics.xlsx", read_only=True)["metrics"].iter_rows(values_only=True))
-    assert len(sheet) == 13 and sheet[0][4] == "area_um2"
+    assert len(sheet) == 13 and sheet[0][5] == "area_um2"
     assert [r[2] for r in sheet[1:]] == [int(r["object_id"]) for r in rows]
     metrics_json = json.loads((x / "metrics/metrics.json").read_text())
     assert len(metrics_json["rows"]) == 12 and metrics_json["pixel_size_um"] == 0.5
