@@ -134,3 +134,32 @@ def load_real_images(cells: Path) -> list[ImageRecord]:
     counter = iter(range(1, 1000))
     next_id = lambda: next(counter)  # noqa: E731
     return _dsb(cells, next_id) + _bbbc039(cells, next_id) + _stardist(cells, next_id)
+
+
+def fill_yolo(line: str, width: int, height: int) -> np.ndarray:
+    """Bool mask of one YOLO label line rasterised as Ultralytics does (``polygon2mask``): the
+    coordinates read as float32, times the image size, cast to int32 (truncation), then
+    OpenCV's ``fillPoly``."""
+    import cv2
+
+    xy = np.array(line.split()[1:], dtype=np.float32).reshape(-1, 2)
+    pixels = np.asarray(xy * np.array([width, height], dtype=np.float32), dtype=np.int32)
+    mask = np.zeros((height, width), dtype=np.uint8)
+    cv2.fillPoly(mask, [pixels.reshape(-1, 1, 2)], 1)
+    return mask.astype(bool)
+
+
+def read_labels(text: str, num_classes: int) -> list[tuple[int, np.ndarray]]:
+    """Parse a label file with Ultralytics' rules (verify_image_label) and assert them."""
+    rows = [x.split() for x in text.strip().splitlines() if len(x)]
+    out = []
+    for row in rows:
+        assert len(row) > 6 and (len(row) - 1) % 2 == 0, "segment lines: class + >= 3 points"
+        cls = float(row[0])
+        assert cls == int(cls) and 0 <= cls < num_classes
+        xy = np.array(row[1:], dtype=np.float32).reshape(-1, 2)
+        assert xy.min() >= 0 and xy.max() <= 1
+        out.append((int(cls), xy))
+    keys = [tuple(r) for r in rows]
+    assert len(set(keys)) == len(keys), "Ultralytics drops duplicate rows"
+    return out
