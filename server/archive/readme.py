@@ -128,12 +128,18 @@ def _metrics(options: ExportOptions) -> list[str]:
 
 def _visualizations(options: ExportOptions) -> list[str]:
     v = options.visualization
-    numbers = f"object ids written in {v.font_size} px" if v.show_numbers else "no object ids"
+    numbers = (f"Object ids in {v.font_size} px, each on its object or, where there is no room, moved nearby "
+               "with a thin leader line to it (and made smaller if need be, down to a readable minimum); "
+               "numbers never overlap each other or leave the image (a number with no room at all is left "
+               "out, with a warning). " if v.show_numbers else "No object ids. ")
     return [
-        f"PNG, same size as the image. Outlines {v.outline_color}, holes {v.hole_color}, "
-        f"{v.stroke_width} px, opacity {v.opacity}; {numbers}. 16-bit and dim 8-bit images are "
-        "contrast-stretched (0.5th to 99.9th percentile) for display only; the files in the images folder are "
-        "the originals.",
+        f"PNG, same size as the image. Outlines {v.outline_color}, {v.stroke_width} px, opacity {v.opacity}; "
+        f"hole outlines {v.hole_color}, dashed over a dark edge and drawn above every other outline, so an "
+        f"object inside another's hole stays visible. {numbers}A legend sits in the corner with the fewest "
+        "objects (on images large enough for it). 16-bit and dim 8-bit images are contrast-stretched for "
+        "display only (0.5th to 99.9th percentile, over at least 1/8 of the 8-bit range or 256 levels of "
+        f"16-bit, so an empty or flat image stays dark instead of turning noise into texture); the files in "
+        "the images folder are the originals.",
     ]
 
 

@@ -317,11 +317,14 @@ def _write_overlays(sink: ZipSink, selected, names: Names, options: ExportOption
         source = image.path if image.path and os.path.isfile(image.path) else None
         if source is None:
             warnings.append(f"{where}: file is missing; outlines drawn on black")
+        notes: list[str] = []
         try:
-            picture = render_overlay(image, options.visualization, source, on_objects, progress.poll)
+            picture = render_overlay(image, options.visualization, source, on_objects, progress.poll, notes)
         except (OSError, ValueError, Image.DecompressionBombError) as exc:  # unreadable or unsupported file
             warnings.append(f"{where}: file could not be read ({exc}); outlines drawn on black")
-            picture = render_overlay(image, options.visualization, None, on_objects, progress.poll)
+            notes = []
+            picture = render_overlay(image, options.visualization, None, on_objects, progress.poll, notes)
+        warnings.extend(f"{where}: {note}" for note in notes)
         progress.report("visualizations", 0.8, message)
         with sink.member(f"visualizations/{names[image.id].stem}_overlay.png") as raw:
             write_overlay_png(picture, raw)
