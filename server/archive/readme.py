@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from app.models import ExportOptions
+from server.archive.agreement import agreement_table
 from server.archive.metrics import METRICS, SOURCE_ID_DEFINITION, unit_suffix
 from server.archive.yolo import NUDGE, YOLO_DIR
 from server.domain import ImageRecord, ProjectRecord
@@ -123,6 +124,10 @@ def _metrics(options: ExportOptions) -> list[str]:
         f"| `source_id` | {SOURCE_ID_DEFINITION} | import |",
     ]
     out += [f"| `{m.key}{unit_suffix(m.kind, s)}` | {m.definition} | {m.source} |" for m in METRICS]
+    out += ["", "### Agreement with scikit-image regionprops", "",
+            "regionprops measures pixel masks; these metrics measure polygons. On the real data the hub is "
+            "tested with (1,122 nuclei, by the size of their source mask), in px units:", "",
+            *agreement_table()]
     return out
 
 

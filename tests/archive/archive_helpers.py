@@ -7,6 +7,7 @@ holes come out right). This is a test helper, independent of the importer in ser
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,9 @@ from shapely.geometry import Polygon as ShapelyPolygon
 from skimage.measure import find_contours
 
 from server.archive.geometry import from_shapely
+from server.imaging import read_image
+from server.imports import load_dsb_folders, load_label_images, load_patch_labels
+from server.imports.labels import pair_by_stem
 from server.domain import ImageRecord, SegObject
 
 
@@ -163,3 +167,37 @@ def read_labels(text: str, num_classes: int) -> list[tuple[int, np.ndarray]]:
     keys = [tuple(r) for r in rows]
     assert len(set(keys)) == len(keys), "Ultralytics drops duplicate rows"
     return out
+
+
+# The real data imported with the hub's importers, and each object's SOURCE mask found through
+# its ``source``: name -> function(cells folder) -> (ImportPlan, source_mask(image, source)).
+def _stardist_imported(cells):
+    root = cells / "stardist_dsb2018"
+    pairs = [(root / "stardist/data/images/img2d.tif", root / "stardist/data/images/mask2d.tif"),
+             (root / "tests/data/img2d.tif", root / "tests/data/mask2d.tif")]
+    labels = {k + 1: read_image(label) for k, (_, label) in enumerate(pairs)}
+    return load_label_images(pairs), lambda image, source: labels[image.id] == source
+
+
+def _bbbc039_imported(cells):
+    pairs = pair_by_stem(cells / "bbbc039_u2os/images", cells / "bbbc039_u2os/masks")
+    masks = {k + 1: read_image(mask) for k, (_, mask) in enumerate(pairs)}
+
+    def source_mask(image, source):
+        colour, x, y = re.fullmatch(r"#([0-9a-f]{6}) at \((\d+), (\d+)\)", source).groups()
+        rgb = masks[image.id][..., :3]
+        same = np.all(rgb == [int(colour[i:i + 2], 16) for i in (0, 2, 4)], axis=2)
+        patches, _ = ndimage.label(same)  # 4-connected, as the import
+        return patches == patches[int(y), int(x)]
+
+    return load_patch_labels(pairs), source_mask
+
+
+def _dsb_imported(cells):
+    root = cells / "bbbc038_dsb2018/stage1_train"
+    plan = load_dsb_folders(root)
+    folders = {im.id: root / im.file_name[:-4] / "masks" for im in plan.images}
+    return plan, lambda image, source: read_image(folders[image.id] / source) > 0
+
+
+REAL_SETS = {"stardist": _stardist_imported, "bbbc039": _bbbc039_imported, "dsb2018": _dsb_imported}

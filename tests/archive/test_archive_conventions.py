@@ -12,60 +12,23 @@ difference is within 1 %.
 from __future__ import annotations
 
 import json
-import re
 import zipfile
 
 import numpy as np
 import pytest
 from pycocotools.coco import COCO
-from scipy import ndimage
 
 from app.models import ExportOptions
-from archive_helpers import fill_yolo
+from archive_helpers import REAL_SETS, fill_yolo
 from server.archive import write_archive
 from server.archive.names import assign_archive_names
-from server.imaging import read_image
-from server.imports import load_dsb_folders, load_label_images, load_patch_labels
-from server.imports.labels import pair_by_stem
 
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
 
 
-def _stardist(cells):
-    root = cells / "stardist_dsb2018"
-    pairs = [(root / "stardist/data/images/img2d.tif", root / "stardist/data/images/mask2d.tif"),
-             (root / "tests/data/img2d.tif", root / "tests/data/mask2d.tif")]
-    labels = {k + 1: read_image(label) for k, (_, label) in enumerate(pairs)}
-    return load_label_images(pairs), lambda image, source: labels[image.id] == source
-
-
-def _bbbc039(cells):
-    pairs = pair_by_stem(cells / "bbbc039_u2os/images", cells / "bbbc039_u2os/masks")
-    masks = {k + 1: read_image(mask) for k, (_, mask) in enumerate(pairs)}
-
-    def source_mask(image, source):
-        colour, x, y = re.fullmatch(r"#([0-9a-f]{6}) at \((\d+), (\d+)\)", source).groups()
-        rgb = masks[image.id][..., :3]
-        same = np.all(rgb == [int(colour[i:i + 2], 16) for i in (0, 2, 4)], axis=2)
-        patches, _ = ndimage.label(same)  # 4-connected, as the import
-        return patches == patches[int(y), int(x)]
-
-    return load_patch_labels(pairs), source_mask
-
-
-def _dsb(cells):
-    root = cells / "bbbc038_dsb2018/stage1_train"
-    plan = load_dsb_folders(root)
-    folders = {im.id: root / im.file_name[:-4] / "masks" for im in plan.images}
-    return plan, lambda image, source: read_image(folders[image.id] / source) > 0
-
-
-SETS = {"stardist": _stardist, "bbbc039": _bbbc039, "dsb2018": _dsb}
-
-
-@pytest.fixture(scope="module", params=list(SETS))
+@pytest.fixture(scope="module", params=list(REAL_SETS))
 def exported(request, cells_dir, tmp_path_factory):
-    plan, source_mask = SETS[request.param](cells_dir)
+    plan, source_mask = REAL_SETS[request.param](cells_dir)
     project = plan.to_project(1)
     dest = tmp_path_factory.mktemp(request.param) / "export.zip"
     write_archive(project, project.images, ExportOptions(annotation_formats=["coco", "yolo"]), dest,
