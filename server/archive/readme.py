@@ -33,9 +33,11 @@ def _coco(images: str, max_objects: int) -> list[str]:
         "[c, c+1) x [r, r+1). Rasterised by pycocotools (`annToMask`), an outline traced along pixel "
         "edges gives back exactly the pixels it was traced from.",
         "- Read it with `pycocotools.coco.COCO(path)`; `annToMask(ann)` gives each object's mask.",
-        f"- COCOeval counts at most `maxDets` detections per image (100 by default, for AP too), and images "
-        f"here hold up to {max_objects} objects: set `E.params.maxDets = [1, 10, {dets}]` before "
-        "`evaluate()`, or AP is computed on the first 100 objects of each image only.",
+        f"- COCOeval counts at most `maxDets` detections per image (100 by default), and images here hold up "
+        f"to {max_objects} objects: set `E.params.maxDets = [1, 10, {dets}]` before `evaluate()`, or the "
+        "objects past the 100th of an image count as missed. `summarize()` then computes AP@[.5:.95] at 100 "
+        "detections still (it prints -1 for it): read it as `p = E.eval['precision'][:, :, :, 0, -1]; "
+        "p[p > -1].mean()`; the other AP and AR lines use the last `maxDets`.",
     ]
 
 

@@ -11,6 +11,8 @@ difference is within 1 %.
 """
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import zipfile
 
@@ -71,3 +73,33 @@ def test_yolo_fills_back_to_the_source_masks_with_opencv_fillpoly(exported):
     assert n == sum(len(im.objects) for im in project.images)
     assert median_iou >= 0.99, (name, median_iou)
     assert abs(mean_signed) <= 0.01, (name, mean_signed)  # no one-pixel growth to the right and bottom
+
+
+def test_cocoeval_needs_the_max_dets_the_readme_gives(exported):
+    # An archive evaluated against itself is perfect only once maxDets covers the densest image,
+    # and AP@[.5:.95] read from the precision array as the README says.
+    from pycocotools.cocoeval import COCOeval
+
+    name, project, _, zf = exported
+    data = json.loads(zf.read("annotations/coco/annotations.json"))
+    readme = zf.read("README.md").decode()
+    most = max(len(im.objects) for im in project.images)
+    dets = max(100, most)
+    assert f"E.params.maxDets = [1, 10, {dets}]" in readme and f"to {most} objects" in readme
+    assert "p = E.eval['precision'][:, :, :, 0, -1]; p[p > -1].mean()" in readme
+    truth = COCO()
+    truth.dataset = data
+    truth.createIndex()
+    results = truth.loadRes([{**a, "score": 1.0} for a in data["annotations"]])
+    found = {}
+    for max_dets in ([1, 10, 100], [1, 10, dets]):
+        evaluation = COCOeval(truth, results, "segm")
+        evaluation.params.maxDets = max_dets
+        with contextlib.redirect_stdout(io.StringIO()):
+            evaluation.evaluate()
+            evaluation.accumulate()
+        p = evaluation.eval["precision"][:, :, :, 0, -1]
+        found[max_dets[-1]] = float(p[p > -1].mean())
+    assert found[dets] == pytest.approx(1.0)
+    if most > 100:
+        assert found[100] < 0.95  # the default leaves the objects past the 100th of the densest image out
