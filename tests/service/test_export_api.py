@@ -410,10 +410,9 @@ def test_the_websocket_needs_a_session(live: Live):
 
 
 def test_heartbeat_pings_arrive(live: Live, monkeypatch):
-    import server.events as events
-    import server.web as web
+    import server.routes.ws as ws_route
 
-    monkeypatch.setattr(web, "HEARTBEAT_SECONDS", 0.1)
+    monkeypatch.setattr(ws_route, "HEARTBEAT_SECONDS", 0.1)
     alice = live.new_user()
     with alice.websocket() as ws:
         msg = json.loads(ws.recv(timeout=5))
