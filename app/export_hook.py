@@ -37,6 +37,7 @@ from typing import Any, Callable, Optional, Union
 from pydantic import ValidationError
 
 from app import crosstab, persistence
+from app.errors import error_text
 from app.hooks import mount, use_callback, use_effect, use_ref, use_state
 from app.machine import (
     POLLABLE, AutoDownloadDue, Cancel, CancelAnswered, ClearPersist, ClearStartCancel, Dismiss, Download, ExportState,
@@ -104,27 +105,6 @@ def poll_delay_ms(errors: int) -> float:
 def reconnect_delay_ms(failures: int) -> float:
     """Socket reconnect backoff after ``failures`` consecutive closes (>= 1)."""
     return min(RECONNECT_BASE_MS * 2 ** max(failures - 1, 0), RECONNECT_MAX_MS)
-
-
-def error_detail(body: Any, status: int) -> str:
-    """A readable message from an error body: the server's ``{"detail": str | [{field, reason}]}``
-    (R8) or FastAPI's ``[{loc, msg}]``; ``HTTP <status>`` when the body says nothing."""
-    detail = body.get("detail") if isinstance(body, dict) else None
-    if isinstance(detail, str) and detail:
-        return detail
-    if isinstance(detail, list) and detail:
-        parts = []
-        for item in detail:
-            if isinstance(item, dict):
-                if "field" in item or "reason" in item:
-                    loc, msg = str(item.get("field") or ""), str(item.get("reason") or "invalid")
-                else:
-                    loc = ".".join(str(x) for x in item.get("loc", ()) if x != "body")
-                    msg = str(item.get("msg", "invalid"))
-                parts.append(f"{loc}: {msg}" if loc else msg)
-        if parts:
-            return "; ".join(parts)
-    return f"HTTP {status}"
 
 
 def _parse_job(body: Any) -> Optional[ExportJob]:
@@ -350,9 +330,9 @@ class _Runtime:
             self.dispatch(Update(JobUpdate.from_job(job), source))
             return True
         if resp.status in (404, 410):
-            self.dispatch(FetchFailed(job_id, "gone", error_detail(resp.body, resp.status)))
+            self.dispatch(FetchFailed(job_id, "gone", error_text(resp.body, resp.status)))
             return True
-        self.dispatch(FetchFailed(job_id, "retry", error_detail(resp.body, resp.status)))
+        self.dispatch(FetchFailed(job_id, "retry", error_text(resp.body, resp.status)))
         return False
 
     def stop(self) -> None:
@@ -484,7 +464,7 @@ def use_advanced_export(project_id: int, ports: Ports) -> AdvancedExport:
                 elif resp.status == 409 and isinstance(resp.body, dict) and _parse_job(resp.body.get("job")):
                     rt.dispatch(StartAccepted(_parse_job(resp.body["job"]), conflict=True))
                 else:
-                    rt.dispatch(StartFailed(error_detail(resp.body, resp.status),
+                    rt.dispatch(StartFailed(error_text(resp.body, resp.status),
                                             retryable=resp.status >= 500))
 
             def on_error(message: str) -> None:
@@ -509,7 +489,7 @@ def use_advanced_export(project_id: int, ports: Ports) -> AdvancedExport:
             def on_response(resp: HttpResponse) -> None:
                 body = resp.body if isinstance(resp.body, dict) else {}
                 job = _parse_job(resp.body) if resp.status == 200 else _parse_job(body.get("job"))
-                detail = error_detail(resp.body, resp.status)
+                detail = error_text(resp.body, resp.status)
                 if resp.status == 200:
                     rt.dispatch(CancelAnswered("ok", job))
                 elif resp.status == 409:

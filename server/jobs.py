@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
-from app.models import EVENT_FOR_STATUS, ExportEvent, ExportJob, ExportOptions
+from app.models import ExportEvent, ExportJob, ExportOptions
 from server.db import Database, utc_now_iso
 
 EventSink = Callable[[int, dict], None]  # (user_id, event dict) -> None; must be thread-safe
@@ -176,19 +176,7 @@ class JobStore:
         return job, "created"
 
     def _emit(self, user_id: int, job: ExportJob) -> None:
-        event = ExportEvent(
-            type=EVENT_FOR_STATUS[job.status],  # type: ignore[arg-type]
-            job_id=job.id,
-            project_id=job.project_id,
-            seq=job.seq,
-            status=job.status,
-            progress=job.progress,
-            stage=job.stage,
-            message=job.message,
-            ts=time.time() * 1000,
-            start_token=job.start_token,
-        )
-        self.emit(user_id, event.model_dump())
+        self.emit(user_id, ExportEvent.from_job(job, time.time() * 1000).model_dump())
 
     def _update(self, job_id: str, sql_set: str, where: str, params: tuple) -> Optional[ExportJob]:
         """Apply ``SET seq = seq + 1, <sql_set>`` if ``where`` holds; emit and return the new job."""

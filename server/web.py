@@ -28,7 +28,8 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Redirect
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ValidationError
 
-from app.models import EVENT_FOR_STATUS, ExportOptions
+from app.errors import validation_errors
+from app.models import ExportEvent, ExportOptions
 from server import auth
 from server.bytecode import BytecodeBundle
 from server.db import Database
@@ -115,12 +116,8 @@ def _content_disposition(project_name: str, job_id: str) -> str:
 
 
 def _validation_detail(exc: ValidationError | RequestValidationError) -> list[dict]:
-    out = []
-    for err in exc.errors():
-        loc = [str(p) for p in err.get("loc", ()) if p not in ("body",)]
-        # A rule over several fields (e.g. "nothing to export") names the options as a whole.
-        out.append({"field": ".".join(loc) or "options", "reason": err.get("msg", "invalid")})
-    return out
+    # R8's one error shape, shared with the page and the test fakes (app.errors).
+    return validation_errors(exc)["detail"]
 
 
 IMMUTABLE = "public, max-age=31536000, immutable"
@@ -490,19 +487,7 @@ def create_app(settings: Settings) -> FastAPI:
         hub.add(conn)
         # A (re)connecting client first gets the current state of its active jobs.
         for job in store.active_for(user_id):
-            conn.queue.put_nowait(
-                {
-                    "type": EVENT_FOR_STATUS[job.status],
-                    "job_id": job.id,
-                    "project_id": job.project_id,
-                    "seq": job.seq,
-                    "status": job.status,
-                    "progress": job.progress,
-                    "stage": job.stage,
-                    "message": job.message,
-                    "ts": time.time() * 1000,
-                }
-            )
+            conn.queue.put_nowait(ExportEvent.from_job(job, time.time() * 1000).model_dump())
         sender = asyncio.create_task(conn.sender())
 
         async def heartbeat():

@@ -38,7 +38,8 @@ from pydantic import ValidationError
 from app import store
 from app.crosstab import StorageChannel, StorageClaimLocks
 from app.export_hook import ExportController, create_export_controller
-from app.models import ACTIVE_STATUSES, EVENT_FOR_STATUS, ExportJob, ExportOptions
+from app.errors import validation_errors
+from app.models import ACTIVE_STATUSES, ExportEvent, ExportJob, ExportOptions
 from app.ports import Cancel, HttpResponse, Ports
 
 START_MS = 1_700_000_000_000.0
@@ -244,8 +245,7 @@ class FakeServer:
         try:
             options = ExportOptions.model_validate(body or {})
         except ValidationError as exc:
-            return HttpResponse(422, {"detail": [{"loc": ["body", *e["loc"]], "msg": e["msg"]}
-                                                 for e in exc.errors()]})
+            return HttpResponse(422, validation_errors(exc))
         for job in self.jobs.values():
             if start_token is not None and job.start_token == start_token:
                 return HttpResponse(202, self._dump(job))  # R1: a repeated start gets its job
@@ -335,9 +335,7 @@ class FakeServer:
 
     # -- WebSocket (R6)
     def _emit(self, job: ExportJob) -> None:
-        event = {"type": EVENT_FOR_STATUS[job.status], "job_id": job.id, "project_id": job.project_id,
-                 "seq": job.seq, "status": job.status, "progress": job.progress, "stage": job.stage,
-                 "message": job.message, "ts": self.sched.now_ms, "start_token": job.start_token}
+        event = ExportEvent.from_job(job, self.sched.now_ms).model_dump()
         for conn in list(self.sockets):
             conn.send(event)
 
