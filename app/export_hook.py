@@ -43,8 +43,8 @@ from app.machine import (
     POLLABLE, AutoDownloadDue, Cancel, CancelAnswered, ClearPersist, ClearStartCancel, Dismiss, Download, ExportState,
     ExportView,
     FetchFailed, JobUpdate, LockResult, Marks, MarkStartCancel, Persist, Post, Remote, Restore, Start, StartAccepted,
-    StartDownload, StartFailed, StartRejected, Update, Warn, WriteMark, activities, event_job_id,
-    initial_state, retry_delay_ms, transition, view,
+    StartDownload, StartFailed, StartRejected, Update, Warn, WriteMark, activities, event_job_id, event_start_token,
+    initial_state, transition, view,
 )
 from app.models import ExportEvent, ExportJob, ExportOptions
 from app.ports import Cancel as CancelFn
@@ -67,16 +67,6 @@ def start_path(project_id: int, start_token: Optional[str] = None) -> str:
     return path if start_token is None else f"{path}?start_token={start_token}"
 
 
-def event_start_token(event: Any) -> Optional[str]:
-    """The start token an event carries about its job, if any."""
-    if isinstance(event, (StartAccepted, Restore)):
-        return event.job.start_token
-    if isinstance(event, Update):
-        update = event.update
-        return update.job.start_token if update.job is not None else update.start_token
-    return None
-
-
 def job_path(job_id: str) -> str:
     """GET the job JSON here."""
     return f"/api/exports/{job_id}"
@@ -95,6 +85,14 @@ def download_url(job_id: str) -> str:
 def export_filename(job: ExportJob) -> str:
     """The name the page asks the browser to save the archive under."""
     return f"cellhub-project-{job.project_id}-export-{job.id}.zip"
+
+
+def retry_delay_ms(attempt: int) -> float:
+    """Backoff before retry number ``attempt`` (0 = first try, no delay): 500 ms doubled
+    per attempt, at most 10 s. Deterministic (no jitter) so tests and replays agree."""
+    if attempt <= 0:
+        return 0.0
+    return float(min(500 * 2 ** (attempt - 1), 10_000))
 
 
 def poll_delay_ms(errors: int) -> float:
@@ -562,7 +560,7 @@ def use_advanced_export(project_id: int, ports: Ports) -> AdvancedExport:
     use_effect(poll, [poll_on, socket_up, job_id, poll_round])
 
     # Activity auto_download_timer: deps are the job and the status (C1: cleanup clears it).
-    auto_on = "auto_download_timer" in acts
+    auto_on = "auto_download" in acts
 
     def auto_download() -> Optional[CancelFn]:
         if not auto_on or job_id is None:
