@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from app.machine import JobUpdate, Remote, Update
 from app.models import ExportJob, JobStatus
-from app.ports import Cancel, Clock, Storage
+from app.ports import Stop, Clock, Storage
 
 CHANNEL_NAME = "cellhub-export"
 MessageKind = Literal["started", "progress", "cancel-requested", "cancelled", "completed",
@@ -90,7 +90,7 @@ class StorageChannel:
         envelope = {"n": f"{self._tab_id}:{next(self._counter)}", "msg": message}
         self._storage.set(BUS_KEY, json.dumps(envelope))
 
-    def subscribe(self, on_message: Callable[[dict], None]) -> Cancel:
+    def subscribe(self, on_message: Callable[[dict], None]) -> Stop:
         def on_change(key: str, value: Optional[str]) -> None:
             if key != BUS_KEY or value is None:
                 return
@@ -140,7 +140,7 @@ class StorageClaimLocks:
         except ValidationError:
             return None
 
-    def try_acquire(self, name: str, on_result: Callable[[Optional[Cancel]], None]) -> Cancel:
+    def try_acquire(self, name: str, on_result: Callable[[Optional[Stop]], None]) -> Stop:
         key = LOCK_PREFIX + name
         token = f"{self._tab_id}:{next(self._tokens)}"
         state = {"timer": None, "granted": False, "done": False}

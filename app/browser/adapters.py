@@ -1,7 +1,7 @@
 """Browser implementations of the core's ports (``app.ports``): the only place, with the
 rest of ``app.browser``, that touches ``js`` and ``pyodide``.
 
-Every JS proxy made for a callback is destroyed by the ``Cancel`` returned with it, so a
+Every JS proxy made for a callback is destroyed by the ``Stop`` returned with it, so a
 component that unmounts leaves no live proxy behind. Nothing here blocks the main thread:
 HTTP uses the async ``fetch`` with an ``AbortController`` and a timeout.
 """
@@ -15,7 +15,7 @@ import js  # type: ignore[import-not-found]
 from pyodide.ffi import create_once_callable, create_proxy, to_js  # type: ignore[import-not-found]
 
 from app.crosstab import StorageChannel, StorageClaimLocks
-from app.ports import Cancel, HttpResponse, Ports
+from app.ports import Stop, HttpResponse, Ports
 
 CHANNEL_NAME = "cellhub-export"
 HTTP_TIMEOUT_MS = 15000
@@ -51,7 +51,7 @@ class LiveProxies:
 class FetchHttp:
     """``Http`` over ``window.fetch`` with the CSRF header, JSON bodies and a timeout."""
 
-    def request(self, method, path, body, on_response, on_error) -> Cancel:
+    def request(self, method, path, body, on_response, on_error) -> Stop:
         controller = js.AbortController.new()
         state = {"cancelled": False, "timer": None}
 
@@ -106,7 +106,7 @@ class FetchHttp:
 class BrowserSocket:
     """``Socket`` over ``window.WebSocket`` to ``/api/ws`` on the page's own host."""
 
-    def connect(self, on_open, on_message, on_close) -> Cancel:
+    def connect(self, on_open, on_message, on_close) -> Stop:
         scheme = "wss" if js.location.protocol == "https:" else "ws"
         ws = js.WebSocket.new(f"{scheme}://{js.location.host}/api/ws")
         state = {"closed": False}
@@ -171,7 +171,7 @@ class LocalStorage:
     def remove(self, key: str) -> None:
         js.localStorage.removeItem(key)
 
-    def subscribe(self, on_change) -> Cancel:
+    def subscribe(self, on_change) -> Stop:
         def handler(event: Any) -> None:
             key = event.key
             if _is_missing(key):
@@ -194,7 +194,7 @@ class BroadcastChannelPort:
     def post(self, message: dict) -> None:
         self.channel.postMessage(js_object(message))
 
-    def subscribe(self, on_message) -> Cancel:
+    def subscribe(self, on_message) -> Stop:
         def handler(event: Any) -> None:
             raw = event.data
             data = raw.to_py() if hasattr(raw, "to_py") else raw
@@ -211,7 +211,7 @@ class WebLocks:
     held until the release function is called. Without ``navigator.locks``, ``browser_ports``
     uses the core's ``crosstab.StorageClaimLocks`` (a localStorage claim with expiry, C4)."""
 
-    def try_acquire(self, name: str, on_result) -> Cancel:
+    def try_acquire(self, name: str, on_result) -> Stop:
         state: dict[str, Any] = {"resolve": None, "withdrawn": False, "done": False}
 
         def release() -> None:
@@ -254,7 +254,7 @@ class BrowserClock:
     def now(self) -> float:
         return float(js.Date.now())
 
-    def set_timeout(self, fn, ms) -> Cancel:
+    def set_timeout(self, fn, ms) -> Stop:
         state = {"fired": False, "cancelled": False}
 
         def fire() -> None:
@@ -293,7 +293,7 @@ class AnchorDownloader:
 
 
 class DocumentVisibility:
-    def subscribe(self, on_visible) -> Cancel:
+    def subscribe(self, on_visible) -> Stop:
         def handler(event: Any) -> None:
             if str(js.document.visibilityState) == "visible":
                 on_visible()
@@ -308,7 +308,7 @@ class ConsoleLog:
         js.console.warn(f"[cellhub] {message}")
 
 
-def _once(fn: Callable[[], Any]) -> Cancel:
+def _once(fn: Callable[[], Any]) -> Stop:
     done = {"v": False}
 
     def cancel() -> None:

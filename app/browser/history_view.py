@@ -16,7 +16,7 @@ from app.browser.dom import Component, attr, el, h, is_missing, set_text
 from app.browser.options_form import describe_options
 from app.browser.page_state import PageState
 from app.browser.texts import HISTORY_STATUS_TEXT, format_bytes, format_duration, job_duration_ms, parse_iso_ms, relative_time
-from app.export_hook import download_url
+from app.routes import download_path
 from app.models import ExportOptions
 
 
@@ -145,7 +145,7 @@ class HistoryView(Component):
                 control = h("button", {"type": "button", "class_": "linkish",
                                        "data": {"action": "download", "job-id": job_id}}, label)
             else:
-                control = h("a", {"class_": "button", "href": download_url(job_id), "download": True,
+                control = h("a", {"class_": "button", "href": download_path(job_id), "download": True,
                                   "data": {"action": "download-link", "job-id": job_id},
                                   "aria-label": f"{label}: export of {when_text}"},
                             label)

@@ -40,7 +40,7 @@ from app.crosstab import StorageChannel, StorageClaimLocks
 from app.export_hook import ExportController, create_export_controller
 from app.errors import validation_errors
 from app.models import ACTIVE_STATUSES, ExportEvent, ExportJob, ExportOptions
-from app.ports import Cancel, HttpResponse, Ports
+from app.ports import Stop, HttpResponse, Ports
 
 START_MS = 1_700_000_000_000.0
 
@@ -120,7 +120,7 @@ class Scheduler:
     def drop_queue(self, queue: str) -> None:
         self.queues.pop(queue, None)
 
-    def add_timer(self, tab: Optional[str], fn: Callable[[], None], ms: float, label: str) -> Cancel:
+    def add_timer(self, tab: Optional[str], fn: Callable[[], None], ms: float, label: str) -> Stop:
         sid = next(self._ids)
         step = Step(sid, "timer", tab, label, f"timer-{sid}", fn, due=self.now_ms + max(0.0, float(ms)))
         self.timers[sid] = step
@@ -352,7 +352,7 @@ class FakeHttp:
         self.tab = tab
 
     def request(self, method: str, path: str, body: Optional[dict],
-                on_response: Callable[[HttpResponse], None], on_error: Callable[[str], None]) -> Cancel:
+                on_response: Callable[[HttpResponse], None], on_error: Callable[[str], None]) -> Stop:
         sched = self.world.sched
         live = {"on": True}
         body_copy = json.loads(json.dumps(body)) if body is not None else None
@@ -424,7 +424,7 @@ class FakeSocket:
         return self.conns[-1] if self.conns else None
 
     def connect(self, on_open: Callable[[], None], on_message: Callable[[dict], None],
-                on_close: Callable[[], None]) -> Cancel:
+                on_close: Callable[[], None]) -> Stop:
         conn = FakeSocketConn(self.world, self.tab, on_open, on_message, on_close, next(self._n))
         self.conns.append(conn)
         server = self.world.server
@@ -497,7 +497,7 @@ class TabStorage:
             del self.shared.data[key]
             self.shared._changed(self.tab, key, None)
 
-    def subscribe(self, on_change: Callable[[str, Optional[str]], None]) -> Cancel:
+    def subscribe(self, on_change: Callable[[str, Optional[str]], None]) -> Stop:
         subs = self.shared.subscribers.setdefault(self.tab, [])
         subs.append(on_change)
         return lambda: on_change in subs and subs.remove(on_change)
@@ -535,7 +535,7 @@ class TabChannel:
             self.bus.world.sched.enqueue("channel", dst, f"{message.get('kind') if isinstance(message, dict) else '?'} from {self.tab}", deliver,
                                          f"channel-{self.tab}->{dst}")
 
-    def subscribe(self, on_message: Callable[[dict], None]) -> Cancel:
+    def subscribe(self, on_message: Callable[[dict], None]) -> Stop:
         subs = self.bus.subscribers.setdefault(self.tab, [])
         subs.append(on_message)
         return lambda: on_message in subs and subs.remove(on_message)
@@ -564,7 +564,7 @@ class TabLocks:
         self.mgr = mgr
         self.tab = tab
 
-    def try_acquire(self, name: str, on_result: Callable[[Optional[Cancel]], None]) -> Cancel:
+    def try_acquire(self, name: str, on_result: Callable[[Optional[Stop]], None]) -> Stop:
         token = next(self.mgr._tokens)
         st = {"withdrawn": False, "granted": False}
 
@@ -625,12 +625,12 @@ class FakeClockPort:
     def __init__(self, world: "World", tab: str) -> None:
         self.world = world
         self.tab = tab
-        self.cancels: list[Cancel] = []
+        self.cancels: list[Stop] = []
 
     def now(self) -> float:
         return self.world.sched.now_ms
 
-    def set_timeout(self, fn: Callable[[], None], ms: float) -> Cancel:
+    def set_timeout(self, fn: Callable[[], None], ms: float) -> Stop:
         cancel = self.world.sched.add_timer(self.tab, fn, ms, f"timer {getattr(fn, '__qualname__', fn)}")
         self.cancels.append(cancel)
         return cancel
@@ -640,7 +640,7 @@ class FakeVisibility:
     def __init__(self) -> None:
         self.subs: list[Callable[[], None]] = []
 
-    def subscribe(self, on_visible: Callable[[], None]) -> Cancel:
+    def subscribe(self, on_visible: Callable[[], None]) -> Stop:
         self.subs.append(on_visible)
         return lambda: on_visible in self.subs and self.subs.remove(on_visible)
 
@@ -755,7 +755,7 @@ class World:
         self.socket_blocked: set[str] = set()
         self.job_history: dict[str, list[tuple[int, str]]] = {}
         self.cancel_context: dict[int, tuple[Optional[str], list[tuple[int, str]]]] = {}
-        """Cancel click mark -> (the start token then pending, the clicking page's own job history)."""
+        """Stop click mark -> (the start token then pending, the clicking page's own job history)."""
         self.errors: list[tuple[BaseException, str]] = []
         self._tab_ids = itertools.count(1)
         self._start_tokens = itertools.count(1)

@@ -36,7 +36,7 @@ from __future__ import annotations
 from typing import Optional
 
 from app.crosstab import LOCK_PREFIX
-from app.export_hook import cancel_path, start_path
+from app.routes import cancel_path, start_path
 
 from ..fakes import Tab
 from .sim import PID, Sim, cancel_clicks, record_job_id, timer_purpose

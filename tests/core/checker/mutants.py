@@ -1,6 +1,7 @@
 """The defects of the original React hook, put back one at a time by monkeypatching the
-product (``app.machine.rules.RULES``, ``app.machine.engine.ACTIVITIES``, names looked up by
-``app.export_hook`` at call time) in a test. Nothing in ``app/`` knows about them.
+product (``app.machine.rules.RULES``, ``app.machine.engine.ACTIVITIES``, the hook's
+``activities.ACTIVITY_EFFECTS`` and the ``transition`` its dispatcher calls, all looked up at
+call time) in a test. Nothing in ``app/`` knows about them.
 
 Each ``Mutant`` names the React defect, says how it is transposed to this design, and
 carries the small scenario and depth the checker searches to catch it and the invariant
@@ -15,7 +16,8 @@ from typing import Any, Callable, Optional
 
 import pytest
 
-from app import export_hook
+from app.export_hook import activities as activity_table
+from app.export_hook import dispatcher
 from app.machine import actions, changes, engine, rules
 from app.machine.events import AutoDownloadDue, Cancel, Download, LockResult, Update
 from app.machine.guards import Guard, cancel_marked, download_marked, for_project, newer, status_is
@@ -64,19 +66,13 @@ def _set_rules(mp: pytest.MonkeyPatch, table: tuple[Rule, ...]) -> None:
     mp.setattr(rules, "RULES", table)
 
 
-def _wrap_effect(mp: pytest.MonkeyPatch, name: str, change: Callable[[Callable, Any], tuple]) -> None:
-    """Replace ``use_effect(fn, deps)`` calls of the hook's effect called ``name`` by
-    ``use_effect(*change(fn, deps))``."""
-    real = export_hook.use_effect
-    seen = {"n": 0}
-
-    def use_effect(fn: Callable, deps: Any = None) -> None:
-        if getattr(fn, "__name__", "") == name:
-            seen["n"] += 1
-            fn, deps = change(fn, deps)
-        real(fn, deps)
-
-    mp.setattr(export_hook, "use_effect", use_effect)
+def _change_activity(mp: pytest.MonkeyPatch, name: str, **change: Any) -> None:
+    """Replace fields (``start``, ``deps``) of the hook's activity effect ``name``."""
+    table = activity_table.ACTIVITY_EFFECTS
+    if name not in [a.name for a in table]:
+        raise AssertionError(f"no activity effect {name!r}: the mutant no longer applies")
+    mp.setattr(activity_table, "ACTIVITY_EFFECTS",
+               tuple(replace(a, **change) if a.name == name else a for a in table))
 
 
 # --------------------------------------------------------------------------- patches
@@ -108,7 +104,7 @@ def auto_download_path_no_cancel_check(mp: pytest.MonkeyPatch) -> None:
 def auto_download_deps_without_state(mp: pytest.MonkeyPatch) -> None:
     """The auto-download effect's deps hold the job id only (React: ``[completedJobId]``
     without ``currentJob``): it never re-runs when the job's state changes."""
-    _wrap_effect(mp, "auto_download", lambda fn, deps: (fn, [deps[1]]))
+    _change_activity(mp, "auto_download", deps=lambda on, scene: (scene.job_id,))
 
 
 def _completion_without_guard(source: str) -> Patch:
@@ -131,26 +127,25 @@ def _completion_without_guard(source: str) -> Patch:
 
 def persistence_kept_on_cancel(mp: pytest.MonkeyPatch) -> None:
     """The hook drops every ``ClearPersist`` of a transition into cancelling/cancelled."""
-    real = export_hook.transition
+    real = dispatcher.transition
 
     def transition(state: Any, event: Any) -> tuple:
-        new, actions = real(state, event)
-        if new.status in ("cancelling", "cancelled"):
-            actions = [a for a in actions if not isinstance(a, ClearPersist)]
-        return new, actions
+        new, done = real(state, event)
+        if new.status in (State.CANCELLING, State.CANCELLED):
+            done = [a for a in done if not isinstance(a, ClearPersist)]
+        return new, done
 
-    mp.setattr(export_hook, "transition", transition)
+    mp.setattr(dispatcher, "transition", transition)
 
 
 def auto_download_timer_kept(mp: pytest.MonkeyPatch) -> None:
     """The auto-download effect returns no cleanup: its timer outlives the state."""
-    def change(fn: Callable, deps: Any) -> tuple:
-        def auto_download() -> None:
-            fn()  # the timer is set; its cancel function is dropped
+    real = activity_table.auto_download
 
-        return auto_download, deps
+    def auto_download(scene: Any) -> None:
+        real(scene)  # the timer is set; its Stop is dropped
 
-    _wrap_effect(mp, "auto_download", change)
+    _change_activity(mp, "auto_download", start=auto_download)
 
 
 def _download_at_once(table: tuple[Rule, ...]) -> tuple[Rule, ...]:
