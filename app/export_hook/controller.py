@@ -38,28 +38,23 @@ class ExportController:
         result = self._mounted.result.value
         return self._before[name] if result is None else getattr(result, name)
 
-    def _hook(self) -> Optional[AdvancedExport]:
-        return self._mounted.result.peek() if self._mounted.is_mounted else None
+    def _call(self, callback: str, *args: Any) -> None:
+        """Call the mounted hook's ``callback`` (nothing once it is unmounted)."""
+        hook: Optional[AdvancedExport] = self._mounted.result.peek() if self._mounted.is_mounted else None
+        if hook is not None:
+            getattr(hook, callback)(*args)
 
     def start_export(self, options: Union[ExportOptions, dict, None] = None) -> None:
-        hook = self._hook()
-        if hook is not None:
-            hook.start_export(options)
+        self._call("start_export", options)
 
     def cancel_export(self) -> None:
-        hook = self._hook()
-        if hook is not None:
-            hook.cancel_export()
+        self._call("cancel_export")
 
     def download(self, job_id: str) -> None:
-        hook = self._hook()
-        if hook is not None:
-            hook.download(job_id)
+        self._call("download", job_id)
 
     def dismiss(self) -> None:
-        hook = self._hook()
-        if hook is not None:
-            hook.dismiss()
+        self._call("dismiss")
 
     @property
     def mounted(self) -> Mounted:
