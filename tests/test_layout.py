@@ -82,7 +82,7 @@ def test_the_app_zip_depends_on_the_sources_only_not_on_file_times(tmp_path, mon
     shutil.copytree(ROOT / "app", tmp_path / "app", ignore=shutil.ignore_patterns("__pycache__"))
     monkeypatch.setattr(web, "ROOT", tmp_path)
     first = web.build_app_zip()
-    store = tmp_path / "app" / "store.py"
+    store = tmp_path / "app" / "store" / "nodes.py"
     os.utime(store, (1_000_000_000, 1_000_000_000))
     assert web.build_app_zip() == first
     store.write_text(store.read_text() + "\n")
