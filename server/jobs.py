@@ -25,7 +25,7 @@ from typing import Any, Callable, Mapping, Optional
 from sqlalchemy import ColumnElement, and_, bindparam, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from app.models import EVENT_FOR_STATUS, ExportEvent, ExportJob, ExportOptions
+from app.models import ExportEvent, ExportJob, ExportOptions
 from server.db import Database, utc_now_iso
 from server.dialects import insertion_order
 from server.schema import ACTIVE_STATUSES, jobs
@@ -211,19 +211,7 @@ class JobStore:
         return job, "created"
 
     def _emit(self, user_id: int, job: ExportJob) -> None:
-        event = ExportEvent(
-            type=EVENT_FOR_STATUS[job.status],  # type: ignore[arg-type]
-            job_id=job.id,
-            project_id=job.project_id,
-            seq=job.seq,
-            status=job.status,
-            progress=job.progress,
-            stage=job.stage,
-            message=job.message,
-            ts=time.time() * 1000,
-            start_token=job.start_token,
-        )
-        self.emit(user_id, event.model_dump())
+        self.emit(user_id, ExportEvent.from_job(job, time.time() * 1000).model_dump())
 
     def _update(self, job_id: str, transition, **params: Any) -> Optional[ExportJob]:
         """Run ``transition`` (a ``_transition`` statement) on the job with ``params``; emit

@@ -81,7 +81,7 @@ def test_the_app_zip_depends_on_the_sources_only_not_on_file_times(tmp_path):
 
     shutil.copytree(ROOT / "app", tmp_path / "app", ignore=shutil.ignore_patterns("__pycache__"))
     first = build_app_zip(tmp_path)
-    store = tmp_path / "app" / "store.py"
+    store = tmp_path / "app" / "store" / "nodes.py"
     os.utime(store, (1_000_000_000, 1_000_000_000))
     assert build_app_zip(tmp_path) == first
     store.write_text(store.read_text() + "\n")

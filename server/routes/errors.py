@@ -6,20 +6,18 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
+from app.errors import field_errors, validation_errors
+
 
 def validation_detail(exc: ValidationError | RequestValidationError) -> list[dict]:
-    """``[{"field", "reason"}]`` of a pydantic or request validation error."""
-    out = []
-    for err in exc.errors():
-        loc = [str(p) for p in err.get("loc", ()) if p not in ("body",)]
-        # A rule over several fields (e.g. "nothing to export") names the options as a whole.
-        out.append({"field": ".".join(loc) or "options", "reason": err.get("msg", "invalid")})
-    return out
+    """``[{"field", "reason"}]`` of a pydantic or request validation error: R8's one error
+    shape, shared with the page and the test fakes (``app.errors``)."""
+    return validation_errors(exc)["detail"]
 
 
 def unprocessable(field: str, reason: str) -> JSONResponse:
     """422 naming one ``field`` and its ``reason``."""
-    return JSONResponse(status_code=422, content={"detail": [{"field": field, "reason": reason}]})
+    return JSONResponse(status_code=422, content=field_errors([(field, reason)]))
 
 
 def first_few(values: list, shown: int = 10) -> str:

@@ -7,7 +7,7 @@ import time
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
-from app.models import EVENT_FOR_STATUS
+from app.models import ExportEvent
 from server import auth
 from server.events import HEARTBEAT_SECONDS, Connection
 
@@ -26,19 +26,7 @@ async def ws(websocket: WebSocket):
     svc.hub.add(conn)
     # A (re)connecting client first gets the current state of its active jobs.
     for job in svc.store.active_for(user_id):
-        conn.queue.put_nowait(
-            {
-                "type": EVENT_FOR_STATUS[job.status],
-                "job_id": job.id,
-                "project_id": job.project_id,
-                "seq": job.seq,
-                "status": job.status,
-                "progress": job.progress,
-                "stage": job.stage,
-                "message": job.message,
-                "ts": time.time() * 1000,
-            }
-        )
+        conn.queue.put_nowait(ExportEvent.from_job(job, time.time() * 1000).model_dump())
     sender = asyncio.create_task(conn.sender())
 
     async def heartbeat():
