@@ -6,15 +6,17 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import sqlite3
 
 import numpy as np
+from sqlalchemy import inspect
 
+from server import migrate
 from server.archive.coco import coco_dict
 from server.db import Database
 from server.imaging import read_image
 from server.imports import load_coco, load_dsb_folders, load_label_images, load_patch_labels
 from server.imports.labels import pair_by_stem
+from server.project_store import load_project
 from server.projects import persist_project
 
 
@@ -65,7 +67,7 @@ def test_sources_and_import_warnings_are_stored_and_loaded(tmp_path, cells_dir):
     assert project.import_warnings and any("no objects" in w for w in project.import_warnings)
     db = Database(tmp_path / "db.sqlite3")
     project_id = persist_project(db, tmp_path / "files", project, plan.sources())
-    back = db.load_project(project_id, tmp_path / "files")
+    back = load_project(db, project_id, tmp_path / "files")
     assert back.import_warnings == plan.warnings
     assert [[o.source for o in im.objects] for im in back.images] == [[o.source for o in im.objects]
                                                                        for im in plan.images]
@@ -74,21 +76,20 @@ def test_sources_and_import_warnings_are_stored_and_loaded(tmp_path, cells_dir):
 
 def test_a_data_folder_from_before_sources_is_upgraded_in_place(tmp_path):
     path = tmp_path / "old.sqlite3"
-    with sqlite3.connect(path) as conn:
-        conn.execute("CREATE TABLE projects (id INTEGER PRIMARY KEY, name TEXT NOT NULL, description TEXT NOT NULL"
-                     " DEFAULT '', categories_json TEXT NOT NULL, pixel_size_um REAL, synthetic INTEGER NOT NULL"
-                     " DEFAULT 0, created_at TEXT NOT NULL)")
-        conn.execute("CREATE TABLE images (id INTEGER PRIMARY KEY, project_id INTEGER NOT NULL, position INTEGER"
-                     " NOT NULL, file_name TEXT NOT NULL, width INTEGER NOT NULL, height INTEGER NOT NULL,"
-                     " rel_path TEXT NOT NULL)")
-        conn.execute("CREATE TABLE objects (id INTEGER PRIMARY KEY, image_id INTEGER NOT NULL, number INTEGER NOT"
-                     " NULL, category TEXT NOT NULL, polygons_json TEXT NOT NULL)")
-        conn.execute("INSERT INTO projects VALUES (1, 'old', '', '[\"c\"]', NULL, 0, '2026-01-01')")
-        conn.execute("INSERT INTO images VALUES (1, 1, 0, 'a.png', 4, 4, 'p1/a.png')")
-        conn.execute("INSERT INTO objects VALUES (1, 1, 1, 'c', '[[[[0,0],[2,0],[2,2]]]]')")
-    db = Database(path)
-    project = db.load_project(1, tmp_path)
+    old = Database(path, migrate=False)
+    migrate.upgrade(old, "0001")  # the schema before sources and import warnings
+    old.execute("INSERT INTO projects(id, name, categories_json, created_at) VALUES (1, 'old', '[\"c\"]', '2026')")
+    old.execute("INSERT INTO images VALUES (1, 1, 0, 'a.png', 4, 4, 'p1/a.png')")
+    old.execute("INSERT INTO objects VALUES (1, 1, 1, 'c', '[[[[0,0],[2,0],[2,2]]]]')")
+    old.dispose()
+    db = Database(path)  # opening it runs the migration that adds the two columns
+    assert migrate.current_revision(db) == migrate.head_revision()
+    project = load_project(db, 1, tmp_path)
     assert project.import_warnings == [] and project.images[0].objects[0].source is None
+    assert project.images[0].objects[0].polygons == [[[(0, 0), (2, 0), (2, 2)]]]
+    migrate.downgrade(db, "0001")  # and back, for a server of the version before
+    assert "source_json" not in {c["name"] for c in inspect(db.engine).get_columns("objects")}
+    assert db.all("SELECT name FROM projects") == [{"name": "old"}]  # its rows kept both ways
 
 
 def test_a_coco_round_trip_keeps_the_first_import_s_sources(tmp_path, cells_dir):
