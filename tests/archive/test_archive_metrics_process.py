@@ -1,7 +1,6 @@
 """``MetricsFilesProcess``: the files ``metrics_io``'s writers make in-process, made in a child
 process; a cancel or a failure kills that process and leaves no file behind."""
 import csv
-import io
 import os
 import signal
 import zipfile
