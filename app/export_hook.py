@@ -484,8 +484,10 @@ def use_advanced_export(project_id: int, ports: Ports) -> AdvancedExport:
                 elif resp.status == 409 and isinstance(resp.body, dict) and _parse_job(resp.body.get("job")):
                     rt.dispatch(StartAccepted(_parse_job(resp.body["job"]), conflict=True))
                 else:
+                    # 507: the user's archive quota (R10); asking again cannot help until
+                    # they delete exports, so it is shown like a refusal, not retried.
                     rt.dispatch(StartFailed(error_detail(resp.body, resp.status),
-                                            retryable=resp.status >= 500))
+                                            retryable=resp.status >= 500 and resp.status != 507))
 
             def on_error(message: str) -> None:
                 rt.dispatch(StartFailed(message or "network error", retryable=True))

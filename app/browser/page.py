@@ -21,13 +21,18 @@ import js  # type: ignore[import-not-found]
 
 from app.browser.adapters import LiveProxies, browser_ports
 from app.browser.connection import ConnectionMonitor
-from app.browser.dom import el, h, set_text
+from app.browser.dom import el, set_text
 from app.browser.export_panel import ExportPanel
 from app.browser.history_view import HistoryView
 from app.browser.images_view import ImagesView
 from app.browser.net import Unreachable, prefetched_json, request_json
 from app.browser.options_form import encode_preferences, initial_form
 from app.browser.page_state import PageState
+from app.browser.empty_state import show_no_projects
+from app.browser.export_delete import delete_export
+from app.browser.project_gone import GoneSocket, show_project_gone
+from app.browser.project_picker import fill_picker
+from app.browser.share_panel import mount_access
 from app.browser.texts import status_line
 from app.export_hook import create_export_controller
 from app.store import effect, set_error_handler
@@ -123,19 +128,8 @@ async def fill_header(project_id: int, monitor_signed_out: Callable[[], None]) -
             request_json("GET", "/api/projects"), request_json("GET", "/api/session"))
     except Unreachable:
         return False
-    select = el("project-select")
     if status == 200 and isinstance(projects, list) and projects:
-        options = []
-        for item in projects:
-            pid = int(item.get("id", 0))
-            count = item.get("image_count")
-            label = f"{item.get('name', pid)}" + (f" ({count} images)" if count is not None else "")
-            options.append(h("option", {"value": pid, "selected": pid == project_id}, label))
-        select.replaceChildren(*options)
-        select.disabled = False
-        button = el("project-open")
-        button.hidden = len(projects) < 2  # nothing to switch to
-        button.disabled = len(projects) < 2
+        fill_picker(projects, project_id)
     if s_status == 200 and isinstance(session, dict) and session.get("username"):
         set_text(el("user-name"), str(session["username"]))
         el("sign-out").hidden = False
@@ -150,10 +144,14 @@ class Page:
     def __init__(self, project: dict) -> None:
         self.project_id = int(project["id"])
         self.state = PageState(project, initial_form(project.get("pixel_size_um"), _storage_get(PREFERENCES_KEY)))
-        self.controller, self.unmount_hook = create_export_controller(self.project_id, browser_ports())
+        ports = browser_ports()
+        ports.socket = GoneSocket(ports.socket, self.on_project_event)  # R9: project.* events are the page's
+        self.controller, self.unmount_hook = create_export_controller(self.project_id, ports)
         self.images = ImagesView(self.state)
         self.panel = ExportPanel(self.state, self.controller)
-        self.history = HistoryView(self.state, self.controller, self.refresh_history)
+        self.history = HistoryView(self.state, self.controller, self.refresh_history, self.delete_export)
+        self.share: Any = None
+        self.closed = False
         self.monitor = ConnectionMonitor(self.state, self.controller.socket_connected, self.on_back_online)
         self.disposers: list[Callable[[], None]] = []
         self.listeners: list[tuple[Any, str, Any]] = []
@@ -171,6 +169,7 @@ class Page:
         el("boot-indicator").remove()
         self.set_panel(True)
         self.history.mount(el("history-section"))
+        self.share = mount_access(self.state.project)
         self.disposers += [
             effect(self.render_status),
             effect(self.render_connection),
@@ -189,6 +188,12 @@ class Page:
         asyncio.ensure_future(self.refresh_history_async())
 
     def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        if self.share is not None:
+            self.share.unmount()
+            self.share = None
         self.monitor.stop()
         for dispose in reversed(self.disposers):
             dispose()
@@ -259,6 +264,27 @@ class Page:
         if validation.options is not None:
             _storage_set(PREFERENCES_KEY, encode_preferences(validation.options))
 
+    # -- the project may go (R9)
+    def on_project_event(self, message: dict) -> None:
+        if message.get("type") == "project.gone" and message.get("project_id") == self.project_id:
+            self.gone()
+
+    def gone(self) -> None:
+        """The user may no longer see this project: stop everything, say so, link the rest."""
+        if self.closed:
+            return
+        self.close()
+        show_project_gone()
+
+    def delete_export(self, job_id: str) -> None:
+        async def run() -> None:
+            problem = await delete_export(job_id)
+            if problem:
+                self.state.history_error.value = problem
+            self.refresh_history()
+
+        asyncio.ensure_future(run())
+
     # -- requests
     def on_back_online(self) -> None:
         """The server answers again: catch up on what could not be loaded meanwhile."""
@@ -287,6 +313,9 @@ class Page:
         if status == 401:
             self.monitor.report_signed_out()
             return
+        if status == 404:
+            self.gone()
+            return
         if status != 200 or not isinstance(body, list):
             self.state.history_error.value = f"Recent exports could not be loaded (HTTP {status})."
             return
@@ -309,8 +338,7 @@ async def start_page(prefetched_project: Any = None) -> None:
     body = js.document.body
     raw = str(body.dataset.projectId or "")
     if not raw.isdigit():
-        set_text(el("export-status"), "There is no project yet. Import one with `python -m server import`.")
-        el("boot-indicator").remove()
+        show_no_projects()
         body.dataset.ready = "true"
         return
     project = await load_project(int(raw), prefetched_project)
