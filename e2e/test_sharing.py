@@ -1,12 +1,13 @@
 """Two users in Chromium against the real server (R9): a private project, shared as viewer
 through the Share panel (keyboard), exported by the viewer, then revoked while that export
 runs: the export ends cancelled, nothing is downloaded, the page says the project is gone and
-leads back to the user's projects."""
+leads back to the user's projects. And what a user without any project sees."""
 from __future__ import annotations
 
 from playwright.sync_api import expect
 
-from e2e.conftest import ROOT, allow_console_errors, close_user_session, new_user_session, reset_hooks, set_hooks, wait_for_job
+from e2e.conftest import (ROOT, allow_console_errors, close_user_session, new_user_session, reset_hooks, set_hooks,
+                          start_server, stop_server, wait_for_job)
 
 DATA = ROOT.parent / "shared" / "data" / "cells" / "stardist_dsb2018" / "tests" / "data"
 
@@ -98,3 +99,29 @@ def test_share_export_and_revoke_between_two_users(server, browser):
         reset_hooks(server)
         close_user_session(alice)
         close_user_session(bob)
+
+
+def test_a_user_without_projects_is_shown_how_to_import_one(browser, tmp_path):
+    """On a server of its own: the demo's owner (the run command's sign-in link) makes it
+    private, and a new user's page says how to bring a project in."""
+    srv = start_server(tmp_path / "data")
+    owner = browser.new_context()
+    try:
+        owner.request.get(srv.login_url)  # the one-time link signs in the first user, the demo's owner
+        projects = owner.request.get(srv.base_url + "/api/projects").json()
+        r = owner.request.patch(f"{srv.base_url}/api/projects/{projects[0]['id']}", data={"public": False},
+                                headers={"X-Requested-With": "cellhub"})
+        assert r.ok and r.json()["public"] is False, r.text()
+        newcomer = new_user_session(srv, browser)
+        try:
+            tab = newcomer.open_tab("/")
+            expect(tab.page.locator("#no-projects h1")).to_have_text("You have no projects yet")
+            expect(tab.page.locator("#no-projects")).to_contain_text("--owner YOUR_NAME")
+            expect(tab.page.locator("#no-projects")).to_contain_text(f"{srv.base_url}/api/projects/import")
+            status, listed = newcomer.api("GET", "/api/projects")
+            assert (status, listed) == (200, [])
+        finally:
+            close_user_session(newcomer)
+    finally:
+        owner.close()
+        stop_server(srv)

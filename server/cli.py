@@ -28,14 +28,22 @@ def _data_dir(value: str) -> Path:
     return Path(value).expanduser().resolve()
 
 
-def _hours(value: str) -> float:
-    try:
-        hours = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of hours: {value!r}") from None
-    if not 0 < hours < float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a positive number of hours, got {value!r}")
-    return hours
+def _positive(unit: str):
+    """An argparse type: a finite number above 0 of ``unit``, else an error naming the unit."""
+    def parse(value: str) -> float:
+        try:
+            number = float(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number of {unit}: {value!r}") from None
+        if not 0 < number < float("inf"):
+            raise argparse.ArgumentTypeError(f"must be a positive number of {unit}, got {value!r}")
+        return number
+
+    return parse
+
+
+_hours = _positive("hours")
+_megabytes = _positive("megabytes")
 
 
 def _count(value: str) -> int:
@@ -46,16 +54,6 @@ def _count(value: str) -> int:
     if number < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value!r}")
     return number
-
-
-def _megabytes(value: str) -> float:
-    try:
-        size = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of megabytes: {value!r}") from None
-    if not 0 < size < float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a positive number of megabytes, got {value!r}")
-    return size
 
 
 def url_host(host: str) -> str:

@@ -98,14 +98,17 @@ def list_projects(db: Database) -> list[dict[str, Any]]:
     return [_listed(r, None) for r in db.all(_listing().order_by(projects.c.id))]
 
 
-def visible_projects(db: Database, user_id: int) -> list[dict[str, Any]]:
+def visible_projects(db: Database, user_id: int, project_id: Optional[int] = None) -> list[dict[str, Any]]:
     """The projects ``user_id`` may see (owned, shared with them, public), oldest first, each
-    with its ``owner`` (username) and the user's ``access`` (see ``access_from``)."""
+    with its ``owner`` (username) and the user's ``access`` (see ``access_from``); only
+    ``project_id`` when given (an empty list if the user may not see it)."""
     member = project_members.alias("me")
     query = (_listing(member_role=member.c.role)
              .outerjoin(member, and_(member.c.project_id == projects.c.id, member.c.user_id == user_id))
              .where(or_(projects.c.owner_id == user_id, member.c.user_id.is_not(None), projects.c.public.is_(True)))
              .order_by(projects.c.id))
+    if project_id is not None:
+        query = query.where(projects.c.id == project_id)
     return [_listed(r, user_id) for r in db.all(query)]
 
 

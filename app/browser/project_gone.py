@@ -11,7 +11,7 @@ from typing import Any, Callable
 
 import js  # type: ignore[import-not-found]
 
-from app.browser.dom import el, h
+from app.browser.dom import attr, el, h
 
 
 class GoneSocket:
@@ -34,9 +34,9 @@ class GoneSocket:
 def show_project_gone() -> None:
     """Replace ``main`` by the notice (``#project-gone``); ``body[data-project-gone]``."""
     body = js.document.body
-    if str(body.dataset.projectGone or "") == "true":
+    if attr(body, "data-project-gone") == "true":
         return
-    body.dataset.projectGone = "true"
+    body.setAttribute("data-project-gone", "true")
     notice = h("section", {"id": "project-gone", "class_": "card gone", "role": "alert",
                            "aria-labelledby": "project-gone-heading"},
                h("h1", {"id": "project-gone-heading"}, "This project is no longer available to you"),

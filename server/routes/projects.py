@@ -47,10 +47,10 @@ class ProjectChanges(BaseModel):
 def project_json(svc: Services, user_id: int, project_id: int) -> dict:
     """The project as the list shows it (with ``owner`` and the user's ``access``); 404 if
     the user may not see it (any more)."""
-    for listed in project_store.visible_projects(svc.db, user_id):
-        if listed["id"] == project_id:
-            return listed
-    raise HTTPException(404, f"no project {project_id}")
+    listed = project_store.visible_projects(svc.db, user_id, project_id)
+    if not listed:
+        raise HTTPException(404, f"no project {project_id}")
+    return listed[0]
 
 
 @router.get("/api/projects")
@@ -60,7 +60,7 @@ def projects(user_id: int = Depends(auth.require_user), svc: Services = Depends(
 
 @router.get("/api/projects/{project_id}")
 def project(project_id: RowId, user_id: int = Depends(auth.require_user), svc: Services = Depends(services)):
-    row, access = visible_project(svc, user_id, project_id)
+    row, _ = visible_project(svc, user_id, project_id)
     images = [
         {
             "id": r["id"],
@@ -71,19 +71,11 @@ def project(project_id: RowId, user_id: int = Depends(auth.require_user), svc: S
         }
         for r in project_store.image_rows(svc.db, project_id)
     ]
-    listed = project_json(svc, user_id, project_id)
     return {
-        "id": row["id"],
-        "name": row["name"],
-        "description": row["description"],
-        "synthetic": bool(row["synthetic"]),
-        "pixel_size_um": row["pixel_size_um"],
+        **project_json(svc, user_id, project_id),  # as listed: owner, public, the user's access
         "categories": json.loads(row["categories_json"]),
         "images": images,
         "object_count": sum(i["object_count"] for i in images),
-        "owner": listed["owner"],
-        "public": bool(row["public"]),
-        "access": access,
     }
 
 
