@@ -3,14 +3,14 @@ identity in the data it was imported from, JSON; NULL when unknown) and
 ``projects.import_warnings_json`` (what the project's import warned about, a JSON list;
 ``'[]'`` for the projects that were there before).
 
-Revision ID: 0002
-Revises: 0001
+Revision ID: 0003
+Revises: 0002
 """
 from alembic import op
 import sqlalchemy as sa
 
-revision = "0002"
-down_revision = "0001"
+revision = "0003"
+down_revision = "0002"
 branch_labels = None
 depends_on = None
 
