@@ -13,6 +13,7 @@ from pathlib import Path
 def main(argv: list[str] | None = None) -> int:
     import uvicorn
 
+    from server.cli import UVICORN_OPTIONS
     from server.web import Settings, create_app
 
     parser = argparse.ArgumentParser(prog="python -m bench.serve")
@@ -31,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     app = create_app(settings)
     # The same server options as ``server.cli.cmd_run``.
-    uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning", ws_ping_interval=20)
+    uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning", **UVICORN_OPTIONS)
     return 0
 
 

@@ -26,13 +26,18 @@ from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
 from pydantic import BaseModel, ValidationError
+from pydantic import Field as PydanticField
 
 from app.models import EVENT_FOR_STATUS, ExportOptions
 from server import auth
 from server.bytecode import BytecodeBundle
 from server.db import Database
 from server.events import HEARTBEAT_SECONDS, Connection, Hub
+from server.guard.hosts import default_allowed_hosts
+from server.guard.next_path import safe_next
+from server.guard.signin import SignInGuard, Throttled
 from server.jobs import JobStore, Runner, TestHooks
 
 # A project or image id in a URL: SQLite's INTEGER range, so a bigger number is a 422 naming
@@ -57,6 +62,11 @@ class Settings:
     demo_images: int = 12
     demo_size: int = 512
     max_upload_bytes: int = 200 * 1024 * 1024
+    allowed_hosts: list[str] = field(default_factory=lambda: default_allowed_hosts("127.0.0.1"))
+    secure_cookies: bool = False
+    login_link_minutes: float = auth.LOGIN_LINK_MINUTES
+    behind_proxy: Optional[list[str]] = None
+    """Addresses of the reverse proxy whose X-Forwarded-Proto/-For are trusted (None: no proxy)."""
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -152,8 +162,8 @@ class VersionedStatic(StaticFiles):
 
 
 class SessionBody(BaseModel):
-    username: str
-    password: str
+    username: str = PydanticField(max_length=256)
+    password: str = PydanticField(max_length=auth.MAX_PASSWORD_CHARS)
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -175,6 +185,8 @@ def create_app(settings: Settings) -> FastAPI:
         return list(getattr(result, "warnings", []) or [])
 
     runner = Runner(store, build, hooks, workers=settings.workers)
+    signin_guard = SignInGuard(lambda name, password: auth.check_password(db, name, password))
+    auth.expire_login_tokens(db)  # a link printed before this start is dead
     app_zip = build_app_zip()
     app_zip_name = f"app-{hashlib.sha256(app_zip).hexdigest()[:16]}.zip"
     bytecode = page_bytecode_bundle(app_zip)
@@ -191,13 +203,18 @@ def create_app(settings: Settings) -> FastAPI:
             stop.set()
             expiry.cancel()
             await asyncio.get_running_loop().run_in_executor(None, runner.shutdown)
+            signin_guard.close()
 
     app = FastAPI(title="Cell segmentation hub: export", lifespan=lifespan)
+    from server.guard.wiring import add_guards
+
+    add_guards(app, settings)
     app.state.db = db
     app.state.settings = settings
     app.state.store = store
     app.state.runner = runner
     app.state.hub = hub
+    app.state.signin = signin_guard
     app.state.hooks = hooks
     app.state.files_root = files_root
 
@@ -241,8 +258,9 @@ def create_app(settings: Settings) -> FastAPI:
         return HTMLResponse(page, headers={"Cache-Control": "no-store"})
 
     @app.get("/signin", response_class=HTMLResponse)
-    def signin():
-        return HTMLResponse(signin_page, headers={"Cache-Control": "no-store"})
+    def signin(next: str = ""):
+        page = signin_page.replace("{{NEXT}}", html.escape(safe_next(next), quote=True))
+        return HTMLResponse(page, headers={"Cache-Control": "no-store"})
 
     pyscript_config = (ROOT / "pyscript.toml").read_text(encoding="utf-8").replace(
         '"/app.zip"', f'"/{app_zip_name}"'
@@ -274,36 +292,39 @@ def create_app(settings: Settings) -> FastAPI:
     app.mount("/static", VersionedStatic(directory=ROOT / "static"), name="static")
 
     # --- sessions -----------------------------------------------------------------
-    def _set_session(response: Response, user_id: int) -> None:
+    def _set_session(request: Request, response: Response, user_id: int) -> None:
         token = auth.new_session(db, user_id)
-        response.set_cookie(
-            auth.SESSION_COOKIE, token, httponly=True, samesite="strict", max_age=auth.SESSION_SECONDS, path="/"
-        )
+        secure = settings.secure_cookies or request.url.scheme == "https"
+        response.set_cookie(auth.SESSION_COOKIE, token, httponly=True, samesite="strict",
+                            max_age=auth.SESSION_SECONDS, path="/", secure=secure)
 
     @app.get("/login")
-    def login_with_token(token: str = ""):
-        user_id = auth.use_login_token(db, token) if token else None
+    def login_with_token(request: Request, token: str = ""):
+        user_id = auth.use_login_token(db, token, settings.login_link_minutes * 60) if token else None
         if user_id is None:
             return HTMLResponse(
-                "<!doctype html><title>Sign-in link used</title><p>This sign-in link is unknown or was already used."
-                " Restart the server for a new one, or <a href='/signin'>sign in with a password</a>.</p>",
+                "<!doctype html><title>Sign-in link used</title><p>This sign-in link is unknown, was already used,"
+                " is older than the server's last start or has expired. Restart the server for a new one, or <a href='/signin'>sign in with a password</a>.</p>",
                 status_code=403,
             )
         response = RedirectResponse("/", status_code=303)
-        _set_session(response, user_id)
+        _set_session(request, response, user_id)
         return response
 
     @app.post("/api/session")
-    def sign_in(request: Request, body: SessionBody):
-        if request.headers.get(auth.CSRF_HEADER) != auth.CSRF_VALUE or not auth.same_origin(
-            request.headers.get("origin"), request.headers.get("host")
-        ):
+    async def sign_in(request: Request, body: SessionBody):
+        if not auth.genuine_state_change(request):
             raise HTTPException(403, "cross-site request refused")
-        user_id = auth.check_password(db, body.username, body.password)
+        try:
+            user_id = await signin_guard.sign_in(request.client.host if request.client else "",
+                                                 body.username, body.password)
+        except Throttled as exc:
+            return JSONResponse(status_code=429, content={"detail": exc.reason},
+                                headers={"Retry-After": str(exc.retry_after)})
         if user_id is None:
             raise HTTPException(401, "wrong username or password")
         response = JSONResponse({"username": body.username})
-        _set_session(response, user_id)
+        await run_in_threadpool(_set_session, request, response, user_id)
         return response
 
     @app.delete("/api/session")
