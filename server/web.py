@@ -35,9 +35,12 @@ from server import auth
 from server.bytecode import BytecodeBundle
 from server.db import Database
 from server.events import HEARTBEAT_SECONDS, Connection, Hub
+from server.guard.headers import nonce_page
+from server.guard.api_schema import add_private_schema
 from server.guard.hosts import default_allowed_hosts
 from server.guard.next_path import safe_next
 from server.guard.signin import SignInGuard, Throttled
+from server.guard.wiring import add_guards
 from server.jobs import JobStore, Runner, TestHooks
 
 # A project or image id in a URL: SQLite's INTEGER range, so a bigger number is a 422 naming
@@ -205,10 +208,10 @@ def create_app(settings: Settings) -> FastAPI:
             await asyncio.get_running_loop().run_in_executor(None, runner.shutdown)
             signin_guard.close()
 
-    app = FastAPI(title="Cell segmentation hub: export", lifespan=lifespan)
-    from server.guard.wiring import add_guards
-
+    app = FastAPI(title="Cell segmentation hub: export", lifespan=lifespan,
+                  openapi_url=None, docs_url=None, redoc_url=None)  # schema: server.guard.api_schema
     add_guards(app, settings)
+    add_private_schema(app)
     app.state.db = db
     app.state.settings = settings
     app.state.store = store
@@ -249,7 +252,8 @@ def create_app(settings: Settings) -> FastAPI:
             chosen = next((p for p in projects if str(p["id"]) == project.strip()), None)
             if chosen is None:
                 return _no_such_project(project, projects)
-        page = index_template.replace("{{PROJECT_ID}}", str(chosen["id"] if chosen else ""))
+        page = nonce_page(index_template, request.state.csp_nonce)  # first: nothing inserted gets the nonce
+        page = page.replace("{{PROJECT_ID}}", str(chosen["id"] if chosen else ""))
         page = page.replace("{{PROJECT_NAME}}", html.escape(chosen["name"] if chosen else "No project yet"))
         page = page.replace(
             "{{PROJECT_NOTE}}", html.escape(chosen["description"] if chosen and chosen["synthetic"] else "")
