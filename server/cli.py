@@ -43,6 +43,18 @@ def _hours(value: str) -> float:
     return hours
 
 
+def _default_pixels() -> int:
+    from server.image_budget import DEFAULT_MAX_IMAGE_PIXELS
+
+    return DEFAULT_MAX_IMAGE_PIXELS
+
+
+def _pixel_count(value: str) -> int:
+    from server.imports.cli import pixel_count
+
+    return pixel_count(value)
+
+
 def auth_link_minutes() -> float:
     from server.auth import LOGIN_LINK_MINUTES
 
@@ -112,6 +124,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         secure_cookies=args.secure_cookies,
         behind_proxy=args.behind_proxy,
         login_link_minutes=args.login_link_minutes,
+        max_image_pixels=args.max_image_pixels,
     )
     # The port first: a sign-in link (or a data folder) made for a port another program holds
     # would lead to that program.
@@ -193,6 +206,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--data-dir", default=DEFAULT_DATA_DIR, help="SQLite database and files (created if missing)")
     run.add_argument("--archive-ttl-hours", type=_hours, default=24.0, help="how long a finished archive is kept")
     run.add_argument("--log-level", default="warning")
+    run.add_argument("--max-image-pixels", type=_pixel_count, default=_default_pixels(),
+                     help="pixel budget of one image (all TIFF pages together), checked from its header "
+                          "before decoding: imports refuse more, thumbnails and overlays skip it "
+                          "(default 100,000,000)")
     run.add_argument("--login-link-minutes", type=_minutes, default=auth_link_minutes(),
                      help="how long the printed one-time sign-in link works (default 15); "
                           "every link dies at the next start anyway")

@@ -37,6 +37,7 @@ from server.db import Database
 from server.events import HEARTBEAT_SECONDS, Connection, Hub
 from server.guard.headers import nonce_page
 from server.guard.api_schema import add_private_schema
+from server.image_budget import DEFAULT_MAX_IMAGE_PIXELS
 from server.guard.hosts import default_allowed_hosts
 from server.guard.next_path import safe_next
 from server.guard.signin import SignInGuard, Throttled
@@ -65,6 +66,8 @@ class Settings:
     demo_images: int = 12
     demo_size: int = 512
     max_upload_bytes: int = 200 * 1024 * 1024
+    max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
+    """Pixel budget of one image (``server.image_budget``): imports, thumbnails, overlays."""
     allowed_hosts: list[str] = field(default_factory=lambda: default_allowed_hosts("127.0.0.1"))
     secure_cookies: bool = False
     login_link_minutes: float = auth.LOGIN_LINK_MINUTES
@@ -184,7 +187,8 @@ def create_app(settings: Settings) -> FastAPI:
         from server.archive.writer import write_archive
 
         project = db.load_project(job.project_id, files_root, job.options.image_ids)
-        result = write_archive(project, project.images, job.options, dest, checkpoint)
+        result = write_archive(project, project.images, job.options, dest, checkpoint,
+                               max_image_pixels=settings.max_image_pixels)
         return list(getattr(result, "warnings", []) or [])
 
     runner = Runner(store, build, hooks, workers=settings.workers)
@@ -385,7 +389,7 @@ def create_app(settings: Settings) -> FastAPI:
         row = db.one("SELECT * FROM images WHERE id = ? AND project_id = ?", (image_id, project_id))
         if row is None:
             raise HTTPException(404, "no such image")
-        path = thumbnail_path(data_dir, files_root, row)
+        path = thumbnail_path(data_dir, files_root, row, settings.max_image_pixels)
         return FileResponse(path, media_type="image/png", headers={"Cache-Control": "private, max-age=86400"})
 
     # --- exports ------------------------------------------------------------------

@@ -28,6 +28,7 @@ from shapely.geometry import Polygon as ShapelyPolygon
 
 from server.domain import ImageRecord, Polygon, SegObject
 from server.imports.masks import DEFAULT_MIN_IOU, DEFAULT_TOLERANCE, trace_mask
+from server.image_budget import DEFAULT_MAX_IMAGE_PIXELS
 from server.imports.plan import DEFAULT_MAX_FILE_BYTES, Checker, ImportPlan, absolute
 
 
@@ -172,6 +173,7 @@ def _inside(path: Path, folder: Path) -> bool:
 
 def load_coco(json_path: os.PathLike | str, images_dir: os.PathLike | str, *, name: Optional[str] = None,
               pixel_size_um: Optional[float] = None, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
+                      max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
               tolerance: float = DEFAULT_TOLERANCE) -> ImportPlan:
     """Import a COCO instance segmentation file whose images' ``file_name`` are relative to
     ``images_dir`` (see the module docstring for how segmentations are read).
@@ -188,7 +190,7 @@ def load_coco(json_path: os.PathLike | str, images_dir: os.PathLike | str, *, na
     does not decode, an empty mask, a segmentation without area. Self-intersecting polygons
     are repaired (warning), not refused.
     """
-    check = Checker(max_file_bytes)
+    check = Checker(max_file_bytes, max_image_pixels)
     check.options(pixel_size_um, tolerance)
     json_path, images_dir = absolute(json_path), absolute(images_dir)
     data = None
