@@ -11,25 +11,18 @@ from scipy import ndimage
 from skimage import measure
 
 from server.domain import ImageRecord, SegObject
-from server.imports.masks import DEFAULT_MIN_IOU, DEFAULT_TOLERANCE, trace_mask
 from server.image_budget import DEFAULT_MAX_IMAGE_PIXELS
+from server.imports.bounds import MAX_BOX_COVER, MAX_LABELS_PER_IMAGE
+from server.imports.masks import DEFAULT_MIN_IOU, DEFAULT_TOLERANCE, trace_mask
 from server.imports.plan import DEFAULT_MAX_FILE_BYTES, Checker, ImportPlan, absolute
 
 PathLike = os.PathLike | str
 Pair = tuple[PathLike, PathLike]
 
 
-MAX_LABELS_PER_IMAGE = 50_000
-"""Distinct non-zero values of one label image (or colours of one patch mask): each is
-traced into an object, about 10 ms each (README, "Bounds")."""
 _DIRECT_LABELS = 1 << 20
 """Label values up to this are used as they are (``find_objects`` keeps one slot per value);
 larger ones are first numbered 1..k."""
-
-
-MAX_BOX_COVER = 16
-"""The objects' bounding boxes together may cover at most this many times the image: each
-object is traced within its box, so this bounds the work (real objects cover about once)."""
 
 
 class TooManyLabels(ValueError):
