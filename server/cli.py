@@ -164,8 +164,9 @@ def cmd_users(args: argparse.Namespace) -> int:
     from server import auth
     from server.db import Database
 
-    data_dir = _data_dir(args.data_dir)
-    data_dir.mkdir(parents=True, exist_ok=True)
+    from server.guard.private_files import make_private
+
+    data_dir = make_private(_data_dir(args.data_dir))
     db = Database(data_dir / "cellhub.sqlite3")
     if args.users_cmd == "add":
         password = read_new_password(args.name)

@@ -40,6 +40,7 @@ from server.guard.api_schema import add_private_schema
 from server.image_budget import DEFAULT_MAX_IMAGE_PIXELS
 from server.guard.hosts import default_allowed_hosts
 from server.guard.next_path import safe_next
+from server.guard.private_files import make_private
 from server.guard.signin import SignInGuard, Throttled
 from server.guard.wiring import add_guards
 from server.jobs import JobStore, Runner, TestHooks
@@ -174,8 +175,7 @@ class SessionBody(BaseModel):
 
 def create_app(settings: Settings) -> FastAPI:
     """The FastAPI app over ``settings.data_dir`` (created if missing)."""
-    data_dir = Path(settings.data_dir)
-    data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir = make_private(Path(settings.data_dir))  # 0700, files 0600, umask 077
     files_root = data_dir / "files"
     files_root.mkdir(exist_ok=True)
     db = Database(data_dir / "cellhub.sqlite3")

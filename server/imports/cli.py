@@ -77,9 +77,11 @@ def cmd_import(args: argparse.Namespace) -> int:
     from server.db import Database
     from server.projects import persist_project
 
-    data_dir = Path(args.data_dir).expanduser().resolve()
+    from server.guard.private_files import make_private
+
+    data_dir = make_private(Path(args.data_dir).expanduser().resolve())
     files_root = data_dir / "files"
-    files_root.mkdir(parents=True, exist_ok=True)
+    files_root.mkdir(exist_ok=True)
     db = Database(data_dir / "cellhub.sqlite3")
     project_id = persist_project(db, files_root, plan.to_project(), plan.sources())
     print(f"imported project {project_id}: {summary}")
