@@ -70,7 +70,7 @@ def check_bare_page() -> None:
     bare = (ROOT / "testkit" / "pages" / "bench" / "bare.html").read_text()
     core = re.search(r'src="(/static/vendor/pyscript/[^"]+/core\.js)"', index)
     assert core and core.group(1) in bare, "bare.html must load the export page's PyScript core.js"
-    bare_toml = tomllib.loads((ROOT / "static" / "bench" / "bare.toml").read_text())
+    bare_toml = tomllib.loads((ROOT / "testkit" / "pages" / "bench" / "bare.toml").read_text())
     assert bare_toml["interpreter"] == interpreter_url(), "bare.toml must name the export page's Pyodide"
 
 

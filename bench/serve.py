@@ -22,6 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=Settings.workers)
     parser.add_argument("--demo-images", type=int, default=Settings.demo_images)
     parser.add_argument("--demo-size", type=int, default=Settings.demo_size)
+    parser.add_argument("--behind-proxy", help="trusted proxy addresses, comma-separated (as the run command)")
     args = parser.parse_args(argv)
     settings = Settings(
         data_dir=Path(args.data_dir),
@@ -29,6 +30,7 @@ def main(argv: list[str] | None = None) -> int:
         workers=args.workers,
         demo_images=args.demo_images,
         demo_size=args.demo_size,
+        behind_proxy=args.behind_proxy.split(",") if args.behind_proxy else None,
     )
     app = create_app(settings)
     # The same server options as ``server.cli.cmd_run``.

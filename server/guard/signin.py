@@ -13,15 +13,17 @@
   against a dummy argon2 hash (``server.auth.check_password``), so the answer's time does
   not tell whether the name exists.
 - Bounded in parallel: argon2id takes 64 MiB and a core's worth of time per check, so
-  checks run on ``parallel`` threads (half the cores, at least one) and at most
-  ``MAX_WAITING`` more wait for one; beyond that the answer is 429, Retry-After 1. Waiting
-  costs a coroutine, not a thread of the server's pool, so pages keep being served.
+  checks run on ``parallel`` threads (half the cores, at least one), at a lower CPU priority
+  than the rest of the server (nice 10 on Linux), and at most ``MAX_WAITING`` more wait
+  for one; beyond that the answer is 429, Retry-After 1. Waiting costs a coroutine, not a
+  thread of the server's pool, so pages keep being served.
 """
 from __future__ import annotations
 
 import asyncio
 import math
 import os
+import threading
 import time
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
@@ -94,6 +96,20 @@ class Throttle:
         return len(self._keys)
 
 
+CHECK_NICENESS = 10
+"""How much lower the password-check threads run than the rest of the server (Linux nice)."""
+
+
+def _lower_priority() -> None:
+    """Give the calling thread a lower CPU priority (Linux: threads have their own nice
+    value), so that pages and exports keep their share of the cores while guesses are
+    checked; elsewhere nothing changes."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), CHECK_NICENESS)
+    except (AttributeError, OSError):
+        pass
+
+
 def default_parallel() -> int:
     return max(1, (os.cpu_count() or 2) // 2)
 
@@ -108,7 +124,8 @@ class SignInGuard:
         self.parallel = parallel or default_parallel()
         self.max_waiting = max_waiting
         self.throttle = Throttle(clock)
-        self._pool = ThreadPoolExecutor(max_workers=self.parallel, thread_name_prefix="password-check")
+        self._pool = ThreadPoolExecutor(max_workers=self.parallel, thread_name_prefix="password-check",
+                                        initializer=_lower_priority)
         self._queued = 0
 
     async def sign_in(self, client: str, username: str, password: str) -> Optional[int]:
