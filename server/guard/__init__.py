@@ -9,6 +9,8 @@
 - ``signin``: sign-in throttling, the same work for unknown names, bounded parallel checks.
 - ``next_path``: where the sign-in page may send the browser afterwards.
 - ``private_files``: the data folder 0700 and its files 0600 whatever the umask.
+- ``api_schema``: ``/openapi.json`` for signed-in users only, no CDN-backed docs pages.
+- ``wiring``: ``add_guards(app, settings)``, the middleware above in their order.
 
 Every bound and its reason: ``server/DECISIONS.md`` ("Hostile input") and README.md.
 """
