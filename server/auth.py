@@ -6,7 +6,8 @@ hashes; the cookie is HttpOnly and SameSite=Strict (and Secure over https or wit
 ``--secure-cookies``). A state change needs the header ``X-Requested-With: cellhub``
 (which a cross-site form cannot send) and, when the browser sends an Origin, the page's
 own origin: scheme, host and port (``server.guard.origin``). One-time login links work
-``--login-link-minutes`` (15) and die at the next start. Throttling: ``server.guard.signin``.
+``--login-link-minutes`` (15) and only on the start of the server that issued them
+(its boot id). Throttling: ``server.guard.signin``.
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from fastapi import HTTPException, Request, WebSocket
 
+from server import accounts
 from server.db import Database
 from server.guard.origin import same_origin
 
@@ -54,9 +56,9 @@ def add_user(db: Database, username: str, password: str) -> int:
     username = username.strip()
     if not username or len(username) > 64 or not username.replace("-", "").replace("_", "").replace(".", "").isalnum():
         raise ValueError("username must be 1-64 letters, digits, '.', '-' or '_'")
-    if db.one("SELECT 1 FROM users WHERE username = ?", (username,)):
+    if accounts.user_id(db, username) is not None:
         raise ValueError(f"user {username!r} already exists")
-    return db.ensure_user(username, hash_password(password))
+    return accounts.insert_user(db, username, hash_password(password))
 
 
 @functools.cache
@@ -76,59 +78,44 @@ def check_password(db: Database, username: str, password: str) -> Optional[int]:
     """The user's id if the password matches, else None. A name that is unknown or has no
     password costs the same one argon2 check (against a dummy hash), so the time of the
     answer does not tell which names exist."""
-    row = db.one("SELECT id, password_hash FROM users WHERE username = ?", (username,))
-    if row is None or not row["password_hash"]:
+    found = accounts.credentials(db, username)
+    if found is None or not found[1]:
         verify_password(_dummy_hash(), password)
         return None
-    return int(row["id"]) if verify_password(row["password_hash"], password) else None
+    return found[0] if verify_password(found[1], password) else None
 
 
-def expire_login_tokens(db: Database) -> None:
-    """Make every one-time link issued so far unusable (called at every start: a link
-    printed before a restart is dead after it)."""
-    db.execute("UPDATE login_tokens SET used = 1 WHERE used = 0")
-
-
-def new_login_token(db: Database, user_id: int) -> str:
+def new_login_token(db: Database, user_id: int, boot_id: str) -> str:
+    """A one-time sign-in token for ``user_id``, good only on the server start ``boot_id``
+    (``Services.boot_id``)."""
     token = secrets.token_urlsafe(24)
-    db.execute(
-        "INSERT INTO login_tokens(token_hash, user_id, created_at) VALUES (?, ?, ?)", (_h(token), user_id, time.time())
-    )
+    accounts.insert_login_token(db, _h(token), user_id, time.time(), boot_id)
     return token
 
 
-def use_login_token(db: Database, token: str, max_age_seconds: float = LOGIN_LINK_MINUTES * 60) -> Optional[int]:
-    """Spend a one-time login token; the user's id, or None if unknown, used, or issued more
-    than ``max_age_seconds`` ago."""
-    cur = db.execute("UPDATE login_tokens SET used = 1 WHERE token_hash = ? AND used = 0 AND created_at >= ?",
-                     (_h(token), time.time() - max_age_seconds))
-    if cur.rowcount != 1:
-        return None
-    row = db.one("SELECT user_id FROM login_tokens WHERE token_hash = ?", (_h(token),))
-    return int(row["user_id"]) if row else None
+def use_login_token(db: Database, token: str, boot_id: str,
+                    max_age_seconds: float = LOGIN_LINK_MINUTES * 60) -> Optional[int]:
+    """Spend a one-time login token; the user's id, or None if it is unknown or used, was
+    issued by another start of the server than ``boot_id`` (a link printed before a restart
+    is dead after it) or more than ``max_age_seconds`` ago."""
+    return accounts.spend_login_token(db, _h(token), boot_id, time.time() - max_age_seconds)
 
 
 def new_session(db: Database, user_id: int) -> str:
     token = secrets.token_urlsafe(32)
     now = time.time()
-    db.execute(
-        "INSERT INTO sessions(token_hash, user_id, created_at, expires_at) VALUES (?, ?, ?, ?)",
-        (_h(token), user_id, now, now + SESSION_SECONDS),
-    )
+    accounts.insert_session(db, _h(token), user_id, now, now + SESSION_SECONDS)
     return token
 
 
 def end_session(db: Database, token: str) -> None:
-    db.execute("DELETE FROM sessions WHERE token_hash = ?", (_h(token),))
+    accounts.delete_session(db, _h(token))
 
 
 def session_user(db: Database, token: Optional[str]) -> Optional[int]:
     if not token:
         return None
-    row = db.one("SELECT user_id, expires_at FROM sessions WHERE token_hash = ?", (_h(token),))
-    if row is None or row["expires_at"] < time.time():
-        return None
-    return int(row["user_id"])
+    return accounts.session_owner(db, _h(token), time.time())
 
 
 def genuine_state_change(request: Request) -> bool:

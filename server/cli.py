@@ -5,6 +5,8 @@
 - ``users add NAME`` (the password asked for on the terminal, or the first line of standard
   input; never an argument, which ``ps`` would show), ``users list``.
 - ``import ...``: bring your own images and segmentations (see ``python -m server import -h``).
+- ``migrate [--data-dir DIR | --database-url URL]``: create the database or bring its schema
+  up to date (Alembic; idempotent). ``run`` does this itself for its data folder.
 - ``bytecode``: build the page's precompiled bytecode bundle now (``server.bytecode``; the
   set-up runs it; without it the first page starts a build in the background).
 """
@@ -111,10 +113,9 @@ def _port_in_use(host: str, port: int) -> Optional[str]:
 def cmd_run(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from server import auth
-    from server.web import Settings, create_app
-
+    from server import accounts, auth
     from server.guard.hosts import default_allowed_hosts
+    from server.web import Settings, create_app
 
     settings = Settings(
         data_dir=_data_dir(args.data_dir),
@@ -135,8 +136,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 1
     app = create_app(settings)
     db = app.state.db
-    user_id = db.ensure_user(auth.DEFAULT_USER)
-    token = auth.new_login_token(db, user_id)
+    user_id = accounts.ensure_user(db, auth.DEFAULT_USER)
+    token = auth.new_login_token(db, user_id, app.state.services.boot_id)
     url = f"http://{url_host(args.host)}:{args.port}/login?token={token}"
     print(f"Cell segmentation hub export: data in {settings.data_dir}", flush=True)
     if settings.test_hooks:
@@ -161,13 +162,10 @@ def read_new_password(name: str) -> Optional[str]:
 
 
 def cmd_users(args: argparse.Namespace) -> int:
-    from server import auth
-    from server.db import Database
+    from server import accounts, auth
+    from server.services import open_data_dir
 
-    from server.guard.private_files import make_private
-
-    data_dir = make_private(_data_dir(args.data_dir))
-    db = Database(data_dir / "cellhub.sqlite3")
+    db = open_data_dir(_data_dir(args.data_dir))  # made private: 0700, files 0600
     if args.users_cmd == "add":
         password = read_new_password(args.name)
         if password is None:
@@ -181,13 +179,38 @@ def cmd_users(args: argparse.Namespace) -> int:
             return 2
         print(f"user {args.name} added")
         return 0
-    for row in db.all("SELECT username, created_at FROM users ORDER BY id"):
-        print(f"{row['username']}\t{row['created_at']}")
+    for name, created_at in accounts.list_users(db):
+        print(f"{name}\t{created_at}")
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from server import migrate
+    from server.db import Database
+    from server.services import DATABASE_FILE
+
+    if args.database_url:
+        db = Database.from_url(args.database_url)
+        where = db.engine.url.render_as_string(hide_password=True)
+    else:
+        from server.guard.private_files import make_private
+
+        data_dir = make_private(_data_dir(args.data_dir))
+        db = Database(data_dir / DATABASE_FILE, migrate=False)
+        where = str(data_dir)
+    before = migrate.current_revision(db)
+    migrate.upgrade(db)
+    after = migrate.current_revision(db)
+    db.dispose()
+    if before == after:
+        print(f"{where}: schema up to date (revision {after})")
+    else:
+        print(f"{where}: schema upgraded from revision {before or 'none'} to {after}")
     return 0
 
 
 def cmd_bytecode(args: argparse.Namespace) -> int:
-    from server.web import page_bytecode_bundle
+    from server.page_assets import page_bytecode_bundle
 
     bundle = page_bytecode_bundle()
     if bundle.build():
@@ -226,6 +249,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("bytecode", help="build the page's precompiled bytecode bundle now").set_defaults(
         func=cmd_bytecode)
+
+    mig = sub.add_parser("migrate", help="create the database or bring its schema up to date (idempotent)")
+    where = mig.add_mutually_exclusive_group()
+    where.add_argument("--data-dir", default=DEFAULT_DATA_DIR, help="the data folder's SQLite database")
+    where.add_argument("--database-url", help="a SQLAlchemy URL instead, e.g. postgresql+psycopg://user@host/db")
+    mig.set_defaults(func=cmd_migrate)
 
     users = sub.add_parser("users", help="manage users")
     users.add_argument("--data-dir", default=DEFAULT_DATA_DIR)

@@ -15,16 +15,20 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import sqlite3
 import threading
 import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Any, Callable, Mapping, Optional
 
-from app.models import EVENT_FOR_STATUS, ExportEvent, ExportJob, ExportOptions
+from sqlalchemy import ColumnElement, and_, bindparam, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from app.models import ExportEvent, ExportJob, ExportOptions
 from server.db import Database, utc_now_iso
+from server.dialects import insertion_order
+from server.schema import ACTIVE_STATUSES, jobs
 
 EventSink = Callable[[int, dict], None]  # (user_id, event dict) -> None; must be thread-safe
 
@@ -71,7 +75,7 @@ class TestHooks:
         return event is not None and not event.is_set()
 
 
-def job_from_row(row: sqlite3.Row) -> ExportJob:
+def job_from_row(row: Mapping) -> ExportJob:
     """The public job JSON (no server paths) of a ``jobs`` row."""
     return ExportJob(
         id=row["id"],
@@ -89,6 +93,34 @@ def job_from_row(row: sqlite3.Row) -> ExportJob:
         options=ExportOptions.model_validate_json(row["options_json"]),
         start_token=row["start_token"],
     )
+
+
+_ACTIVE = jobs.c.status.in_(ACTIVE_STATUSES)
+_JOB_ID = bindparam("job_id")
+
+
+def _transition(where: ColumnElement[bool], **values: Any):
+    """``UPDATE jobs SET seq = seq + 1, **values WHERE id = :job_id AND where RETURNING *``:
+    one compare-and-set. Built once (parameters are ``bindparam`` s named ``new_*``), so a
+    transition costs no statement building or cache-key work, only its execution."""
+    return update(jobs).where(jobs.c.id == _JOB_ID, where).values(seq=jobs.c.seq + 1, **values).returning(jobs)
+
+
+_RUNNING = jobs.c.status == "running"
+_MARK_RUNNING = _transition(_ACTIVE, status="running", stage="starting", message="Starting",
+                            attempts=jobs.c.attempts + 1)
+_PROGRESS = _transition(_RUNNING, progress=bindparam("new_progress"), stage=bindparam("new_stage"),
+                        message=bindparam("new_message"))
+_COMPLETE = _transition(_RUNNING, status="completed", progress=100, stage="done", message="Export ready",
+                        finished_at=bindparam("new_finished_at"), size_bytes=bindparam("new_size_bytes"),
+                        warnings_json=bindparam("new_warnings_json"), archive_name=bindparam("new_archive_name"))
+_FAIL = _transition(_ACTIVE, status="failed", stage="failed", message=bindparam("new_message"),
+                    finished_at=bindparam("new_finished_at"))
+_CANCEL = _transition(or_(_ACTIVE, and_(jobs.c.status == "completed", jobs.c.delivered.is_(False))),
+                      status="cancelled", stage="cancelled", message="Export cancelled",
+                      finished_at=bindparam("new_finished_at"))
+_EXPIRE = _transition(jobs.c.status == "completed", status="expired", stage="expired", message="Archive expired")
+_GET = select(jobs).where(jobs.c.id == _JOB_ID)
 
 
 class JobStore:
@@ -115,32 +147,35 @@ class JobStore:
                 pass
 
     # --- reads -----------------------------------------------------------------
-    def get_row(self, job_id: str) -> Optional[sqlite3.Row]:
-        return self.db.one("SELECT * FROM jobs WHERE id = ?", (job_id,))
+    def get_row(self, job_id: str) -> Optional[Mapping]:
+        return self.db.one(_GET, {"job_id": job_id})
 
     def get(self, job_id: str) -> Optional[ExportJob]:
         row = self.get_row(job_id)
         return job_from_row(row) if row else None
 
     def active_for(self, user_id: int, project_id: Optional[int] = None) -> list[ExportJob]:
-        sql = "SELECT * FROM jobs WHERE user_id = ? AND status IN ('queued', 'running')"
-        params: tuple = (user_id,)
+        query = select(jobs).where(jobs.c.user_id == user_id, _ACTIVE)
         if project_id is not None:
-            sql += " AND project_id = ?"
-            params += (project_id,)
-        return [job_from_row(r) for r in self.db.all(sql + " ORDER BY created_at", params)]
+            query = query.where(jobs.c.project_id == project_id)
+        return [job_from_row(r) for r in self.db.all(query.order_by(jobs.c.created_at))]
 
     def history(self, user_id: int, project_id: int, limit: int = 20) -> list[ExportJob]:
+        """The user's last ``limit`` exports of the project, newest first."""
         rows = self.db.all(
-            "SELECT * FROM jobs WHERE user_id = ? AND project_id = ? ORDER BY created_at DESC, rowid DESC LIMIT ?",
-            (user_id, project_id, limit),
+            select(jobs).where(jobs.c.user_id == user_id, jobs.c.project_id == project_id)
+            .order_by(jobs.c.created_at.desc(), insertion_order(jobs, self.db.dialect).desc()).limit(limit)
         )
         return [job_from_row(r) for r in rows]
+
+    def unfinished(self) -> list[Mapping]:
+        """``{id, attempts}`` of every queued or running job (R7: what a restart finds)."""
+        return self.db.all(select(jobs.c.id, jobs.c.attempts).where(_ACTIVE))
 
     # --- transitions -------------------------------------------------------------
     def by_start_token(self, user_id: int, start_token: str) -> Optional[ExportJob]:
         """The user's job created by the start request named ``start_token``, if any."""
-        row = self.db.one("SELECT * FROM jobs WHERE user_id = ? AND start_token = ?", (user_id, start_token))
+        row = self.db.one(select(jobs).where(jobs.c.user_id == user_id, jobs.c.start_token == start_token))
         return job_from_row(row) if row is not None else None
 
     def create(self, user_id: int, project_id: int, options: ExportOptions,
@@ -155,12 +190,13 @@ class JobStore:
                 return earlier, "repeated"
         job_id = secrets.token_hex(8)
         try:
-            self.db.execute(
-                "INSERT INTO jobs(id, user_id, project_id, status, seq, created_at, options_json, stage, message,"
-                " start_token) VALUES (?, ?, ?, 'queued', 1, ?, ?, 'queued', 'Waiting to start', ?)",
-                (job_id, user_id, project_id, utc_now_iso(), options.model_dump_json(), start_token),
-            )
-        except sqlite3.IntegrityError:
+            with self.db.writing() as conn:
+                row = conn.execute(insert(jobs).values(
+                    id=job_id, user_id=user_id, project_id=project_id, status="queued", seq=1,
+                    created_at=utc_now_iso(), options_json=options.model_dump_json(), stage="queued",
+                    message="Waiting to start", start_token=start_token,
+                ).returning(jobs)).mappings().one()
+        except IntegrityError:
             if start_token is not None:
                 earlier = self.by_start_token(user_id, start_token)
                 if earlier is not None:  # the same request, repeated at the same moment
@@ -170,105 +206,67 @@ class JobStore:
                 return active[0], "active"
             # The active job finished between our insert and our read: try once more.
             return self.create(user_id, project_id, options, start_token)
-        job = self.get(job_id)
-        assert job is not None
+        job = job_from_row(row)
         self._emit(user_id, job)
         return job, "created"
 
     def _emit(self, user_id: int, job: ExportJob) -> None:
-        event = ExportEvent(
-            type=EVENT_FOR_STATUS[job.status],  # type: ignore[arg-type]
-            job_id=job.id,
-            project_id=job.project_id,
-            seq=job.seq,
-            status=job.status,
-            progress=job.progress,
-            stage=job.stage,
-            message=job.message,
-            ts=time.time() * 1000,
-            start_token=job.start_token,
-        )
-        self.emit(user_id, event.model_dump())
+        self.emit(user_id, ExportEvent.from_job(job, time.time() * 1000).model_dump())
 
-    def _update(self, job_id: str, sql_set: str, where: str, params: tuple) -> Optional[ExportJob]:
-        """Apply ``SET seq = seq + 1, <sql_set>`` if ``where`` holds; emit and return the new job."""
-        with self.db.transaction() as conn:
-            cur = conn.execute(
-                f"UPDATE jobs SET seq = seq + 1, {sql_set} WHERE id = ? AND ({where})", params + (job_id,)
-            )
-            if cur.rowcount == 0:
-                return None
-            row = conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+    def _update(self, job_id: str, transition, **params: Any) -> Optional[ExportJob]:
+        """Run ``transition`` (a ``_transition`` statement) on the job with ``params``; emit
+        and return the new job, or None if its condition did not hold (it changed no row)."""
+        with self.db.writing() as conn:
+            row = conn.execute(transition, {"job_id": job_id, **params}).mappings().first()
+        if row is None:
+            return None
         job = job_from_row(row)
         self._emit(row["user_id"], job)
         return job
 
     def mark_running(self, job_id: str) -> Optional[ExportJob]:
-        return self._update(
-            job_id,
-            "status = 'running', stage = 'starting', message = 'Starting', attempts = attempts + 1",
-            "status IN ('queued', 'running')",
-            (),
-        )
+        return self._update(job_id, _MARK_RUNNING)
 
     def progress(self, job_id: str, progress: float, stage: str, message: str) -> Optional[ExportJob]:
-        return self._update(
-            job_id,
-            "progress = ?, stage = ?, message = ?",
-            "status = 'running'",
-            (round(max(0.0, min(99.9, progress)), 1), stage, message),
-        )
+        return self._update(job_id, _PROGRESS, new_progress=round(max(0.0, min(99.9, progress)), 1),
+                            new_stage=stage, new_message=message)
 
     def complete(self, job_id: str, size_bytes: int, warnings: list[str]) -> Optional[ExportJob]:
         """R3: completion is a compare-and-set from running. None if the job was not running."""
-        return self._update(
-            job_id,
-            "status = 'completed', progress = 100, stage = 'done', message = 'Export ready',"
-            " finished_at = ?, size_bytes = ?, warnings_json = ?, archive_name = ?",
-            "status = 'running'",
-            (utc_now_iso(), size_bytes, json.dumps(warnings), f"{job_id}.zip"),
-        )
+        return self._update(job_id, _COMPLETE, new_finished_at=utc_now_iso(), new_size_bytes=size_bytes,
+                            new_warnings_json=json.dumps(warnings), new_archive_name=f"{job_id}.zip")
 
     def fail(self, job_id: str, message: str) -> Optional[ExportJob]:
-        return self._update(
-            job_id,
-            "status = 'failed', stage = 'failed', message = ?, finished_at = ?",
-            "status IN ('queued', 'running')",
-            (message, utc_now_iso()),
-        )
+        return self._update(job_id, _FAIL, new_message=message, new_finished_at=utc_now_iso())
 
     def cancel(self, job_id: str) -> Optional[ExportJob]:
         """R2: queued/running, or completed and never downloaded -> cancelled. None if neither."""
-        job = self._update(
-            job_id,
-            "status = 'cancelled', stage = 'cancelled', message = 'Export cancelled', finished_at = ?",
-            "status IN ('queued', 'running') OR (status = 'completed' AND delivered = 0)",
-            (utc_now_iso(),),
-        )
+        job = self._update(job_id, _CANCEL, new_finished_at=utc_now_iso())
         if job is not None:
             # A completed archive is deleted at once; a running worker deletes its own partial
             # file when it reaches its next checkpoint (and we delete whatever is there now).
             self.remove_files(job_id)
         return job
 
+    def requeue_after_restart(self, job_id: str) -> None:
+        """R7: a job a stopped server left queued/running is queued again (same seq)."""
+        self.db.execute(update(jobs).where(jobs.c.id == job_id, _ACTIVE).values(
+            status="queued", stage="queued", message="Restarted after a server restart"))
+
     def claim_download(self, job_id: str) -> bool:
         """Mark a completed job delivered (R4). False if it is not completed."""
-        cur = self.db.execute(
-            "UPDATE jobs SET delivered = 1 WHERE id = ? AND status = 'completed'", (job_id,)
-        )
-        return cur.rowcount == 1
+        return self.db.execute(
+            update(jobs).where(jobs.c.id == job_id, jobs.c.status == "completed").values(delivered=True)
+        ) == 1
 
     def expire_old(self, ttl_seconds: float) -> list[str]:
         """R5: completed jobs older than the TTL become expired and lose their archive."""
         cutoff = time.time() - ttl_seconds
         expired = []
-        for row in self.db.all("SELECT id, finished_at FROM jobs WHERE status = 'completed'"):
+        for row in self.db.all(select(jobs.c.id, jobs.c.finished_at).where(jobs.c.status == "completed")):
             finished = row["finished_at"]
             if finished and _iso_to_ts(finished) < cutoff:
-                job = self._update(
-                    row["id"], "status = 'expired', stage = 'expired', message = 'Archive expired'",
-                    "status = 'completed'", (),
-                )
+                job = self._update(row["id"], _EXPIRE)
                 if job is not None:
                     self.remove_files(row["id"])
                     expired.append(row["id"])

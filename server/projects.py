@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import re
 import shutil
-import sqlite3
 import uuid
 from pathlib import Path
-from typing import Optional, Union
+from typing import Mapping, Optional, Union
 
+from server import project_store
 from server.db import Database
 from server.domain import ProjectRecord
 
@@ -28,7 +28,7 @@ def _safe_name(name: str) -> str:
 def persist_project(db: Database, files_root: Path, project: ProjectRecord, sources: list[ImageSource]) -> int:
     """Store ``project`` with its images; ``sources[i]`` is the file content (bytes) or the path
     of ``project.images[i]``. Returns the new project id. Raises whatever failed (OSError,
-    sqlite3.Error, ValueError) after undoing everything."""
+    sqlalchemy.exc.SQLAlchemyError, ValueError) after undoing everything."""
     if len(sources) != len(project.images):
         raise ValueError("one image source is needed per image")
     staging = files_root / f".staging-{uuid.uuid4().hex}"
@@ -44,11 +44,11 @@ def persist_project(db: Database, files_root: Path, project: ProjectRecord, sour
             else:
                 shutil.copyfile(source, target)
             rel_names.append(name)
-        with db.transaction() as conn:
-            project_id = db.insert_project(conn, project)
+        with db.writing() as conn:
+            project_id = project_store.insert_project(conn, project)
             folder = f"p{project_id}-{uuid.uuid4().hex[:8]}"
             for position, (image, name) in enumerate(zip(project.images, rel_names)):
-                db.insert_image(conn, project_id, position, image, f"{folder}/{name}")
+                project_store.insert_image(conn, project_id, position, image, f"{folder}/{name}")
             final_dir = files_root / folder
             staging.rename(final_dir)
         return project_id
@@ -62,7 +62,7 @@ def persist_project(db: Database, files_root: Path, project: ProjectRecord, sour
 def seed_demo_if_empty(db: Database, files_root: Path, n_images: int = 12, size: int = 512) -> None:
     """Create the synthetic demo project on first start (no projects yet); ``n_images`` images
     of ``size`` x ``size`` pixels (smaller only in tests)."""
-    if db.one("SELECT 1 FROM projects LIMIT 1"):
+    if project_store.has_projects(db):
         return
     from server.demo import generate_demo
 
@@ -71,12 +71,12 @@ def seed_demo_if_empty(db: Database, files_root: Path, n_images: int = 12, size:
     persist_project(db, files_root, demo.project, sources)
 
 
-def thumbnail_path(data_dir: Path, files_root: Path, image_row: sqlite3.Row,
+def thumbnail_path(data_dir: Path, files_root: Path, image_row: Mapping,
                    max_pixels: Optional[int] = None) -> Path:
     """A contrast-stretched PNG preview of an image (at most 256 px a side), made once. An
     image that cannot be previewed -- over the pixel budget (``server.image_budget``,
-    ``max_pixels``, default 100 MP), unreadable, missing -- gets the shared placeholder instead (never an error: one bad
-    stored image must not break the page of the project)."""
+    ``max_pixels``, default 100 MP), unreadable, missing -- gets the shared placeholder
+    instead (never an error: one bad stored image must not break the page of the project)."""
     from server.imaging import ImageReadError, preview_png, read_image
 
     thumbs = data_dir / "thumbnails"

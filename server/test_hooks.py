@@ -60,7 +60,7 @@ class DownloadCounter:
 
 
 def add_test_routes(app: FastAPI, hooks: TestHooks, hub: Hub, runner: Runner) -> None:
-    from server.web import ROOT, VersionedStatic
+    from server.page_assets import ROOT, VersionedStatic
 
     counts = {"requests": Counter(), "served": Counter(), "lock": threading.Lock()}
     app.add_middleware(DownloadCounter, counts=counts)

@@ -12,11 +12,13 @@ from typing import Any, Callable
 
 import js  # type: ignore[import-not-found]
 
-from app.browser.dom import Component, attr, el, h, is_missing, set_text
+from app.browser.dom import Component, attr, el, h, set_text
+from app.browser.interop import is_missing
 from app.browser.options_form import describe_options
 from app.browser.page_state import PageState
 from app.browser.texts import HISTORY_STATUS_TEXT, format_bytes, format_duration, job_duration_ms, parse_iso_ms, relative_time
-from app.export_hook import download_url
+from app.routes import download_path
+from app.machine.state import State
 from app.models import ExportOptions
 
 
@@ -64,7 +66,7 @@ class HistoryView(Component):
         error = self.state.history_error.value
         downloaded = self.state.downloaded_ids.value
         offered = self.controller.completed_job_id.value if self.controller.can_download.value else None
-        status_now = self.controller.export_status.value
+        handed_out = self.controller.is_downloading.value or self.controller.export_status.value == State.DOWNLOADED
         current = self.controller.current_job.value
         note = el("history-empty")
         if error:
@@ -84,7 +86,7 @@ class HistoryView(Component):
             status = str(item.get("status", ""))
             seen = downloaded
             if current is not None and current.id == job_id:
-                if status_now in ("downloaded", "downloading"):
+                if handed_out:
                     seen = downloaded | {job_id}
                 if status in ("queued", "running") and current.status != status:
                     status = current.status  # the entry is a snapshot; the hook knows better
@@ -145,7 +147,7 @@ class HistoryView(Component):
                 control = h("button", {"type": "button", "class_": "linkish",
                                        "data": {"action": "download", "job-id": job_id}}, label)
             else:
-                control = h("a", {"class_": "button", "href": download_url(job_id), "download": True,
+                control = h("a", {"class_": "button", "href": download_path(job_id), "download": True,
                                   "data": {"action": "download-link", "job-id": job_id},
                                   "aria-label": f"{label}: export of {when_text}"},
                             label)

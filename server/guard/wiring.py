@@ -16,7 +16,7 @@ from server.guard.hosts import AllowedHosts
 
 
 def add_guards(app: FastAPI, settings) -> None:
-    """Wrap ``app`` in the guards ``settings`` (``server.web.Settings``) asks for."""
+    """Wrap ``app`` in the guards ``settings`` (``server.settings.Settings``) asks for."""
     app.add_middleware(BoundedBodies)
     app.add_middleware(AllowedHosts, allowed=settings.allowed_hosts)
     if settings.behind_proxy:

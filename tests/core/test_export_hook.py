@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 
 from app import persistence
+from app.errors import field_errors
 from app.export_hook import AUTO_DOWNLOAD_DELAY_MS, CANCEL_REQUEST_DELAY_MS, POLL_INTERVAL_MS
 from app.ports import HttpResponse
 from app.store import effect
@@ -366,7 +367,7 @@ def test_invalid_options_are_not_sent(world):
 def test_server_validation_error_is_shown(world):
     (a,) = open_tabs(world, 1)
     world.server.inject("POST", r"/api/projects/\d+/exports",
-                        HttpResponse(422, {"detail": [{"loc": ["body", "pixel_size_um"], "msg": "too large"}]}))
+                        HttpResponse(422, field_errors([("pixel_size_um", "too large")])))
     a.start()
     world.settle()
     assert a.status == "failed" and "pixel_size_um: too large" in a.controller.error_message.value

@@ -1,7 +1,7 @@
 """Hostile COCO files (issue 16, items 2 and 3): numbers and nesting out of JSON bounds,
 coordinates outside the image and its margin, too many vertices, parts or objects. The API
 answers 422 naming the field and the JSON path, the CLI prints the same reasons and exits 2,
-nothing is stored; 8,000 disjoint parts import (in n log n: see bench P7)."""
+nothing is stored; 8,000 disjoint parts import (in n log n: see bench P9)."""
 from __future__ import annotations
 
 import json

@@ -15,7 +15,7 @@ import pytest
 import uvicorn
 from websockets.sync.client import connect as ws_connect
 
-from server import auth
+from server import auth, project_store
 from server.cli import UVICORN_OPTIONS
 from server.web import Settings, create_app
 from testkit import free_port
@@ -45,7 +45,7 @@ class Live:
 
     @property
     def project_id(self) -> int:
-        return self.app.state.db.list_projects()[0]["id"]
+        return project_store.list_projects(self.app.state.db)[0]["id"]
 
 
 @dataclass

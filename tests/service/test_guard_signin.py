@@ -18,7 +18,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from server import auth
+from server import accounts, auth
 from server.cli import main
 from server.db import Database
 from server.guard.next_path import safe_next
@@ -84,7 +84,7 @@ def test_known_and_unknown_names_cost_one_password_check_each(live: Live, monkey
     real = auth.verify_password
     monkeypatch.setattr(auth, "verify_password", lambda h, p: calls.append(p) or real(h, p))
     auth.add_user(live.app.state.db, "frank", "right-frank")
-    live.app.state.db.ensure_user("nopassword")
+    accounts.ensure_user(live.app.state.db, "nopassword")
     for name, password, status in (("frank", "wrong", 401), ("no-such-user", "wrong", 401),
                                    ("nopassword", "wrong", 401), ("frank", "right-frank", 200)):
         before = len(calls)
@@ -139,26 +139,55 @@ def test_the_throttle_doubles_up_to_its_cap_forgets_and_stays_bounded():
     assert len(throttle) == 50
 
 
+def _link(srv: Live, user: int) -> str:
+    """A one-time link printed by ``srv`` (as the run command prints it at start)."""
+    return auth.new_login_token(srv.app.state.db, user, srv.app.state.services.boot_id)
+
+
+def _follow(srv: Live, token: str) -> httpx.Response:
+    return httpx.get(f"{srv.base_url}/login?token={token}", follow_redirects=False)
+
+
 def test_a_login_link_expires_and_dies_at_a_restart(tmp_path):
     data = tmp_path / "data"
     first = start_live(data, login_link_minutes=15)
     db = first.app.state.db
-    user = db.ensure_user(auth.DEFAULT_USER)
-    fresh, old, kept = (auth.new_login_token(db, user) for _ in range(3))
+    user = accounts.ensure_user(db, auth.DEFAULT_USER)
+    fresh, old, kept = (_link(first, user) for _ in range(3))
     db.execute("UPDATE login_tokens SET created_at = created_at - 16 * 60 WHERE token_hash = ?", (auth._h(old),))
     try:
-        assert httpx.get(f"{first.base_url}/login?token={old}", follow_redirects=False).status_code == 403
-        assert httpx.get(f"{first.base_url}/login?token={fresh}", follow_redirects=False).status_code == 303
+        assert _follow(first, old).status_code == 403
+        assert _follow(first, fresh).status_code == 303
     finally:
         first.stop()
     second = start_live(data)
     try:
-        r = httpx.get(f"{second.base_url}/login?token={kept}", follow_redirects=False)
+        r = _follow(second, kept)
         assert r.status_code == 403 and "last start" in r.text
-        new = auth.new_login_token(second.app.state.db, user)
-        assert httpx.get(f"{second.base_url}/login?token={new}", follow_redirects=False).status_code == 303
+        assert _follow(second, _link(second, user)).status_code == 303
     finally:
         second.stop()
+
+
+def test_a_login_link_of_another_start_is_refused_while_it_runs(tmp_path):
+    """Two servers on one database (the replicas of issue 20): starting one leaves the other's
+    links alive, and each takes only its own."""
+    data = tmp_path / "data"
+    first = start_live(data)
+    try:
+        user = accounts.ensure_user(first.app.state.db, auth.DEFAULT_USER)
+        of_first = _link(first, user)
+        second = start_live(data)  # after the first printed its link
+        try:
+            of_second = _link(second, user)
+            assert _follow(second, of_first).status_code == 403
+            assert _follow(first, of_second).status_code == 403
+            assert _follow(first, of_first).status_code == 303
+            assert _follow(second, of_second).status_code == 303
+        finally:
+            second.stop()
+    finally:
+        first.stop()
 
 
 def test_the_run_command_takes_the_link_lifetime():

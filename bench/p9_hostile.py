@@ -1,4 +1,4 @@
-"""P7: hostile input, three measures with a baseline from the same run each.
+"""P9: hostile input, three measures with a baseline from the same run each.
 
 - Parts: ``load_coco`` of one object whose segmentation is N disjoint triangles (one image of
   600 x 400 px), N = 8,000 against N = 800, interleaved runs. Target: at most 15x for 10x the
@@ -151,10 +151,10 @@ def _attack_row(p: dict, server) -> tuple[Row, dict]:
 
 
 def run(profile: str, env: Any) -> BenchResult:
-    """Measure P7 (``profile``: full, quick or tiny) in a folder under ``env.scratch``."""
+    """Measure P9 (``profile``: full, quick or tiny) in a folder under ``env.scratch``."""
     p = PROFILES[profile]
     rows: list[Row] = []
-    with tempfile.TemporaryDirectory(prefix="cellhub-p7-", dir=env.scratch) as tmp:
+    with tempfile.TemporaryDirectory(prefix="cellhub-p9-", dir=env.scratch) as tmp:
         rows.append(_parts_rows(p, Path(tmp)))
         server = start_server(Path(tmp) / "server" / "data", extra_args=["--behind-proxy", "127.0.0.1"])
         try:
@@ -164,7 +164,7 @@ def run(profile: str, env: Any) -> BenchResult:
         finally:
             server.stop()
     small, big = p["parts"]
-    return BenchResult("P7", "Hostile input: n log n parts, sign-in timing, the page under attack", {
+    return BenchResult("P9", "Hostile input: n log n parts, sign-in timing, the page under attack", {
         "parts": f"one COCO object of {small:,} and of {big:,} disjoint triangles on a {WIDTH}x{HEIGHT} image, "
                  f"{p['runs']} runs each, interleaved",
         "sign-in": f"{p['signins']} wrong-password sign-ins per kind over HTTP, interleaved, each from its own "
