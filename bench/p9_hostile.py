@@ -156,7 +156,7 @@ def run(profile: str, env: Any) -> BenchResult:
     rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="cellhub-p9-", dir=env.scratch) as tmp:
         rows.append(_parts_rows(p, Path(tmp)))
-        server = start_server(Path(tmp) / "server" / "data", extra_args=["--behind-proxy", "127.0.0.1"])
+        server = start_server(Path(tmp) / "server" / "data", extra=["--behind-proxy", "127.0.0.1"])
         try:
             rows.append(_signin_row(p, server))
             attack_row, attack_inputs = _attack_row(p, server)

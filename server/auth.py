@@ -29,7 +29,7 @@ SESSION_COOKIE = "cellhub_session"
 SESSION_SECONDS = 14 * 24 * 3600
 CSRF_HEADER = "x-requested-with"
 CSRF_VALUE = "cellhub"
-DEFAULT_USER = "local"
+DEFAULT_USER = accounts.DEFAULT_USER
 MAX_PASSWORD_CHARS = 1024
 LOGIN_LINK_MINUTES = 15.0
 """How long a one-time sign-in link works (``--login-link-minutes``)."""

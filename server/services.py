@@ -13,9 +13,11 @@ from server.db import Database
 from server.events import Hub
 from server.guard.private_files import make_private
 from server.guard.signin import SignInGuard
+from server.fair_use import FairUse
 from server.jobs import JobStore, Runner, TestHooks
 from server.page_assets import PageAssets
 from server.settings import Settings
+from server.sharing import AccessChanges
 
 DATABASE_FILE = "cellhub.sqlite3"
 
@@ -35,6 +37,7 @@ class Services:
     """Password sign-in: throttled, bounded in parallel (``server.guard.signin``)."""
     boot_id: str
     """This start of the server: its one-time sign-in links work only here (``server.auth``)."""
+    access: AccessChanges
 
 
 def open_data_dir(data_dir: Path) -> Database:
@@ -51,7 +54,8 @@ def open_services(settings: Settings) -> Services:
     files_root = data_dir / "files"
     files_root.mkdir(exist_ok=True)
     hub = Hub()
-    store = JobStore(db, data_dir / "exports", hub.publish)
+    limits = FairUse(settings.max_active_exports_per_user, settings.archive_quota_bytes)
+    store = JobStore(db, data_dir / "exports", hub.publish, limits)
     hooks = TestHooks() if settings.test_hooks else None
 
     def build(job, dest: Path, checkpoint) -> list[str]:
@@ -62,8 +66,10 @@ def open_services(settings: Settings) -> Services:
                                max_image_pixels=settings.max_image_pixels)
         return list(getattr(result, "warnings", []) or [])
 
-    runner = Runner(store, build, hooks, workers=settings.workers)
+    runner = Runner(store, build, hooks, workers=settings.workers, round_robin=settings.round_robin)
+    access = AccessChanges(db, store, data_dir, files_root, cancel=runner.cancel, publish=hub.publish,
+                           connected=hub.connected_users)
     signin = SignInGuard(lambda name, password: auth.check_password(db, name, password))
     return Services(settings=settings, data_dir=data_dir, files_root=files_root, db=db, hub=hub, store=store,
-                    runner=runner, hooks=hooks, page=PageAssets.load(), signin=signin,
+                    runner=runner, hooks=hooks, page=PageAssets.load(), access=access, signin=signin,
                     boot_id=secrets.token_hex(16))

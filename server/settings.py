@@ -30,4 +30,10 @@ class Settings:
     login_link_minutes: float = LOGIN_LINK_MINUTES
     behind_proxy: Optional[list[str]] = None
     """Addresses of the reverse proxy whose X-Forwarded-Proto/-For are trusted (None: no proxy)."""
+    max_active_exports_per_user: Optional[int] = 3
+    """R10: queued + running exports per user over all projects (None: no limit)."""
+    archive_quota_bytes: Optional[int] = 2048 * 1024 * 1024
+    """R10: kept archives per user (None: no limit)."""
+    round_robin: bool = True
+    """R10: the next job is the oldest of the user who waited longest (False: first in, first out)."""
     extra: dict[str, Any] = field(default_factory=dict)

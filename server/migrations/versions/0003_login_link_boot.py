@@ -6,14 +6,14 @@ before the upgrade is dead after it, as after any restart. Each start checks lin
 its own boot id instead of spending every unused link at start, which would kill the links
 of other replicas sharing the database.
 
-Revision ID: 0004
-Revises: 0001
+Revision ID: 0003
+Revises: 0002
 """
 from alembic import op
 import sqlalchemy as sa
 
-revision = "0004"
-down_revision = "0001"
+revision = "0003"
+down_revision = "0002"
 branch_labels = None
 depends_on = None
 
