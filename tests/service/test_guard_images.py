@@ -16,6 +16,7 @@ import numpy as np
 import tifffile
 from PIL import Image
 
+from server import accounts
 from server.domain import ImageRecord, ProjectRecord, SegObject
 from server.projects import persist_project
 from tests.service.conftest import Live, start_live
@@ -44,9 +45,10 @@ def test_stored_images_over_the_budget_or_broken_get_placeholders_and_are_skippe
                   ImageRecord(4, "vast.png", 65536, 65536, "", [SegObject(1, "cell", square)])]
         sources = [_png(np.full((48, 64), 70, np.uint8)), _png(np.zeros((1000, 1100), np.uint8)),
                    b"this is not an image", _png(np.zeros((8, 8), np.uint8))]
-        project_id = persist_project(live.app.state.db, live.app.state.files_root,
-                                     ProjectRecord(0, "stored earlier", ["cell"], None, images=images), sources)
         alice = live.new_user()
+        project_id = persist_project(live.app.state.db, live.app.state.files_root,
+                                     ProjectRecord(0, "stored earlier", ["cell"], None, images=images), sources,
+                                     owner_id=accounts.user_id(live.app.state.db, alice.username))
         detail = alice.http.get(f"/api/projects/{project_id}").json()
         for image in detail["images"]:
             r = alice.http.get(f"/api/projects/{project_id}/images/{image['id']}/thumbnail")
