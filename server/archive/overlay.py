@@ -28,6 +28,7 @@ from server.archive.display import display_rgb
 from server.archive.geometry import clean_polygons, to_shapely
 from server.archive.overlay_labels import Box, Placed, place_labels
 from server.domain import ImageRecord
+from server.image_budget import DEFAULT_MAX_IMAGE_PIXELS, check_canvas
 from server.imaging import read_image
 
 MIN_READABLE_PX = 9
@@ -269,6 +270,7 @@ def render_overlay(
     progress: Optional[Callable[[int, int], None]] = None,
     check: Optional[Callable[[], None]] = None,
     notes: Optional[list[str]] = None,
+    max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
 ) -> Image.Image:
     """The overlay of ``image`` as an RGB Pillow image of the source's size (see the module
     docstring for what is drawn).
@@ -282,11 +284,13 @@ def render_overlay(
     contrast stretch, drawing and compositing; whatever it raises propagates unchanged.
     ``notes`` (optional) gets a line when object numbers had to be left out.
     Raises ``FileNotFoundError`` or ``server.imaging.ImageReadError`` (a ``ValueError``) for a
-    missing or unreadable file.
+    missing or unreadable file, ``server.image_budget.ImageTooLarge`` (a ``ValueError``) when
+    the image or ``image.width`` x ``image.height`` is over the pixel budget ``max_pixels``.
     """
     check = check or _never
+    check_canvas(image.width, image.height, max_pixels)
     if source is not None:
-        pixels = read_image(source, check)
+        pixels = read_image(source, check, max_pixels)
         check()
         base = display_rgb(pixels, check)
         del pixels

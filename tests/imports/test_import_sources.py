@@ -77,7 +77,7 @@ def test_sources_and_import_warnings_are_stored_and_loaded(tmp_path, cells_dir):
 def test_a_data_folder_from_before_sources_is_upgraded_in_place(tmp_path):
     path = tmp_path / "old.sqlite3"
     old = Database(path, migrate=False)
-    migrate.upgrade(old, "0002")  # the schema before sources and import warnings
+    migrate.upgrade(old, "0003")  # the schema before sources and import warnings
     old.execute("INSERT INTO projects(id, name, categories_json, created_at) VALUES (1, 'old', '[\"c\"]', '2026')")
     old.execute("INSERT INTO images VALUES (1, 1, 0, 'a.png', 4, 4, 'p1/a.png')")
     old.execute("INSERT INTO objects VALUES (1, 1, 1, 'c', '[[[[0,0],[2,0],[2,2]]]]')")
@@ -87,7 +87,7 @@ def test_a_data_folder_from_before_sources_is_upgraded_in_place(tmp_path):
     project = load_project(db, 1, tmp_path)
     assert project.import_warnings == [] and project.images[0].objects[0].source is None
     assert project.images[0].objects[0].polygons == [[[(0, 0), (2, 0), (2, 2)]]]
-    migrate.downgrade(db, "0002")  # and back, for a server of the version before
+    migrate.downgrade(db, "0003")  # and back, for a server of the version before
     assert "source_json" not in {c["name"] for c in inspect(db.engine).get_columns("objects")}
     assert db.all("SELECT name FROM projects") == [{"name": "old"}]  # its rows kept both ways
 

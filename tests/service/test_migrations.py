@@ -118,6 +118,22 @@ def test_two_processes_opening_a_new_data_folder_at_once_migrate_it_once(tmp_pat
     assert db.all("SELECT version_num FROM alembic_version") == [{"version_num": migrate.head_revision()}]
 
 
+def test_a_new_database_file_waits_for_a_writer_before_it_turns_to_wal(tmp_path):
+    """SQLite answers ``PRAGMA journal_mode=WAL`` "database is locked" at once, without its
+    busy timeout, while another connection writes to a file not yet in WAL mode: what two
+    processes opening a new data folder at once met now and then."""
+    path = tmp_path / "cellhub.sqlite3"
+    writer = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    writer.execute("CREATE TABLE other (x)")
+    writer.execute("BEGIN IMMEDIATE")
+    writer.execute("INSERT INTO other VALUES (1)")
+    threading.Timer(0.5, writer.execute, ("COMMIT",)).start()
+    db = Database(path)
+    assert db.one("PRAGMA journal_mode")["journal_mode"] == "wal"
+    assert migrate.current_revision(db) == migrate.head_revision()
+    writer.close()
+
+
 def test_the_migrate_command_creates_then_finds_the_schema_up_to_date(tmp_path, capsys):
     data = tmp_path / "data"
     assert main(["migrate", "--data-dir", str(data)]) == 0
@@ -202,20 +218,20 @@ def test_a_folder_made_at_the_baseline_revision_is_upgraded_to_ownership(tmp_pat
     assert _differences(db) == []
 
 
-def test_a_folder_at_ownership_gets_sources_and_keeps_owners_members_and_rows(tmp_path):
-    """Revision 0003 (issue 19) on a folder at 0002: ``objects.source_json`` comes as NULL and
+def test_a_folder_at_0003_gets_sources_and_keeps_owners_members_and_rows(tmp_path):
+    """Revision 0004 (issue 19) on a folder at 0003: ``objects.source_json`` comes as NULL and
     ``projects.import_warnings_json`` as ``'[]'``; owners, members and every row stay, both up
-    and back down to 0002."""
+    and back down to 0003."""
     from server.project_store import load_project, visible_projects
 
     path = tmp_path / "cellhub.sqlite3"
     _old_folder_with_data(path)
     old = Database(path, migrate=False)
-    migrate.upgrade(old, "0002")
+    migrate.upgrade(old, "0003")
     old.execute("INSERT INTO project_members(project_id, user_id, role, added_at) VALUES (2, 7, 'viewer', 'x')")
     old.dispose()
-    db = Database(path)  # opening it runs 0003
-    assert migrate.current_revision(db) == migrate.head_revision() == "0003"
+    db = Database(path)  # opening it runs 0004
+    assert migrate.current_revision(db) == migrate.head_revision()
     assert [dict(r) for r in db.all("SELECT id, owner_id, public, import_warnings_json FROM projects ORDER BY id")] == [
         {"id": 1, "owner_id": 1, "public": 1, "import_warnings_json": "[]"},
         {"id": 2, "owner_id": 1, "public": 0, "import_warnings_json": "[]"}]
@@ -223,7 +239,7 @@ def test_a_folder_at_ownership_gets_sources_and_keeps_owners_members_and_rows(tm
     project = load_project(db, 2, tmp_path)
     assert project.import_warnings == [] and [o.source for im in project.images for o in im.objects] == [None, None]
     assert [(p["id"], p["access"]) for p in visible_projects(db, 7)] == [(1, "public"), (2, "viewer")]
-    migrate.downgrade(db, "0002")
+    migrate.downgrade(db, "0003")
     assert "import_warnings_json" not in {c["name"] for c in inspect(db.engine).get_columns("projects")}
     assert db.scalar("SELECT COUNT(*) FROM objects") == 3 and db.scalar("SELECT COUNT(*) FROM project_members") == 1
     assert db.scalar("SELECT COUNT(*) FROM jobs") == 1

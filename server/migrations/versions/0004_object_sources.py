@@ -3,14 +3,14 @@ identity in the data it was imported from, JSON; NULL when unknown) and
 ``projects.import_warnings_json`` (what the project's import warned about, a JSON list;
 ``'[]'`` for the projects that were there before).
 
-Revision ID: 0003
-Revises: 0002
+Revision ID: 0004
+Revises: 0003
 """
 from alembic import op
 import sqlalchemy as sa
 
-revision = "0003"
-down_revision = "0002"
+revision = "0004"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 
