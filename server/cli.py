@@ -6,6 +6,7 @@
 - ``import ...``: bring your own images and segmentations (see ``python -m server import -h``).
 - ``bytecode``: build the page's precompiled bytecode bundle now (``server.bytecode``; the
   set-up runs it; without it the first page starts a build in the background).
+- ``snapshot``: build the page's memory snapshot now (``server.snapshot``; likewise).
 """
 from __future__ import annotations
 
@@ -130,6 +131,17 @@ def cmd_bytecode(args: argparse.Namespace) -> int:
     return 0 if not bundle.enabled else 1
 
 
+def cmd_snapshot(args: argparse.Namespace) -> int:
+    from server.web import page_snapshot
+
+    snapshot = page_snapshot()
+    if snapshot.build():
+        print(f"memory snapshot: {snapshot.path}")
+        return 0
+    print("no memory snapshot (turned off, no Node.js, or the build failed): the page boots without one")
+    return 0 if not snapshot.enabled else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m server", description="Cell segmentation hub: export service")
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -144,6 +156,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("bytecode", help="build the page's precompiled bytecode bundle now").set_defaults(
         func=cmd_bytecode)
+
+    sub.add_parser("snapshot", help="build the page's memory snapshot now").set_defaults(func=cmd_snapshot)
 
     users = sub.add_parser("users", help="manage users")
     users.add_argument("--data-dir", default=DEFAULT_DATA_DIR)

@@ -34,6 +34,8 @@ from server.bytecode import BytecodeBundle
 from server.db import Database
 from server.events import HEARTBEAT_SECONDS, Connection, Hub
 from server.jobs import JobStore, Runner, TestHooks
+from server.snapshot import SnapshotBundle
+from server.snapshot_routes import BOOT_MODULE, add_snapshot_routes
 
 # A project or image id in a URL: SQLite's INTEGER range, so a bigger number is a 422 naming
 # the parameter instead of an OverflowError (500) from the database driver.
@@ -83,6 +85,12 @@ def page_bytecode_bundle(app_zip: Optional[bytes] = None) -> BytecodeBundle:
     return BytecodeBundle(build_app_zip() if app_zip is None else app_zip, ROOT / "static", interpreter)
 
 
+def page_snapshot(app_zip: Optional[bytes] = None) -> SnapshotBundle:
+    """The page's ``SnapshotBundle``, of the same sources as ``page_bytecode_bundle``."""
+    interpreter = tomllib.loads((ROOT / "pyscript.toml").read_text(encoding="utf-8"))["interpreter"]
+    return SnapshotBundle(build_app_zip() if app_zip is None else app_zip, ROOT / "static", interpreter)
+
+
 def _safe_filename(name: str, letters: str = r"A-Za-z0-9") -> str:
     cleaned = re.sub(rf"[^{letters}._-]+", "_", name).strip("._")
     return cleaned[:80] or "export"
@@ -126,14 +134,18 @@ def _validation_detail(exc: ValidationError | RequestValidationError) -> list[di
 IMMUTABLE = "public, max-age=31536000, immutable"
 
 
-def _boot_manifest(bytecode: BytecodeBundle, wheels: list[str], project_id: Optional[int]) -> str:
+def _boot_manifest(bytecode: BytecodeBundle, wheels: list[str], project_id: Optional[int],
+                   snapshot: Optional[str] = None) -> str:
     """What the page's inline script requests before Python starts (``index.html``): the
-    project JSON, the wheels and, once built, the bytecode bundle; as a JS literal."""
+    project JSON, the wheels, once built the bytecode bundle, and the memory snapshot's
+    URL when one is offered (``server.snapshot``); as a JS literal."""
     manifest = {
         "project": f"/api/projects/{project_id}" if project_id is not None else None,
         "wheels": [f"/static/wheels/{name}" for name in wheels],
         "bytecode": bytecode.url() if bytecode.current() is not None else None,
     }
+    if snapshot is not None:
+        manifest["snapshot"] = snapshot
     return json.dumps(manifest).replace("<", "\\u003c")  # never a "</script>" inside the script
 
 
@@ -178,6 +190,7 @@ def create_app(settings: Settings) -> FastAPI:
     app_zip = build_app_zip()
     app_zip_name = f"app-{hashlib.sha256(app_zip).hexdigest()[:16]}.zip"
     bytecode = page_bytecode_bundle(app_zip)
+    snapshot = page_snapshot(app_zip)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -237,16 +250,20 @@ def create_app(settings: Settings) -> FastAPI:
         page = page.replace(
             "{{PROJECT_NOTE}}", html.escape(chosen["description"] if chosen and chosen["synthetic"] else "")
         )
-        page = page.replace("{{BOOT}}", _boot_manifest(bytecode, wheel_names, chosen["id"] if chosen else None))
+        offered = snapshot.offered(request.headers.get("accept-encoding"))
+        page = page.replace("{{BOOT}}", _boot_manifest(bytecode, wheel_names, chosen["id"] if chosen else None, offered))
         return HTMLResponse(page, headers={"Cache-Control": "no-store"})
 
     @app.get("/signin", response_class=HTMLResponse)
     def signin():
         return HTMLResponse(signin_page, headers={"Cache-Control": "no-store"})
 
-    pyscript_config = (ROOT / "pyscript.toml").read_text(encoding="utf-8").replace(
-        '"/app.zip"', f'"/{app_zip_name}"'
-    )
+    pyscript_source = (ROOT / "pyscript.toml").read_text(encoding="utf-8")
+    interpreter_url = tomllib.loads(pyscript_source)["interpreter"]
+    # The page's interpreter is the boot module, which wraps the vendored Pyodide.
+    pyscript_config = pyscript_source.replace('"/app.zip"', f'"/{app_zip_name}"').replace(
+        f'"{interpreter_url}"', f'"{BOOT_MODULE}"')
+    add_snapshot_routes(app, snapshot, interpreter_url)
 
     @app.get("/pyscript.toml")
     def pyscript_toml():
