@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from app.machine import JobUpdate, Remote, Update
 from app.models import ExportJob, JobStatus
-from app.ports import Cancel, Clock, Storage
+from app.ports import Stop, Clock, Storage
 
 CHANNEL_NAME = "cellhub-export"
 MessageKind = Literal["started", "progress", "cancel-requested", "cancelled", "completed",
@@ -90,7 +90,7 @@ class StorageChannel:
         envelope = {"n": f"{self._tab_id}:{next(self._counter)}", "msg": message}
         self._storage.set(BUS_KEY, json.dumps(envelope))
 
-    def subscribe(self, on_message: Callable[[dict], None]) -> Cancel:
+    def subscribe(self, on_message: Callable[[dict], None]) -> Stop:
         def on_change(key: str, value: Optional[str]) -> None:
             if key != BUS_KEY or value is None:
                 return
@@ -140,10 +140,12 @@ class StorageClaimLocks:
         except ValidationError:
             return None
 
-    def try_acquire(self, name: str, on_result: Callable[[Optional[Cancel]], None]) -> Cancel:
+    def try_acquire(self, name: str, on_result: Callable[[Optional[Stop]], None]) -> Stop:
         key = LOCK_PREFIX + name
         token = f"{self._tab_id}:{next(self._tokens)}"
-        state = {"timer": None, "granted": False, "done": False}
+        timer: Optional[Stop] = None
+        granted = False
+        decided = False
 
         def release() -> None:
             claim = self._read(key)
@@ -151,37 +153,39 @@ class StorageClaimLocks:
                 self._storage.remove(key)
 
         def confirm() -> None:
-            state["timer"] = None
+            nonlocal timer, granted, decided
+            timer = None
             claim = self._read(key)
-            state["done"] = True
+            decided = True
             if claim is not None and claim.owner == token:
-                state["granted"] = True
+                granted = True
                 on_result(release)
             else:
                 on_result(None)
 
         def attempt() -> None:
+            nonlocal timer, decided
             now = self._clock.now()
             claim = self._read(key)
             if claim is not None and claim.owner != token and claim.expires > now:
-                state["timer"] = None
-                state["done"] = True
+                timer = None
+                decided = True
                 on_result(None)
                 return
             self._storage.set(key, _Claim(owner=token, expires=now + self._ttl_ms).model_dump_json())
-            state["timer"] = self._clock.set_timeout(confirm, self._confirm_ms)
+            timer = self._clock.set_timeout(confirm, self._confirm_ms)
 
-        state["timer"] = self._clock.set_timeout(attempt, 0)
+        timer = self._clock.set_timeout(attempt, 0)
 
-        def cancel() -> None:
-            timer = state["timer"]
+        def stop() -> None:
+            nonlocal timer, granted
             if timer is not None:
                 timer()
-                state["timer"] = None
-                if not state["done"]:
+                timer = None
+                if not decided:
                     release()  # a claim written but not yet confirmed
-            if state["granted"]:
-                state["granted"] = False
+            if granted:
+                granted = False
                 release()
 
-        return cancel
+        return stop

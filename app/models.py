@@ -113,6 +113,16 @@ class ExportJob(BaseModel):
     so that a cancel clicked before the 202 can name the job it is about."""
 
 
+EVENT_FOR_STATUS: dict[str, str] = {
+    "queued": "export.started",
+    "running": "export.progress",
+    "completed": "export.completed",
+    "cancelled": "export.cancelled",
+    "failed": "export.failed",
+    "expired": "export.failed",
+}
+
+
 class ExportEvent(BaseModel):
     """A WebSocket event (R6). ``ts`` is milliseconds since the Unix epoch."""
 
@@ -127,12 +137,10 @@ class ExportEvent(BaseModel):
     ts: float
     start_token: Optional[str] = None
 
-
-EVENT_FOR_STATUS: dict[str, str] = {
-    "queued": "export.started",
-    "running": "export.progress",
-    "completed": "export.completed",
-    "cancelled": "export.cancelled",
-    "failed": "export.failed",
-    "expired": "export.failed",
-}
+    @classmethod
+    def from_job(cls, job: ExportJob, ts: float) -> "ExportEvent":
+        """The event that tells ``job`` as it is now, stamped ``ts`` (ms): the one source of an
+        event's fields for the server's job store, its WebSocket snapshot and the test fakes."""
+        return cls(type=EVENT_FOR_STATUS[job.status], job_id=job.id, project_id=job.project_id,  # type: ignore[arg-type]
+                   seq=job.seq, status=job.status, progress=job.progress, stage=job.stage,
+                   message=job.message, ts=ts, start_token=job.start_token)

@@ -4,7 +4,7 @@ The browser implements them in ``app.browser.adapters``; the tests implement the
 in-memory fakes (several "tabs" sharing one fake storage, channel bus and lock manager).
 Every port is callback based and never blocks: a call returns at once, and results are
 delivered later by calling the given callbacks. Every call that starts something
-returns a ``Cancel`` function, which effects return (or call) from their cleanups.
+returns a ``Stop`` function, which effects return (or call) from their cleanups.
 Times are milliseconds.
 """
 from __future__ import annotations
@@ -12,11 +12,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Optional, Protocol
 
-Cancel = Callable[[], None]
+Stop = Callable[[], None]
+"""Stops what the call that returned it started (aborts a request, clears a timer, ends a
+subscription, withdraws a lock request); calling it again does nothing."""
 
 
 def noop() -> None:
-    """A ``Cancel`` that does nothing."""
+    """A ``Stop`` that does nothing."""
 
 
 @dataclass(frozen=True)
@@ -35,11 +37,11 @@ class Http(Protocol):
         body: Optional[dict],
         on_response: Callable[[HttpResponse], None],
         on_error: Callable[[str], None],
-    ) -> Cancel:
+    ) -> Stop:
         """Send a JSON request to the page's own server (``path`` starts with ``/``).
 
         ``on_response`` gets every HTTP answer, 4xx/5xx included; ``on_error`` gets a
-        message when no answer came (network error, timeout). The returned ``Cancel``
+        message when no answer came (network error, timeout). The returned ``Stop``
         aborts the request; after it neither callback runs.
         """
 
@@ -50,10 +52,10 @@ class Socket(Protocol):
         on_open: Callable[[], None],
         on_message: Callable[[dict], None],
         on_close: Callable[[], None],
-    ) -> Cancel:
+    ) -> Stop:
         """Open the page's WebSocket (``/api/ws``). Messages arrive parsed from JSON.
         ``on_close`` runs when the connection is lost; the caller decides on reconnects.
-        The returned ``Cancel`` closes it and silences every callback."""
+        The returned ``Stop`` closes it and silences every callback."""
 
 
 class Storage(Protocol):
@@ -63,7 +65,7 @@ class Storage(Protocol):
 
     def remove(self, key: str) -> None: ...
 
-    def subscribe(self, on_change: Callable[[str, Optional[str]], None]) -> Cancel:
+    def subscribe(self, on_change: Callable[[str, Optional[str]], None]) -> Stop:
         """Changes made by OTHER tabs (the ``storage`` event): ``(key, new_value)``."""
 
 
@@ -71,22 +73,22 @@ class Channel(Protocol):
     def post(self, message: dict) -> None:
         """Send to every other tab (BroadcastChannel ``cellhub-export``)."""
 
-    def subscribe(self, on_message: Callable[[dict], None]) -> Cancel: ...
+    def subscribe(self, on_message: Callable[[dict], None]) -> Stop: ...
 
 
 class Locks(Protocol):
-    def try_acquire(self, name: str, on_result: Callable[[Optional[Cancel]], None]) -> Cancel:
+    def try_acquire(self, name: str, on_result: Callable[[Optional[Stop]], None]) -> Stop:
         """Ask for the exclusive lock ``name`` without waiting (Web Locks ``ifAvailable``).
 
         ``on_result`` gets a release function when granted, or None when another holder has
-        it. The returned ``Cancel`` withdraws the request (and releases it if granted)."""
+        it. The returned ``Stop`` withdraws the request (and releases it if granted)."""
 
 
 class Clock(Protocol):
     def now(self) -> float:
         """Milliseconds since the Unix epoch."""
 
-    def set_timeout(self, fn: Callable[[], None], ms: float) -> Cancel: ...
+    def set_timeout(self, fn: Callable[[], None], ms: float) -> Stop: ...
 
 
 class Downloader(Protocol):
@@ -95,7 +97,7 @@ class Downloader(Protocol):
 
 
 class Visibility(Protocol):
-    def subscribe(self, on_visible: Callable[[], None]) -> Cancel:
+    def subscribe(self, on_visible: Callable[[], None]) -> Stop:
         """Runs ``on_visible`` each time the tab becomes visible."""
 
 

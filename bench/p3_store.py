@@ -2,8 +2,8 @@
 
 The workload is ``bench/store_workload.py`` (one signal, n computeds, n effects; every write
 re-runs all of them). In CPython both libraries run in this process, interleaved, several
-runs each. In Pyodide (optional; ``--no-pyodide`` skips it) the same file, ``app/store.py``
-and reaktiv's own source files are written into the file system of a Pyodide page of the
+runs each. In Pyodide (optional; ``--no-pyodide`` skips it) the same file, the ``app/store/``
+package and reaktiv's own source files are written into the file system of a Pyodide page of the
 same server (``static/bench/pyodide.html``, the export page's Pyodide) and run there; that
 part is informational (the target is about CPython).
 """
@@ -33,8 +33,9 @@ def _python_files() -> dict[str, str]:
     import reaktiv
 
     files = {"app/__init__.py": (ROOT / "app" / "__init__.py").read_text(),
-             "app/store.py": (ROOT / "app" / "store.py").read_text(),
              "store_workload.py": (ROOT / "bench" / "store_workload.py").read_text()}
+    for path in sorted((ROOT / "app" / "store").glob("*.py")):
+        files[f"app/store/{path.name}"] = path.read_text()
     pkg = Path(reaktiv.__file__).parent
     for path in sorted(pkg.glob("*.py")):
         files[f"reaktiv/{path.name}"] = path.read_text()

@@ -34,15 +34,16 @@ MAX_WAIT_S = 3.0  # a long stage is sampled in its first seconds (it repeats per
 def _setup(folder: Path, p: dict):
     from app.models import ExportOptions
     from bench.synthetic import make_project
+    from server import accounts, project_store
     from server.db import Database
     from server.jobs import JobStore, Runner
     from server.archive.writer import write_archive
 
     project = make_project(p["images"], p["objects"], folder / "img", size=p["size"])
     db = Database(folder / "bench.sqlite3")
-    user_id = db.ensure_user("bench")
-    with db.transaction() as conn:
-        project_id = db.insert_project(conn, project)
+    user_id = accounts.ensure_user(db, "bench")
+    with db.writing() as conn:
+        project_id = project_store.insert_project(conn, project, user_id)
     state = {"stage": "", "target": None, "reached": threading.Event(), "seen": {}}
 
     def build(job, dest, checkpoint):

@@ -6,7 +6,9 @@ validation, image selection, a YOLO + metrics export with its history entry and 
 times without leaking JS proxies, the 360 px layout, and the ended-session banner. The
 sign-in page and a server that goes away and comes back get their own contexts.
 
-Screenshots for the README are written to ``docs/screenshots/``.
+The README's screenshots (``docs/screenshots/``) are taken along the way; they are written
+there only with ``--update-screenshots`` (``./test e2e/test_page.py --update-screenshots``),
+else to a temporary folder, so a test run changes no tracked file.
 """
 from __future__ import annotations
 
@@ -27,7 +29,7 @@ from playwright.sync_api import expect
 from e2e.conftest import UserSession, start_server, stop_server
 
 ROOT = Path(__file__).resolve().parents[1]
-SHOTS = ROOT / "docs" / "screenshots"
+README_SHOTS = ROOT / "docs" / "screenshots"
 PIXEL_RANGE_MESSAGE = "Pixel size must be between 0.001 and 1000 µm/px."
 LOCAL_NET_ERRORS = (r"net::ERR_CONNECTION_REFUSED", r"WebSocket connection to '.*' failed")
 
@@ -70,6 +72,16 @@ def _signed_in_context(browser, server, username: str, password: str):
     )
     assert r.ok, r.text()
     return context
+
+
+@pytest.fixture(scope="module")
+def shots(request, tmp_path_factory) -> Path:
+    """Where screenshots go: the README's folder with ``--update-screenshots``, else a
+    temporary folder."""
+    if request.config.getoption("--update-screenshots"):
+        README_SHOTS.mkdir(parents=True, exist_ok=True)
+        return README_SHOTS
+    return tmp_path_factory.mktemp("screenshots")
 
 
 @pytest.fixture(scope="module")
@@ -291,7 +303,7 @@ def test_select_none_disables_export_and_the_counts_follow_the_selection(researc
     expect(summary).to_have_text(f"{total} of {total} images selected · {objects} objects")
 
 
-def test_yolo_and_metrics_export_shows_progress_then_history_offers_download_again(researcher, page, server):
+def test_yolo_and_metrics_export_shows_progress_then_history_offers_download_again(researcher, page, server, shots):
     project = _project(researcher.session)
     keep = project["images"][:-2]  # two images left out
     for image in project["images"][-2:]:
@@ -311,8 +323,7 @@ def test_yolo_and_metrics_export_shows_progress_then_history_offers_download_aga
     expect(page.locator("#cancel-button")).to_be_visible()
     # The time left shows once there is enough progress to extrapolate from.
     expect(page.locator("#progress-eta")).to_have_text(re.compile(r"^(About \d+ s left|A few seconds left|Almost done)$"), timeout=30_000)
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / "export-running.png"), full_page=True)
+    page.screenshot(path=str(shots / "export-running.png"), full_page=True)
     expect(page.locator("#export-status")).to_have_text("Downloaded.", timeout=90_000)
     job_id = page.locator("body").get_attribute("data-job-id")
     assert len(researcher.tab.downloads) == downloads_before + 1
@@ -332,7 +343,7 @@ def test_yolo_and_metrics_export_shows_progress_then_history_offers_download_aga
     expect(page.locator("#progress-summary")).to_have_text(re.compile(r"^Archive \d+(\.\d)? (kB|MB), made in \d+ s\.$"))
     again = entry.get_by_role("link", name=re.compile("^Download again"))
     expect(again).to_be_visible()
-    page.screenshot(path=str(SHOTS / "export-done.png"), full_page=True)
+    page.screenshot(path=str(shots / "export-done.png"), full_page=True)
     with page.expect_download() as info:
         again.click()
     second = info.value.path()
@@ -399,7 +410,7 @@ def test_unmounting_the_export_panel_releases_every_proxy(researcher, page):
     assert not [e for e in researcher.tab.console_errors if "borrowed proxy" in e.lower()]
 
 
-def test_the_page_fits_a_360_px_wide_screen(researcher, page):
+def test_the_page_fits_a_360_px_wide_screen(researcher, page, shots):
     page.set_viewport_size({"width": 360, "height": 740})
     try:
         page.wait_for_timeout(200)
@@ -411,9 +422,8 @@ def test_the_page_fits_a_360_px_wide_screen(researcher, page):
         columns = page.evaluate(
             "() => getComputedStyle(document.getElementById('image-grid')).gridTemplateColumns.split(' ').length")
         assert columns == 3
-        SHOTS.mkdir(parents=True, exist_ok=True)
         page.evaluate("() => document.activeElement && document.activeElement.blur()")
-        page.screenshot(path=str(SHOTS / "export-360px.png"), full_page=True)
+        page.screenshot(path=str(shots / "export-360px.png"), full_page=True)
     finally:
         page.set_viewport_size({"width": 1280, "height": 720})
 

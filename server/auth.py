@@ -16,13 +16,14 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from fastapi import HTTPException, Request, WebSocket
 
+from server import accounts
 from server.db import Database
 
 SESSION_COOKIE = "cellhub_session"
 SESSION_SECONDS = 14 * 24 * 3600
 CSRF_HEADER = "x-requested-with"
 CSRF_VALUE = "cellhub"
-DEFAULT_USER = "local"
+DEFAULT_USER = accounts.DEFAULT_USER
 
 _hasher = PasswordHasher()
 
@@ -43,61 +44,49 @@ def add_user(db: Database, username: str, password: str) -> int:
     username = username.strip()
     if not username or len(username) > 64 or not username.replace("-", "").replace("_", "").replace(".", "").isalnum():
         raise ValueError("username must be 1-64 letters, digits, '.', '-' or '_'")
-    if db.one("SELECT 1 FROM users WHERE username = ?", (username,)):
+    if accounts.user_id(db, username) is not None:
         raise ValueError(f"user {username!r} already exists")
-    return db.ensure_user(username, hash_password(password))
+    return accounts.insert_user(db, username, hash_password(password))
 
 
 def check_password(db: Database, username: str, password: str) -> Optional[int]:
     """The user's id if the password matches, else None."""
-    row = db.one("SELECT id, password_hash FROM users WHERE username = ?", (username,))
-    if row is None or not row["password_hash"]:
+    found = accounts.credentials(db, username)
+    if found is None or not found[1]:
         return None
     try:
-        _hasher.verify(row["password_hash"], password)
+        _hasher.verify(found[1], password)
     except (VerificationError, InvalidHashError):
         return None
-    return int(row["id"])
+    return found[0]
 
 
 def new_login_token(db: Database, user_id: int) -> str:
     token = secrets.token_urlsafe(24)
-    db.execute(
-        "INSERT INTO login_tokens(token_hash, user_id, created_at) VALUES (?, ?, ?)", (_h(token), user_id, time.time())
-    )
+    accounts.insert_login_token(db, _h(token), user_id, time.time())
     return token
 
 
 def use_login_token(db: Database, token: str) -> Optional[int]:
     """Spend a one-time login token; the user's id, or None if unknown or used."""
-    cur = db.execute("UPDATE login_tokens SET used = 1 WHERE token_hash = ? AND used = 0", (_h(token),))
-    if cur.rowcount != 1:
-        return None
-    row = db.one("SELECT user_id FROM login_tokens WHERE token_hash = ?", (_h(token),))
-    return int(row["user_id"]) if row else None
+    return accounts.spend_login_token(db, _h(token))
 
 
 def new_session(db: Database, user_id: int) -> str:
     token = secrets.token_urlsafe(32)
     now = time.time()
-    db.execute(
-        "INSERT INTO sessions(token_hash, user_id, created_at, expires_at) VALUES (?, ?, ?, ?)",
-        (_h(token), user_id, now, now + SESSION_SECONDS),
-    )
+    accounts.insert_session(db, _h(token), user_id, now, now + SESSION_SECONDS)
     return token
 
 
 def end_session(db: Database, token: str) -> None:
-    db.execute("DELETE FROM sessions WHERE token_hash = ?", (_h(token),))
+    accounts.delete_session(db, _h(token))
 
 
 def session_user(db: Database, token: Optional[str]) -> Optional[int]:
     if not token:
         return None
-    row = db.one("SELECT user_id, expires_at FROM sessions WHERE token_hash = ?", (_h(token),))
-    if row is None or row["expires_at"] < time.time():
-        return None
-    return int(row["user_id"])
+    return accounts.session_owner(db, _h(token), time.time())
 
 
 def same_origin(origin: Optional[str], host: Optional[str]) -> bool:

@@ -1,6 +1,6 @@
 """The bytecode bundle of the page (``app.browser.bytecode``): built once per change of the
 sources by the vendored Pyodide under Node.js, kept in a cache folder shared by servers, and
-served by ``server.web`` with the page. See ``BytecodeBundle`` and ``server.cached_build``."""
+served by ``server.routes.runtime`` with the page. See ``BytecodeBundle`` and ``server.cached_build``."""
 from __future__ import annotations
 
 import gzip

@@ -15,16 +15,23 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import sqlite3
 import threading
 import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Any, Callable, Mapping, Optional
 
-from app.models import EVENT_FOR_STATUS, ExportEvent, ExportJob, ExportOptions
+from sqlalchemy import ColumnElement, and_, bindparam, delete, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from app.models import ExportEvent, ExportJob, ExportOptions
+from server import fair_use
 from server.db import Database, utc_now_iso
+from server.fair_use import FairUse
+from server.dialects import insertion_order
+from server.scheduler import FairQueue
+from server.schema import ACTIVE_STATUSES, jobs
 
 EventSink = Callable[[int, dict], None]  # (user_id, event dict) -> None; must be thread-safe
 
@@ -71,7 +78,7 @@ class TestHooks:
         return event is not None and not event.is_set()
 
 
-def job_from_row(row: sqlite3.Row) -> ExportJob:
+def job_from_row(row: Mapping) -> ExportJob:
     """The public job JSON (no server paths) of a ``jobs`` row."""
     return ExportJob(
         id=row["id"],
@@ -91,14 +98,45 @@ def job_from_row(row: sqlite3.Row) -> ExportJob:
     )
 
 
+_ACTIVE = jobs.c.status.in_(ACTIVE_STATUSES)
+_JOB_ID = bindparam("job_id")
+
+
+def _transition(where: ColumnElement[bool], **values: Any):
+    """``UPDATE jobs SET seq = seq + 1, **values WHERE id = :job_id AND where RETURNING *``:
+    one compare-and-set. Built once (parameters are ``bindparam`` s named ``new_*``), so a
+    transition costs no statement building or cache-key work, only its execution."""
+    return update(jobs).where(jobs.c.id == _JOB_ID, where).values(seq=jobs.c.seq + 1, **values).returning(jobs)
+
+
+_RUNNING = jobs.c.status == "running"
+_MARK_RUNNING = _transition(_ACTIVE, status="running", stage="starting", message="Starting",
+                            attempts=jobs.c.attempts + 1)
+_PROGRESS = _transition(_RUNNING, progress=bindparam("new_progress"), stage=bindparam("new_stage"),
+                        message=bindparam("new_message"))
+_COMPLETE = _transition(_RUNNING, status="completed", progress=100, stage="done", message="Export ready",
+                        finished_at=bindparam("new_finished_at"), size_bytes=bindparam("new_size_bytes"),
+                        warnings_json=bindparam("new_warnings_json"), archive_name=bindparam("new_archive_name"))
+_FAIL = _transition(_ACTIVE, status="failed", stage="failed", message=bindparam("new_message"),
+                    finished_at=bindparam("new_finished_at"))
+_CANCEL = _transition(or_(_ACTIVE, and_(jobs.c.status == "completed", jobs.c.delivered.is_(False))),
+                      status="cancelled", stage="cancelled", message="Export cancelled",
+                      finished_at=bindparam("new_finished_at"))
+_EXPIRE = _transition(jobs.c.status == "completed", status="expired", stage="expired", message="Archive expired")
+_GET = select(jobs).where(jobs.c.id == _JOB_ID)
+_ACTIVE_OF_PROJECT = select(jobs).where(jobs.c.user_id == bindparam("user_id"),
+                                        jobs.c.project_id == bindparam("project_id"), _ACTIVE)
+
+
 class JobStore:
     """Job rows and their state changes. Every method is safe to call from any thread."""
 
-    def __init__(self, db: Database, exports_dir: Path, emit: EventSink) -> None:
+    def __init__(self, db: Database, exports_dir: Path, emit: EventSink, limits: FairUse = FairUse()) -> None:
         self.db = db
         self.exports_dir = Path(exports_dir)
         self.exports_dir.mkdir(parents=True, exist_ok=True)
         self.emit = emit
+        self.limits = limits
 
     # --- paths -----------------------------------------------------------------
     def archive_path(self, job_id: str) -> Path:
@@ -115,52 +153,78 @@ class JobStore:
                 pass
 
     # --- reads -----------------------------------------------------------------
-    def get_row(self, job_id: str) -> Optional[sqlite3.Row]:
-        return self.db.one("SELECT * FROM jobs WHERE id = ?", (job_id,))
+    def get_row(self, job_id: str) -> Optional[Mapping]:
+        return self.db.one(_GET, {"job_id": job_id})
 
     def get(self, job_id: str) -> Optional[ExportJob]:
         row = self.get_row(job_id)
         return job_from_row(row) if row else None
 
     def active_for(self, user_id: int, project_id: Optional[int] = None) -> list[ExportJob]:
-        sql = "SELECT * FROM jobs WHERE user_id = ? AND status IN ('queued', 'running')"
-        params: tuple = (user_id,)
+        query = select(jobs).where(jobs.c.user_id == user_id, _ACTIVE)
         if project_id is not None:
-            sql += " AND project_id = ?"
-            params += (project_id,)
-        return [job_from_row(r) for r in self.db.all(sql + " ORDER BY created_at", params)]
+            query = query.where(jobs.c.project_id == project_id)
+        return [job_from_row(r) for r in self.db.all(query.order_by(jobs.c.created_at))]
 
     def history(self, user_id: int, project_id: int, limit: int = 20) -> list[ExportJob]:
+        """The user's last ``limit`` exports of the project, newest first."""
         rows = self.db.all(
-            "SELECT * FROM jobs WHERE user_id = ? AND project_id = ? ORDER BY created_at DESC, rowid DESC LIMIT ?",
-            (user_id, project_id, limit),
+            select(jobs).where(jobs.c.user_id == user_id, jobs.c.project_id == project_id)
+            .order_by(jobs.c.created_at.desc(), insertion_order(jobs, self.db.dialect).desc()).limit(limit)
         )
         return [job_from_row(r) for r in rows]
+
+    def unfinished(self) -> list[Mapping]:
+        """``{id, user_id, attempts}`` of every queued or running job, oldest first (R7: what a
+        restart finds)."""
+        return self.db.all(select(jobs.c.id, jobs.c.user_id, jobs.c.attempts).where(_ACTIVE)
+                           .order_by(jobs.c.created_at))
+
+    def of_project(self, project_id: int) -> list[Mapping]:
+        """``{id, user_id, status, delivered}`` of every job of the project."""
+        return self.db.all(select(jobs.c.id, jobs.c.user_id, jobs.c.status, jobs.c.delivered)
+                           .where(jobs.c.project_id == project_id))
+
+    def delete(self, job_id: str) -> bool:
+        """Remove a finished job (not queued or running): its row and its files. False if the
+        job is active or gone."""
+        if self.db.execute(delete(jobs).where(jobs.c.id == job_id, ~_ACTIVE)) != 1:
+            return False
+        self.remove_files(job_id)
+        return True
 
     # --- transitions -------------------------------------------------------------
     def by_start_token(self, user_id: int, start_token: str) -> Optional[ExportJob]:
         """The user's job created by the start request named ``start_token``, if any."""
-        row = self.db.one("SELECT * FROM jobs WHERE user_id = ? AND start_token = ?", (user_id, start_token))
+        row = self.db.one(select(jobs).where(jobs.c.user_id == user_id, jobs.c.start_token == start_token))
         return job_from_row(row) if row is not None else None
 
     def create(self, user_id: int, project_id: int, options: ExportOptions,
-               start_token: Optional[str] = None) -> tuple[ExportJob, str]:
+               start_token: Optional[str] = None, _retry: bool = True) -> tuple[ExportJob, str]:
         """Insert a queued job (R1). Returns ``(job, "created")``; ``(job, "repeated")`` when
         ``start_token`` names a job this user already started (any status, any project: a
         repeated request gets what the first one made); ``(active job, "active")`` when the
-        user already has an active export of this project."""
+        user already has an active export of this project. Raises ``StartRefused`` when a
+        fair-use limit (``self.limits``, R10) refuses a new job."""
         if start_token is not None:
             earlier = self.by_start_token(user_id, start_token)
             if earlier is not None:
                 return earlier, "repeated"
         job_id = secrets.token_hex(8)
         try:
-            self.db.execute(
-                "INSERT INTO jobs(id, user_id, project_id, status, seq, created_at, options_json, stage, message,"
-                " start_token) VALUES (?, ?, ?, 'queued', 1, ?, ?, 'queued', 'Waiting to start', ?)",
-                (job_id, user_id, project_id, utc_now_iso(), options.model_dump_json(), start_token),
-            )
-        except sqlite3.IntegrityError:
+            with self.db.writing() as conn:
+                if self.limits != FairUse():
+                    fair_use.lock_user(conn, user_id)
+                    active = conn.execute(_ACTIVE_OF_PROJECT, {"user_id": user_id, "project_id": project_id}).mappings().first()
+                    if active is not None:  # R1 before the limits: a second tab attaches to it
+                        return job_from_row(active), "active"
+                    fair_use.check(conn, user_id, self.limits)
+                row = conn.execute(insert(jobs).values(
+                    id=job_id, user_id=user_id, project_id=project_id, status="queued", seq=1,
+                    created_at=utc_now_iso(), options_json=options.model_dump_json(), stage="queued",
+                    message="Waiting to start", start_token=start_token,
+                ).returning(jobs)).mappings().one()
+        except IntegrityError:
             if start_token is not None:
                 earlier = self.by_start_token(user_id, start_token)
                 if earlier is not None:  # the same request, repeated at the same moment
@@ -168,107 +232,71 @@ class JobStore:
             active = self.active_for(user_id, project_id)
             if active:
                 return active[0], "active"
+            if not _retry:
+                raise  # not R1 (e.g. the project was deleted meanwhile)
             # The active job finished between our insert and our read: try once more.
-            return self.create(user_id, project_id, options, start_token)
-        job = self.get(job_id)
-        assert job is not None
+            return self.create(user_id, project_id, options, start_token, _retry=False)
+        job = job_from_row(row)
         self._emit(user_id, job)
         return job, "created"
 
     def _emit(self, user_id: int, job: ExportJob) -> None:
-        event = ExportEvent(
-            type=EVENT_FOR_STATUS[job.status],  # type: ignore[arg-type]
-            job_id=job.id,
-            project_id=job.project_id,
-            seq=job.seq,
-            status=job.status,
-            progress=job.progress,
-            stage=job.stage,
-            message=job.message,
-            ts=time.time() * 1000,
-            start_token=job.start_token,
-        )
-        self.emit(user_id, event.model_dump())
+        self.emit(user_id, ExportEvent.from_job(job, time.time() * 1000).model_dump())
 
-    def _update(self, job_id: str, sql_set: str, where: str, params: tuple) -> Optional[ExportJob]:
-        """Apply ``SET seq = seq + 1, <sql_set>`` if ``where`` holds; emit and return the new job."""
-        with self.db.transaction() as conn:
-            cur = conn.execute(
-                f"UPDATE jobs SET seq = seq + 1, {sql_set} WHERE id = ? AND ({where})", params + (job_id,)
-            )
-            if cur.rowcount == 0:
-                return None
-            row = conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+    def _update(self, job_id: str, transition, **params: Any) -> Optional[ExportJob]:
+        """Run ``transition`` (a ``_transition`` statement) on the job with ``params``; emit
+        and return the new job, or None if its condition did not hold (it changed no row)."""
+        with self.db.writing() as conn:
+            row = conn.execute(transition, {"job_id": job_id, **params}).mappings().first()
+        if row is None:
+            return None
         job = job_from_row(row)
         self._emit(row["user_id"], job)
         return job
 
     def mark_running(self, job_id: str) -> Optional[ExportJob]:
-        return self._update(
-            job_id,
-            "status = 'running', stage = 'starting', message = 'Starting', attempts = attempts + 1",
-            "status IN ('queued', 'running')",
-            (),
-        )
+        return self._update(job_id, _MARK_RUNNING)
 
     def progress(self, job_id: str, progress: float, stage: str, message: str) -> Optional[ExportJob]:
-        return self._update(
-            job_id,
-            "progress = ?, stage = ?, message = ?",
-            "status = 'running'",
-            (round(max(0.0, min(99.9, progress)), 1), stage, message),
-        )
+        return self._update(job_id, _PROGRESS, new_progress=round(max(0.0, min(99.9, progress)), 1),
+                            new_stage=stage, new_message=message)
 
     def complete(self, job_id: str, size_bytes: int, warnings: list[str]) -> Optional[ExportJob]:
         """R3: completion is a compare-and-set from running. None if the job was not running."""
-        return self._update(
-            job_id,
-            "status = 'completed', progress = 100, stage = 'done', message = 'Export ready',"
-            " finished_at = ?, size_bytes = ?, warnings_json = ?, archive_name = ?",
-            "status = 'running'",
-            (utc_now_iso(), size_bytes, json.dumps(warnings), f"{job_id}.zip"),
-        )
+        return self._update(job_id, _COMPLETE, new_finished_at=utc_now_iso(), new_size_bytes=size_bytes,
+                            new_warnings_json=json.dumps(warnings), new_archive_name=f"{job_id}.zip")
 
     def fail(self, job_id: str, message: str) -> Optional[ExportJob]:
-        return self._update(
-            job_id,
-            "status = 'failed', stage = 'failed', message = ?, finished_at = ?",
-            "status IN ('queued', 'running')",
-            (message, utc_now_iso()),
-        )
+        return self._update(job_id, _FAIL, new_message=message, new_finished_at=utc_now_iso())
 
     def cancel(self, job_id: str) -> Optional[ExportJob]:
         """R2: queued/running, or completed and never downloaded -> cancelled. None if neither."""
-        job = self._update(
-            job_id,
-            "status = 'cancelled', stage = 'cancelled', message = 'Export cancelled', finished_at = ?",
-            "status IN ('queued', 'running') OR (status = 'completed' AND delivered = 0)",
-            (utc_now_iso(),),
-        )
+        job = self._update(job_id, _CANCEL, new_finished_at=utc_now_iso())
         if job is not None:
             # A completed archive is deleted at once; a running worker deletes its own partial
             # file when it reaches its next checkpoint (and we delete whatever is there now).
             self.remove_files(job_id)
         return job
 
+    def requeue_after_restart(self, job_id: str) -> None:
+        """R7: a job a stopped server left queued/running is queued again (same seq)."""
+        self.db.execute(update(jobs).where(jobs.c.id == job_id, _ACTIVE).values(
+            status="queued", stage="queued", message="Restarted after a server restart"))
+
     def claim_download(self, job_id: str) -> bool:
         """Mark a completed job delivered (R4). False if it is not completed."""
-        cur = self.db.execute(
-            "UPDATE jobs SET delivered = 1 WHERE id = ? AND status = 'completed'", (job_id,)
-        )
-        return cur.rowcount == 1
+        return self.db.execute(
+            update(jobs).where(jobs.c.id == job_id, jobs.c.status == "completed").values(delivered=True)
+        ) == 1
 
     def expire_old(self, ttl_seconds: float) -> list[str]:
         """R5: completed jobs older than the TTL become expired and lose their archive."""
         cutoff = time.time() - ttl_seconds
         expired = []
-        for row in self.db.all("SELECT id, finished_at FROM jobs WHERE status = 'completed'"):
+        for row in self.db.all(select(jobs.c.id, jobs.c.finished_at).where(jobs.c.status == "completed")):
             finished = row["finished_at"]
             if finished and _iso_to_ts(finished) < cutoff:
-                job = self._update(
-                    row["id"], "status = 'expired', stage = 'expired', message = 'Archive expired'",
-                    "status = 'completed'", (),
-                )
+                job = self._update(row["id"], _EXPIRE)
                 if job is not None:
                     self.remove_files(row["id"])
                     expired.append(row["id"])
@@ -282,7 +310,8 @@ def _iso_to_ts(value: str) -> float:
 
 
 class Runner:
-    """Runs export jobs on worker threads; ``build`` writes one archive.
+    """Runs export jobs on ``workers`` threads, taking them from a ``FairQueue`` (round-robin
+    over users, R10); ``build`` writes one archive.
 
     ``build(job, dest_path, checkpoint) -> warnings`` must call ``checkpoint(stage, fraction,
     message)`` often; ``checkpoint`` raises ``JobCancelled`` once the job is cancelled. It is
@@ -291,26 +320,35 @@ class Runner:
     at most every 100 ms.
     """
 
-    def __init__(self, store: JobStore, build: Callable, hooks: Optional[TestHooks] = None, workers: int = 2) -> None:
-        from concurrent.futures import ThreadPoolExecutor
-
+    def __init__(self, store: JobStore, build: Callable, hooks: Optional[TestHooks] = None, workers: int = 2,
+                 round_robin: bool = True) -> None:
         self.store = store
         self.build = build
         self.hooks = hooks
         self.cancel_events: dict[str, threading.Event] = {}
         self._lock = threading.Lock()
-        self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="export")
+        self.queue = FairQueue(round_robin)
+        self._workers = [threading.Thread(target=self._work, name=f"export-{n}", daemon=True) for n in range(workers)]
+        for worker in self._workers:
+            worker.start()
 
-    def submit(self, job_id: str) -> None:
+    def submit(self, job_id: str, user_id: Optional[int] = None) -> None:
+        """Queue a job for the workers (``user_id``: its owner, looked up when not given)."""
+        if user_id is None:
+            row = self.store.get_row(job_id)
+            if row is None:
+                return
+            user_id = int(row["user_id"])
         with self._lock:
             self.cancel_events.setdefault(job_id, threading.Event())
-        self.pool.submit(self._run, job_id)
+        self.queue.put(user_id, job_id)
 
     def cancel(self, job_id: str) -> Optional[ExportJob]:
         job = self.store.cancel(job_id)
         if job is not None:
+            discarded = self.queue.discard(job_id)  # never started: no worker will look at it
             with self._lock:
-                event = self.cancel_events.get(job_id)
+                event = self.cancel_events.pop(job_id, None) if discarded else self.cancel_events.get(job_id)
             if event is not None:
                 event.set()
         return job
@@ -318,9 +356,18 @@ class Runner:
     def shutdown(self) -> None:
         with self._lock:
             events = list(self.cancel_events.values())
+        self.queue.close()  # queued jobs stay queued in the database: the next start runs them (R7)
         for event in events:
             event.set()  # workers stop at their next checkpoint; their jobs are re-run on restart (R7)
-        self.pool.shutdown(wait=True, cancel_futures=True)
+        for worker in self._workers:
+            worker.join()
+
+    def _work(self) -> None:
+        while (job_id := self.queue.get()) is not None:
+            try:
+                self._run(job_id)
+            except BaseException:  # noqa: BLE001 - a worker thread must outlive any job
+                traceback.print_exc()
 
     def _run(self, job_id: str) -> None:
         with self._lock:

@@ -64,7 +64,7 @@ def test_browser_wheels_are_pinned_with_hashes():
 
 
 def test_the_app_zip_holds_every_module_of_the_app_package():
-    from server.web import build_app_zip
+    from server.page_assets import build_app_zip
 
     names = set(zipfile.ZipFile(io.BytesIO(build_app_zip())).namelist())
     expected = {p.relative_to(ROOT / "app").as_posix() for p in (ROOT / "app").rglob("*.py") if "__pycache__" not in p.parts}
@@ -72,18 +72,17 @@ def test_the_app_zip_holds_every_module_of_the_app_package():
     assert not any("__pycache__" in n for n in names)
 
 
-def test_the_app_zip_depends_on_the_sources_only_not_on_file_times(tmp_path, monkeypatch):
+def test_the_app_zip_depends_on_the_sources_only_not_on_file_times(tmp_path):
     """A fresh clone (new file times) serves the same zip, so the browser's cache and the
     bytecode bundle (keyed by a hash of the zip) carry over; a changed source changes it."""
     import shutil
 
-    from server import web
+    from server.page_assets import build_app_zip
 
     shutil.copytree(ROOT / "app", tmp_path / "app", ignore=shutil.ignore_patterns("__pycache__"))
-    monkeypatch.setattr(web, "ROOT", tmp_path)
-    first = web.build_app_zip()
-    store = tmp_path / "app" / "store.py"
+    first = build_app_zip(tmp_path)
+    store = tmp_path / "app" / "store" / "nodes.py"
     os.utime(store, (1_000_000_000, 1_000_000_000))
-    assert web.build_app_zip() == first
+    assert build_app_zip(tmp_path) == first
     store.write_text(store.read_text() + "\n")
-    assert web.build_app_zip() != first
+    assert build_app_zip(tmp_path) != first

@@ -406,17 +406,17 @@ def test_generated_code_runs_known_texts_precompiled_and_compiles_the_others():
     assert namespace["make"]() == "from text" and list(recorder.codes) == [text]
 
 
-# --- what the server hands the page's boot (server.web) -----------------------------------
+# --- what the server hands the page's boot (server.page_assets) -----------------------------------
 
 def _bundle_for(app_zip: bytes):
     from server.bytecode import BytecodeBundle
-    from server.web import ROOT
+    from server.page_assets import ROOT
 
     return BytecodeBundle(app_zip, ROOT / "static", "/static/vendor/pyodide/314.0.7/pyodide.mjs")
 
 
 def test_a_built_bundle_is_named_by_its_sources_and_listed_in_the_boot_manifest(tmp_path, monkeypatch):
-    from server.web import _boot_manifest
+    from server.page_assets import boot_manifest as _boot_manifest
 
     monkeypatch.setenv("CELLHUB_BYTECODE_DIR", str(tmp_path))
     monkeypatch.setenv("CELLHUB_BYTECODE", "1")
@@ -430,7 +430,7 @@ def test_a_built_bundle_is_named_by_its_sources_and_listed_in_the_boot_manifest(
 
 
 def test_without_a_bundle_the_manifest_names_none_and_the_page_compiles_its_modules(tmp_path, monkeypatch):
-    from server.web import _boot_manifest
+    from server.page_assets import boot_manifest as _boot_manifest
 
     monkeypatch.setenv("CELLHUB_BYTECODE_DIR", str(tmp_path))
     monkeypatch.setenv("CELLHUB_BYTECODE", "0")  # also: no build is started

@@ -1,10 +1,10 @@
 """DOM helpers and ``Component``: a piece of the page that can be mounted and unmounted.
 
 A component owns three kinds of resources and gives all of them back on ``unmount()``:
-its DOM (removed), its store effects (disposed through one ``app.store.Scope``) and its
-JS proxies (every listener added with ``listen``/``every`` is removed and its proxy
-destroyed, counted in ``LiveProxies``). So mounting and unmounting it any number of
-times leaves no proxy and no effect behind.
+its DOM (removed, unless it adopted an element already in the page), its store effects
+(disposed through one ``app.store.Scope``) and its JS proxies (every listener added with
+``listen``/``every`` is removed and its proxy destroyed, counted in ``LiveProxies``). So
+mounting and unmounting it any number of times leaves no proxy and no effect behind.
 
 ``Component.effect(fn, later=True)`` re-renders in a task of its own (``LATER``, see
 ``app.browser.later``).
@@ -16,8 +16,9 @@ from typing import Any, Callable, Optional
 import js  # type: ignore[import-not-found]
 from pyodide.ffi import create_proxy  # type: ignore[import-not-found]
 
-from app.browser.adapters import LiveProxies
+from app.browser.interop import LiveProxies, is_missing, listen, once
 from app.browser.later import Later, LaterEffect
+from app.ports import Stop
 from app.store import Scope, effect
 
 
@@ -65,11 +66,6 @@ def attr(node: Any, name: str) -> str:
     return "" if is_missing(value) else str(value)
 
 
-def is_missing(value: Any) -> bool:
-    """True for None, JS ``null`` (``pyodide.ffi.jsnull``) and ``undefined``."""
-    return value is None or str(type(value)).endswith("JsNull'>") or repr(value) in ("undefined", "null")
-
-
 class _Timeout0:
     """``setTimeout(run, 0)`` through one JS proxy kept for the page's lifetime (it is not
     counted in ``LiveProxies``: no component makes or releases it)."""
@@ -93,12 +89,12 @@ class Component:
     """Base class: override ``build()`` (return the root element) and ``setup()`` (add
     listeners with ``listen``, effects with ``effect``, timers with ``every``). ``mount``
     calls both; ``unmount`` undoes everything (idempotent). ``on_unmount(fn)`` adds a
-    cleanup."""
+    cleanup (run in reverse order of adding)."""
 
     def __init__(self) -> None:
         self.root: Any = None
+        self._adopted = False
         self._scope: Optional[Scope] = None
-        self._listeners: list[tuple[Any, str, Any]] = []
         self._cleanups: list[Callable[[], Any]] = []
 
     @property
@@ -111,11 +107,16 @@ class Component:
     def setup(self) -> None:
         """Wire listeners and effects; runs with the component's scope as owner."""
 
-    def mount(self, parent: Any, before: Any = None) -> None:
+    def mount(self, parent: Any = None, before: Any = None) -> None:
+        """Build the root and insert it into ``parent`` (before ``before``); without a
+        ``parent`` the root ``build()`` returns is already in the page (adopted: unmount
+        leaves it there)."""
         if self.mounted:
             return
         self.root = self.build()
-        parent.insertBefore(self.root, before)
+        self._adopted = parent is None
+        if parent is not None:
+            parent.insertBefore(self.root, before)
         self._scope = Scope()
         with self._scope:
             self.setup()
@@ -129,18 +130,13 @@ class Component:
         cleanups, self._cleanups = self._cleanups, []
         for fn in reversed(cleanups):
             fn()
-        listeners, self._listeners = self._listeners, []
-        for target, kind, proxy in listeners:
-            target.removeEventListener(kind, proxy)
-            LiveProxies.destroy(proxy)
-        self.root.remove()
+        if not self._adopted:
+            self.root.remove()
         self.root = None
 
     def listen(self, target: Any, kind: str, handler: Callable[[Any], Any]) -> None:
         """``target.addEventListener(kind, handler)`` until unmount."""
-        proxy = LiveProxies.make(handler)
-        target.addEventListener(kind, proxy)
-        self._listeners.append((target, kind, proxy))
+        self.on_unmount(listen(target, kind, handler))
 
     def effect(self, fn: Callable[[], Any], deps: Any = None, later: bool = False) -> None:
         """A store effect owned by this component (disposed on unmount). ``later=True``:
@@ -162,17 +158,14 @@ class Component:
         return self.root.querySelector(selector)
 
 
-def every(ms: float, fn: Callable[[], Any]) -> Callable[[], None]:
-    """``setInterval(fn, ms)``; returns a stop function that clears it and destroys the
-    proxy (idempotent). Meant to be returned as an effect's cleanup."""
+def every(ms: float, fn: Callable[[], Any]) -> Stop:
+    """``setInterval(fn, ms)``; returns a ``Stop`` that clears it and destroys the proxy
+    (idempotent). Meant to be returned as an effect's cleanup."""
     proxy = LiveProxies.make(lambda *args: fn())
     handle = js.setInterval(proxy, ms)
-    state = {"stopped": False}
 
     def stop() -> None:
-        if not state["stopped"]:
-            state["stopped"] = True
-            js.clearInterval(handle)
-            LiveProxies.destroy(proxy)
+        js.clearInterval(handle)
+        LiveProxies.destroy(proxy)
 
-    return stop
+    return once(stop)

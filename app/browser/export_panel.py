@@ -13,16 +13,17 @@ from typing import Any, Optional
 
 import js  # type: ignore[import-not-found]
 
-from app.browser.dom import Component, attr, every, h, is_missing, set_text
+from app.browser.dom import Component, attr, every, h, set_text
+from app.browser.interop import is_missing
 from app.browser.options_form import ANNOTATION_FORMATS, METRICS_FORMATS, field_bounds, range_text
 from app.browser.page_state import PageState
 from app.browser.texts import (
     format_bytes, format_duration, job_duration_ms, parse_iso_ms, stage_text, time_left_text,
 )
+from app.machine.state import ACTIVE
 from app.models import ExportOptions
 from app.store import signal
 
-BUSY_STATES = frozenset({"starting", "cancelling", "downloading", "restoring"})
 ACTION_IDS = ("cancel-button", "download-button", "retry-button", "dismiss-button", "export-button")
 FOCUS_AFTER = ("download-button", "retry-button", "dismiss-button", "export-button")
 """Where focus goes when the focused action disappears: the safest useful next step, else the
@@ -44,11 +45,6 @@ CHECK_FIELDS = {  # input id -> FormValues field
     "include-visualizations": "include_visualizations",
     "show-numbers": "show_numbers",
 }
-
-
-def progress_shown(status: str) -> bool:
-    """Whether the progress block is shown in ``status`` (a machine state name)."""
-    return status != "idle"
 
 
 def _job_elapsed_ms(job: Any, now_ms: float) -> Optional[float]:
@@ -142,7 +138,7 @@ class ExportPanel(Component):
         if validation.options is None:
             self._focus_first_error(validation.errors)
             return
-        if self.controller.is_exporting.peek() or self.controller.export_status.peek() in BUSY_STATES:
+        if self.controller.is_exporting.peek() or self.controller.busy.peek():
             return
         self._start_with(validation.options)
 
@@ -251,9 +247,10 @@ class ExportPanel(Component):
         c = self.controller
         status = c.export_status.value
         exporting = c.is_exporting.value
+        busy = c.busy.value
         valid = self.state.validation.value.ok
         wanted = {
-            ("export-button", "disabled"): (not valid) or exporting or status in BUSY_STATES,
+            ("export-button", "disabled"): (not valid) or exporting or busy,
             ("export-button", "textContent"): "Export again" if status in ("downloaded", "cancelled") else "Export",
             ("cancel-button", "hidden"): not c.can_cancel.value,
             ("download-button", "hidden"): not c.can_download.value,
@@ -272,15 +269,16 @@ class ExportPanel(Component):
             setattr(self._actions[node_id], prop, value)
             self._shown[(node_id, prop)] = value
         self._shown["state"] = (status, exporting)
-        self._keep_focus(focused_id, status, exporting)
+        self._keep_focus(focused_id, exporting or busy, c.shows_progress.value)
 
-    def _keep_focus(self, focused_id: str, status: str, exporting: bool) -> None:
-        """Move focus on when the focused action (or the progress) has just gone."""
+    def _keep_focus(self, focused_id: str, working: bool, progress_shown: bool) -> None:
+        """Move focus on when the focused action (or the progress, once nothing is under
+        way) has just gone."""
         if focused_id in ACTION_IDS or focused_id == "progress-block":
             current = self.find(f"#{focused_id}")
             gone = bool(current.hidden) or bool(getattr(current, "disabled", False))
             if focused_id == "progress-block":
-                gone = not exporting and status not in BUSY_STATES
+                gone = not working
             if gone:
                 for candidate in FOCUS_AFTER:
                     node = self._actions[candidate]
@@ -288,7 +286,7 @@ class ExportPanel(Component):
                         node.focus()
                         break
                 else:
-                    if progress_shown(status):
+                    if progress_shown:
                         # Shown now: its own render runs in a later task (app.browser.later).
                         block = self.find("#progress-block")
                         block.hidden = False
@@ -302,13 +300,13 @@ class ExportPanel(Component):
         self.now.value  # re-render on each tick of the ticker
         now = float(js.Date.now())  # but measure with the real clock: events arrive between ticks
         block = self.find("#progress-block")
-        block.hidden = not progress_shown(status)
+        block.hidden = not c.shows_progress.value
         block.dataset.status = status
         pct = int(round(progress))
         bar = self.find("#progress-bar")
         bar.value = pct
         set_text(self.find("#progress-label"), f"{pct}%")
-        active = status in ("queued", "running", "starting", "cancelling", "restoring")
+        active = c.in_flight.value
         eta = self.state.eta
         if job is not None and status == "running":
             if self.state.eta_job != job.id:
@@ -319,14 +317,15 @@ class ExportPanel(Component):
         if status == "starting":
             stage = "Sending the request"
         set_text(self.find("#progress-stage"), stage)
-        message = job.message if job is not None and status in ("queued", "running") else ""
+        message = job.message if job is not None and status in ACTIVE else ""
         set_text(self.find("#progress-message"), message)
         elapsed = _job_elapsed_ms(job, now) if job is not None and active else None
         set_text(self.find("#progress-elapsed"), f"Elapsed {format_duration(elapsed)}" if elapsed is not None else "")
         left = time_left_text(eta.remaining_ms(now), progress) if status == "running" else ""
         set_text(self.find("#progress-eta"), left)
         summary = ""
-        if job is not None and status in ("completed", "downloading", "downloaded"):
+        finished = c.completed_job_id.value is not None
+        if job is not None and finished:
             # Socket events carry no size or finish time; the history has them.
             record = next((item for item in self.state.history.value or [] if item.get("id") == job.id), {})
             size = job.size_bytes if job.size_bytes is not None else record.get("size_bytes")
@@ -339,7 +338,7 @@ class ExportPanel(Component):
             summary = ", ".join(bits) + ("." if bits else "")
         set_text(self.find("#progress-summary"), summary)
         warnings = []
-        if job is not None and status in ("completed", "downloading", "downloaded"):
+        if job is not None and finished:
             warnings = list(job.warnings) or list(record.get("warnings") or [])
         details = self.find("#progress-warnings")
         details.hidden = not warnings

@@ -19,24 +19,29 @@ from typing import Any, Callable, Optional
 
 import js  # type: ignore[import-not-found]
 
-from app.browser.adapters import LiveProxies, browser_ports
+from app.browser.adapters import browser_ports
 from app.browser.connection import ConnectionMonitor
-from app.browser.dom import el, h, set_text
+from app.browser.dom import Component, el, h, set_text
 from app.browser.export_panel import ExportPanel
 from app.browser.history_view import HistoryView
 from app.browser.images_view import ImagesView
+from app.browser.interop import LiveProxies, js_object
 from app.browser.net import Unreachable, prefetched_json, request_json
 from app.browser.options_form import encode_preferences, initial_form
 from app.browser.page_state import PageState
+from app.browser.empty_state import show_no_projects
+from app.browser.export_delete import delete_export
+from app.browser.project_gone import GoneSocket, show_project_gone
+from app.browser.project_picker import fill_picker
+from app.browser.share_panel import mount_access
 from app.browser.texts import status_line
 from app.export_hook import create_export_controller
-from app.store import effect, set_error_handler
+from app.ports import Storage
+from app.store import set_error_handler
 
 PREFERENCES_KEY = "cellhub.page.options.v1"
 """localStorage key of the remembered export options (not the hook's ``cellhub.export.*``)."""
 BOOT_RETRY_MS = (1000, 2000, 4000, 8000, 10000)
-HISTORY_STATUSES = {"queued": "active", "running": "active", "completed": "completed",
-                    "downloaded": "downloaded", "cancelled": "cancelled", "failed": "failed"}
 
 BANNER_TEXT = {
     "offline": "The server cannot be reached. Your settings are kept and the page reconnects by itself.",
@@ -56,17 +61,17 @@ def signin_url(project_id: Optional[int] = None) -> str:
     return f"/signin?next={js.encodeURIComponent(str(here))}"
 
 
-def _storage_get(key: str) -> Optional[str]:
+def saved_preferences(storage: Storage) -> Optional[str]:
+    """The remembered export options (``encode_preferences`` text), if storage can say."""
     try:
-        value = js.localStorage.getItem(key)
+        return storage.get(PREFERENCES_KEY)
     except Exception:  # noqa: BLE001 - storage disabled by the browser
         return None
-    return None if value is None or repr(value) in ("null", "undefined") else str(value)
 
 
-def _storage_set(key: str, value: str) -> None:
+def save_preferences(storage: Storage, text: str) -> None:
     try:
-        js.localStorage.setItem(key, value)
+        storage.set(PREFERENCES_KEY, text)
     except Exception:  # noqa: BLE001 - quota or privacy mode: preferences are a nicety
         pass
 
@@ -123,19 +128,8 @@ async def fill_header(project_id: int, monitor_signed_out: Callable[[], None]) -
             request_json("GET", "/api/projects"), request_json("GET", "/api/session"))
     except Unreachable:
         return False
-    select = el("project-select")
     if status == 200 and isinstance(projects, list) and projects:
-        options = []
-        for item in projects:
-            pid = int(item.get("id", 0))
-            count = item.get("image_count")
-            label = f"{item.get('name', pid)}" + (f" ({count} images)" if count is not None else "")
-            options.append(h("option", {"value": pid, "selected": pid == project_id}, label))
-        select.replaceChildren(*options)
-        select.disabled = False
-        button = el("project-open")
-        button.hidden = len(projects) < 2  # nothing to switch to
-        button.disabled = len(projects) < 2
+        fill_picker(projects, project_id)
     if s_status == 200 and isinstance(session, dict) and session.get("username"):
         set_text(el("user-name"), str(session["username"]))
         el("sign-out").hidden = False
@@ -144,19 +138,23 @@ async def fill_header(project_id: int, monitor_signed_out: Callable[[], None]) -
     return status == 200 and s_status == 200
 
 
-class Page:
-    """Everything one page mounted, so ``close()`` can undo it (on ``pagehide``)."""
+class Page(Component):
+    """The page of one project, as a ``Component`` adopting ``<body>``: ``mount()`` mounts
+    the hook and the components and wires the always-present regions; ``unmount()`` (on
+    ``pagehide``) undoes all of it."""
 
     def __init__(self, project: dict) -> None:
+        super().__init__()
         self.project_id = int(project["id"])
-        self.state = PageState(project, initial_form(project.get("pixel_size_um"), _storage_get(PREFERENCES_KEY)))
-        self.controller, self.unmount_hook = create_export_controller(self.project_id, browser_ports())
+        ports = browser_ports()
+        ports.socket = GoneSocket(ports.socket, self.on_project_event)  # R9: project.* events are the page's
+        self.storage = ports.storage
+        self.state = PageState(project, initial_form(project.get("pixel_size_um"), saved_preferences(ports.storage)))
+        self.controller, self.unmount_hook = create_export_controller(self.project_id, ports)
         self.images = ImagesView(self.state)
         self.panel = ExportPanel(self.state, self.controller)
-        self.history = HistoryView(self.state, self.controller, self.refresh_history)
+        self.history = HistoryView(self.state, self.controller, self.refresh_history, self.delete_export)
         self.monitor = ConnectionMonitor(self.state, self.controller.socket_connected, self.on_back_online)
-        self.disposers: list[Callable[[], None]] = []
-        self.listeners: list[tuple[Any, str, Any]] = []
         self.history_seq = 0
         self.status_line = el("export-status")
         self.status_shown: tuple[Optional[str], Optional[str], Optional[str]] = (None, None, None)
@@ -164,50 +162,40 @@ class Page:
         self.last_history_key: Optional[tuple] = None
 
     # -- lifecycle
-    def open(self) -> None:
+    def build(self) -> Any:
+        return js.document.body
+
+    def setup(self) -> None:
+        # Cleanups run in reverse: the monitor stops first, the page's state goes last.
+        self.on_unmount(self.state.dispose)
+        self.on_unmount(self.unmount_hook)
         grid_placeholder = el("image-grid")
         self.images.mount(grid_placeholder.parentElement, grid_placeholder)
         grid_placeholder.remove()
+        self.on_unmount(self.images.unmount)
         el("boot-indicator").remove()
         self.set_panel(True)
+        self.on_unmount(self.panel.unmount)
         self.history.mount(el("history-section"))
-        self.disposers += [
-            effect(self.render_status),
-            effect(self.render_connection),
-            effect(self.follow_history, [self.controller.export_status, self.controller.current_job]),
-            effect(self.save_preferences, [self.state.validation]),
-        ]
+        self.on_unmount(self.history.unmount)
+        self.effect(self.render_status)
+        self.effect(self.render_connection)
+        self.effect(self.follow_history, [self.controller.history_phase, self.controller.current_job])
+        self.effect(self.keep_preferences, [self.state.validation])
+        share = mount_access(self.state.project)
+        if share is not None:
+            self.on_unmount(share.unmount)
         self.monitor.start()
+        self.on_unmount(self.monitor.stop)
         self.listen(el("panel-toggle"), "click", lambda event: self.set_panel(not self.panel.mounted))
         self.listen(el("connection-retry"), "click", lambda event: self.monitor.probe_now())
         self.listen(el("sign-out"), "click", lambda event: asyncio.ensure_future(self.sign_out()))
         el("panel-toggle").disabled = False
         counter = LiveProxies.make(lambda *args: LiveProxies.count)
-        self.listeners.append((None, "", counter))
+        self.on_unmount(lambda: LiveProxies.destroy(counter))
         js.window.cellhubLiveProxies = counter
         asyncio.ensure_future(self.fill_header_async())
         asyncio.ensure_future(self.refresh_history_async())
-
-    def close(self) -> None:
-        self.monitor.stop()
-        for dispose in reversed(self.disposers):
-            dispose()
-        self.disposers = []
-        self.history.unmount()
-        self.panel.unmount()
-        self.images.unmount()
-        self.unmount_hook()
-        for target, kind, proxy in self.listeners:
-            if target is not None:
-                target.removeEventListener(kind, proxy)
-            LiveProxies.destroy(proxy)
-        self.listeners = []
-        self.state.dispose()
-
-    def listen(self, target: Any, kind: str, handler: Callable[[Any], Any]) -> None:
-        proxy = LiveProxies.make(handler)
-        target.addEventListener(kind, proxy)
-        self.listeners.append((target, kind, proxy))
 
     def set_panel(self, open_: bool) -> None:
         """Mount (``True``) or unmount the export panel; the toggle button says which."""
@@ -243,21 +231,41 @@ class Page:
         show_banner(self.state.connection.value, self.project_id)
 
     def follow_history(self) -> None:
-        status = self.controller.export_status.peek()
+        phase = self.controller.history_phase.peek()
         job = self.controller.current_job.peek()
-        if status == "downloaded" and job is not None:
+        if phase == "downloaded" and job is not None:
             self.state.mark_downloaded(job.id)
-        coarse = HISTORY_STATUSES.get(status)
-        key = (job.id if job is not None else None, coarse)
-        if coarse is None or key == self.last_history_key:
+        key = (job.id if job is not None else None, phase)
+        if phase is None or key == self.last_history_key:
             return
         self.last_history_key = key
         self.refresh_history()
 
-    def save_preferences(self) -> None:
+    def keep_preferences(self) -> None:
         validation = self.state.validation.peek()
         if validation.options is not None:
-            _storage_set(PREFERENCES_KEY, encode_preferences(validation.options))
+            save_preferences(self.storage, encode_preferences(validation.options))
+
+    # -- the project may go (R9)
+    def on_project_event(self, message: dict) -> None:
+        if message.get("type") == "project.gone" and message.get("project_id") == self.project_id:
+            self.gone()
+
+    def gone(self) -> None:
+        """The user may no longer see this project: stop everything, say so, link the rest."""
+        if not self.mounted:
+            return
+        self.unmount()
+        show_project_gone()
+
+    def delete_export(self, job_id: str) -> None:
+        async def run() -> None:
+            problem = await delete_export(job_id)
+            if problem:
+                self.state.history_error.value = problem
+            self.refresh_history()
+
+        asyncio.ensure_future(run())
 
     # -- requests
     def on_back_online(self) -> None:
@@ -287,6 +295,9 @@ class Page:
         if status == 401:
             self.monitor.report_signed_out()
             return
+        if status == 404:
+            self.gone()
+            return
         if status != 200 or not isinstance(body, list):
             self.state.history_error.value = f"Recent exports could not be loaded (HTTP {status})."
             return
@@ -309,8 +320,7 @@ async def start_page(prefetched_project: Any = None) -> None:
     body = js.document.body
     raw = str(body.dataset.projectId or "")
     if not raw.isdigit():
-        set_text(el("export-status"), "There is no project yet. Import one with `python -m server import`.")
-        el("boot-indicator").remove()
+        show_no_projects()
         body.dataset.ready = "true"
         return
     project = await load_project(int(raw), prefetched_project)
@@ -318,17 +328,11 @@ async def start_page(prefetched_project: Any = None) -> None:
         el("boot-indicator").hidden = True
         return
     page = Page(project)
-    page.open()
+    page.mount()
 
     def on_pagehide(event: Any) -> None:
-        page.close()
+        page.unmount()
 
-    js.window.addEventListener("pagehide", LiveProxies.make(on_pagehide), js_once())
+    js.window.addEventListener("pagehide", LiveProxies.make(on_pagehide), js_object({"once": True}))
     el("main").removeAttribute("aria-busy")
     body.dataset.ready = "true"
-
-
-def js_once() -> Any:
-    from app.browser.adapters import js_object
-
-    return js_object({"once": True})

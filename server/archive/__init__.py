@@ -8,7 +8,7 @@ __all__ = ["ArchiveResult", "write_archive"]
 
 
 def __getattr__(name: str) -> Any:
-    # Lazy (PEP 562): the metrics child process (metrics_process) imports modules of this
+    # Lazy (PEP 562): the metrics child process (metrics_child) imports modules of this
     # package and must not pay for numpy, shapely and pydantic, which the writer needs.
     if name in __all__:
         from server.archive import writer

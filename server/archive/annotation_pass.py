@@ -23,7 +23,8 @@ from server.archive.names import ArchiveName
 from server.archive.readme import YOLO_DIR
 from server.archive.metrics import metrics_table
 from server.archive.shapes import ImageShapes, image_shapes
-from server.archive.zipout import Progress, ZipSink
+from server.archive.progress import Progress
+from server.archive.zip_sink import ZipSink
 from server.domain import ImageRecord, ProjectRecord
 
 OBJECTS_PER_STEP = 256

@@ -74,7 +74,7 @@ class XlsxMetricsWriter(ClosedOrDiscarded):
     empty string or a non-finite number is an empty cell; a number keeps every bit (shortest
     round-trip form, 17 significant digits where needed). Every XLSX number is a double, and
     the library writes integers (ids) as ``1.0``: Excel and LibreOffice show ``1``, openpyxl
-    reads a float (XlsxWriter, used before, wrote ``1``). The library pulls rows from a
+    reads a float. The library pulls rows from a
     generator while it saves, so it runs in a thread of its own that ``write_rows`` feeds
     through a small bounded queue: no more than ``_QUEUED`` calls' rows wait in memory.
 

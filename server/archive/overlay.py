@@ -144,6 +144,6 @@ def render_overlay(
 def write_overlay_png(img: Image.Image, stream: IO[bytes]) -> None:
     """Save ``img`` as PNG into the binary ``stream`` (which need not be seekable). Pillow
     writes the compressed data in blocks of at least 64 KiB as it encodes, so a stream whose
-    ``write`` raises (``zipout.HashingWriter`` with a poll) stops the encoding there."""
+    ``write`` raises (``hashing_writer.HashingWriter`` with a poll) stops the encoding there."""
     # Level 3: as small as 6 here at half the time (noisy microscopy compresses little anyway).
     img.save(stream, format="PNG", compress_level=3)

@@ -2,7 +2,7 @@
 
 Used where the archive's work runs on a thread of its own: the XLSX library, which pulls its
 rows from a generator while it saves (``metrics_io.XlsxMetricsWriter``), and deflating a
-member while its text is produced (``zipout.ThreadDeflater``; zlib releases the GIL).
+member while its text is produced (``deflate.ThreadDeflater``; zlib releases the GIL).
 """
 from __future__ import annotations
 

@@ -11,12 +11,12 @@ Layout (only the selected parts), in the order written::
     README.md
     metadata.json          (last: SHA-256 and size of every other member)
 
-Speed: geometry is computed once per pass with array functions (``shapes.image_shapes``),
-for groups of images of up to 256 objects (``annotation_pass.shaped_steps``): the metrics
-come out of one pass, COCO and YOLO of a second (``annotation_pass``). The metrics rows are
-handed to a child process that writes the three metrics files on another core
-(``metrics_process.MetricsFilesProcess``) while this one makes the rest of the archive, so
-the metrics stage comes first and the files are added in the finalizing stage.
+Passes: geometry is computed once per pass (``shapes.image_shapes``) for groups of images of
+up to 256 objects (``annotation_pass.shaped_steps``): the metrics come out of one pass, COCO
+and YOLO of a second (``annotation_pass``). The metrics rows are handed to a child process
+(``metrics_process.MetricsFilesProcess``) that writes the three metrics files while this one
+makes the rest of the archive, so the metrics stage comes first and its files are added in
+the finalizing stage. Why, and what it gained: ``server/DECISIONS.md`` and ``bench/README.md`` (P4).
 
 Memory: members are written through ``ZipFile.open(name, "w")`` as they are produced, or
 deflated as they are produced (the COCO and project JSON on a thread, ``ZipSink.text_member``;
@@ -64,7 +64,8 @@ from server.archive.metrics_process import MetricsFilesProcess
 from server.archive.names import ArchiveName, assign_archive_names
 from server.archive.overlay import render_overlay, write_overlay_png
 from server.archive.readme import readme_text
-from server.archive.zipout import Checkpoint, Progress, ZipSink
+from server.archive.progress import Checkpoint, Progress
+from server.archive.zip_sink import ZipSink
 from server.domain import ImageRecord, ProjectRecord
 
 MAX_WARNINGS = 200

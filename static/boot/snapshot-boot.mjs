@@ -2,7 +2,7 @@
 // server offers one, else, or when anything about it fails, boot Pyodide as it ships. The
 // path taken is left in document.body.dataset.boot ("snapshot" or "fallback", with the
 // reason in data-boot-reason) and in globalThis.cellhubBoot.path, where app.browser.boot
-// reads it. The server's /boot/pyodide.mjs (server/snapshot_routes.py) calls bootPyodide.
+// reads it. The server's /boot/pyodide.mjs (server/routes/snapshot.py) calls bootPyodide.
 import { decodeContainer, snapshotModuleFactory } from "./snapshot-runtime.mjs";
 
 // Run in the restored interpreter before it is handed over: what differs per page load

@@ -24,6 +24,8 @@ def test_a_download_after_a_cancel_click_breaks_i1_and_a_second_one_i2():
         assert codes(step_violations(sim)) == {"I1"}
         tab.ports.downloader.download("/api/exports/job-1/download")
         assert codes(step_violations(sim)) == {"I1", "I2"}
+        # The world's own check is the same code (tests/core/fakes/safety.py).
+        assert sorted(sim.world.violations()) == sorted(v for v in step_violations(sim) if v[:2] in ("I1", "I2"))
     finally:
         sim.close()
 

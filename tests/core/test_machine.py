@@ -11,8 +11,12 @@ from app.machine import (
     ClearPersist, ClearStartCancel, Dismiss, Download, ExportState, FetchFailed, JobUpdate, LockResult,
     Marks, MarkStartCancel, Persist,
     Post, Remote, Restore, Start, StartAccepted, StartDownload, StartFailed, StartRejected, Update,
-    WriteMark, activities, describe_rules, initial_state, retry_delay_ms, transition, view,
+    WriteMark, activities, describe_rules, initial_state, transition, view,
 )
+from app.export_hook import retry_delay_ms
+from app.machine.changes import ended_message, state_for_job
+from app.machine.guards import cancel_marked, for_project, newer, status_is
+from app.machine.state import State
 from app.models import ExportJob, ExportOptions
 
 PID = 7
@@ -55,15 +59,53 @@ def kinds(actions, cls=Post):
 
 def test_every_row_names_known_states():
     for rule in RULES:
-        assert rule.sources <= set(STATES), rule
-        if isinstance(rule.target, str):
-            assert rule.target in set(STATES) | {SAME}, rule
-    for state, _guard, _act in ACTIVITIES:
-        assert state in STATES
+        assert rule.when <= set(STATES), rule
+        if isinstance(rule.to, str):
+            assert rule.to in set(STATES) | {SAME}, rule
+    for row in ACTIVITIES:
+        assert row.state in STATES
 
 
 def test_describe_rules_lists_every_row():
-    assert len(describe_rules().splitlines()) == len(RULES)
+    lines = describe_rules().splitlines()
+    assert len(lines) == len(RULES)
+    assert any(line.startswith("Restore") and "-> restoring; -" in line for line in lines)
+    assert any("-> <state of the re-queried job (C8)>; persist, or clear" in line for line in lines)
+
+
+def test_states_are_a_str_enum_equal_to_their_names():
+    assert [str(s) for s in STATES][:3] == ["idle", "restoring", "starting"]
+    assert State.RUNNING == "running" and "running" in {State.RUNNING} and State("failed") is State.FAILED
+
+
+def test_a_conjunction_keeps_its_parts():
+    guard = for_project & newer & status_is("completed") & cancel_marked
+    assert guard.names == ("for_project", "newer", "status completed", "cancel_marked")
+    assert (~cancel_marked).names == ("~cancel_marked",)
+
+
+def test_state_for_job_is_the_one_mapping_of_a_job_to_a_state():
+    rows = [  # status, delivered, marks, state
+        ("queued", False, Marks(), State.QUEUED),
+        ("running", False, Marks(), State.RUNNING),
+        ("running", False, Marks(cancelled=True), State.CANCELLING),
+        ("completed", False, Marks(), State.COMPLETED),
+        ("completed", True, Marks(), State.DOWNLOADED),
+        ("completed", False, Marks(downloaded=True), State.DOWNLOADED),
+        ("completed", False, Marks(cancelled=True), State.CANCELLING),
+        ("completed", True, Marks(cancelled=True), State.DOWNLOADED),  # C2: delivery is the truth
+        ("cancelled", False, Marks(cancelled=True), State.CANCELLED),
+        ("failed", False, Marks(), State.FAILED),
+        ("expired", False, Marks(), State.FAILED),
+    ]
+    for status, delivered, marks, expected in rows:
+        assert state_for_job(status, delivered, marks) is expected, (status, delivered, marks)
+
+
+def test_ended_message():
+    assert ended_message("failed", "disk full") == "disk full"
+    assert ended_message("failed", "") == "the export failed"
+    assert ended_message("expired", "") == "the export expired"
 
 
 def test_an_event_no_row_accepts_returns_the_same_state():
@@ -140,9 +182,9 @@ def test_cancel_is_local_first_and_in_order():
 
 def test_cancel_of_a_completed_job_stops_the_auto_download():
     c = completed_state()
-    assert "auto_download_timer" in activities(c)
+    assert "auto_download" in activities(c)
     s, _ = transition(c, Cancel())
-    assert s.status == "cancelling" and "auto_download_timer" not in activities(s)
+    assert s.status == "cancelling" and "auto_download" not in activities(s)
     assert transition(s, AutoDownloadDue("j1"))[0] is s
 
 
@@ -280,7 +322,7 @@ def test_restore_requeries_and_never_auto_downloads_a_job_that_completed_meanwhi
     assert s.status == "restoring" and activities(s) == {"fetch_job"} and not view(s).can_download
     done, acts = transition(s, Update(JobUpdate.from_job(job("completed", 6)), "fetch"))
     assert done.status == "completed" and not done.auto_download and view(done).can_download
-    assert "auto_download_timer" not in activities(done)
+    assert "auto_download" not in activities(done)
 
 
 def test_restore_outcomes():
@@ -353,6 +395,26 @@ def test_view_values():
     assert v.is_exporting and v.can_cancel and v.completed_job_id is None
     c = view(completed_state())
     assert c.export_progress == 100.0 and c.completed_job_id == "j1" and not c.can_download
+
+
+def test_the_view_says_what_the_page_shows_in_each_state():
+    shown = {  # state: (busy, shows_progress, in_flight, history_phase)
+        State.IDLE: (False, False, False, None),
+        State.RESTORING: (True, True, True, None),
+        State.STARTING: (True, True, True, None),
+        State.QUEUED: (False, True, True, "active"),
+        State.RUNNING: (False, True, True, "active"),
+        State.CANCELLING: (True, True, True, None),
+        State.CANCELLED: (False, True, False, "cancelled"),
+        State.COMPLETED: (False, True, False, "completed"),
+        State.DOWNLOADING: (True, True, False, None),
+        State.DOWNLOADED: (False, True, False, "downloaded"),
+        State.FAILED: (False, True, False, "failed"),
+    }
+    assert set(shown) == set(STATES)
+    for status, expected in shown.items():
+        v = view(replace(initial_state(PID), status=status))
+        assert (v.busy, v.shows_progress, v.in_flight, v.history_phase) == expected, status
 
 
 # ------------------------------------------------------------- a property over traces

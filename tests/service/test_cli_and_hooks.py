@@ -84,6 +84,8 @@ def test_a_data_folder_from_before_start_tokens_is_upgraded_in_place(tmp_path):
     index) when the server opens it; its rows are kept."""
     import sqlite3
 
+    from sqlalchemy import inspect
+
     from server.db import Database
 
     path = tmp_path / "old.sqlite3"
@@ -97,10 +99,10 @@ def test_a_data_folder_from_before_start_tokens_is_upgraded_in_place(tmp_path):
         conn.execute("INSERT INTO jobs(id, user_id, project_id, status, created_at, options_json)"
                      " VALUES ('old', 1, 1, 'completed', '2026-01-01T00:00:00Z', '{}')")
     db = Database(path)
-    columns = {row[1] for row in db.all("PRAGMA table_info(jobs)")}
+    columns = {column["name"] for column in inspect(db.engine).get_columns("jobs")}
     assert "start_token" in columns
     assert db.one("SELECT id, start_token FROM jobs")["id"] == "old"
-    indexes = {row[1] for row in db.all("PRAGMA index_list(jobs)")}
+    indexes = {index["name"] for index in inspect(db.engine).get_indexes("jobs")}
     assert "one_job_per_start_token" in indexes
 
 

@@ -373,13 +373,20 @@ def test_a_write_error_ends_the_job_failed_with_a_clear_message_and_no_file(live
 
 
 def test_a_reconnecting_client_first_gets_its_active_jobs(live: Live):
+    """The snapshot of an active job is the job's own event (``ExportEvent.from_job``): every
+    field an event carries, the start token included (a tab that clicked cancel before its
+    202 names the job by it)."""
+    from app.models import ExportEvent
+
     live.app.state.hooks.delay_per_checkpoint_ms = 40
     alice, bob = live.new_user(), live.new_user()
-    job = alice.start().json()
+    job = alice.http.post(f"/api/projects/{live.project_id}/exports?start_token=snap.1", json={}).json()
     alice.wait_status(job["id"], {"running"})
     with alice.websocket() as ws:
         first = recv_until(ws, lambda e: True)[0]
         assert first["job_id"] == job["id"] and first["status"] in ("queued", "running")
+        assert first["start_token"] == "snap.1"
+        assert set(first) == set(ExportEvent.model_fields)
     with bob.websocket() as ws:
         # Bob owns no job: his first message is nothing of Alice's (we see only a ping or nothing).
         try:
@@ -410,10 +417,9 @@ def test_the_websocket_needs_a_session(live: Live):
 
 
 def test_heartbeat_pings_arrive(live: Live, monkeypatch):
-    import server.events as events
-    import server.web as web
+    import server.routes.ws as ws_route
 
-    monkeypatch.setattr(web, "HEARTBEAT_SECONDS", 0.1)
+    monkeypatch.setattr(ws_route, "HEARTBEAT_SECONDS", 0.1)
     alice = live.new_user()
     with alice.websocket() as ws:
         msg = json.loads(ws.recv(timeout=5))

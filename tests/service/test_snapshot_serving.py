@@ -1,4 +1,4 @@
-"""The memory snapshot as the real server hands it out (``server.snapshot_routes``): the
+"""The memory snapshot as the real server hands it out (``server.routes.snapshot``): the
 boot module ``/pyscript.toml`` names, the snapshot by ``Accept-Encoding`` with long-lived
 cache headers, nothing for another key, and nothing at all when it is turned off. The
 snapshot files here are stand-ins written where a build leaves its files; the real build
@@ -13,7 +13,7 @@ import pytest
 import zstandard
 
 from server.snapshot import encoding_for
-from server.web import page_snapshot
+from server.page_assets import page_snapshot
 from tests.service.conftest import start_live
 
 PAYLOAD = b"cellhub-snapshot-1\n" + bytes(range(256)) * 64

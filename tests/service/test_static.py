@@ -20,7 +20,7 @@ def test_versioned_assets_are_immutable_and_the_app_zip_is_content_addressed(liv
     assert zipped.status_code == 200 and "immutable" in zipped.headers["cache-control"]
     assert client.get("/app-0000000000000000.zip").status_code == 404
     interpreter = re.search(r'interpreter = "([^"]+)"', config.text).group(1)
-    boot = client.get(interpreter)  # the boot module (server/snapshot_routes.py) wraps the vendored one
+    boot = client.get(interpreter)  # the boot module (server/routes/snapshot.py) wraps the vendored one
     assert boot.status_code == 200 and boot.headers["cache-control"] == "no-cache"
     vendored = re.search(r'export \* from "([^"]+)"', boot.text).group(1)
     wasm = client.get(vendored.replace("pyodide.mjs", "pyodide.asm.wasm"))
@@ -45,10 +45,10 @@ def test_the_page_needs_a_session_and_shows_the_project_name_before_python(live:
 
 
 def test_the_one_time_login_link_works_once(live: Live):
-    from server import auth
+    from server import accounts, auth
 
     db = live.app.state.db
-    token = auth.new_login_token(db, db.ensure_user(auth.DEFAULT_USER))
+    token = auth.new_login_token(db, accounts.ensure_user(db, auth.DEFAULT_USER))
     client = httpx.Client(base_url=live.base_url)
     first = client.get(f"/login?token={token}", follow_redirects=False)
     assert first.status_code == 303

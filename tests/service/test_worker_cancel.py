@@ -7,6 +7,7 @@ from PIL import Image
 
 from app.models import ExportOptions
 from server.archive import write_archive
+from server import accounts, project_store
 from server.db import Database
 from server.domain import ImageRecord, ProjectRecord, SegObject
 from server.jobs import JobStore, Runner
@@ -25,9 +26,9 @@ def _project(folder, images=3, size=1024):
 def test_cancel_while_an_overlay_is_decoded_stops_inside_that_step(tmp_path):
     project = _project(tmp_path / "img")
     db = Database(tmp_path / "db.sqlite3")
-    user = db.ensure_user("u")
-    with db.transaction() as conn:
-        project_id = db.insert_project(conn, project)
+    user = accounts.ensure_user(db, "u")
+    with db.writing() as conn:
+        project_id = project_store.insert_project(conn, project, user)
     store = JobStore(db, tmp_path / "exports", lambda _user, _event: None)
     seen: list[tuple[str, float, str]] = []
     reached, resume = threading.Event(), threading.Event()
@@ -72,9 +73,9 @@ def test_the_delay_hook_sleeps_per_report_not_per_repeated_cancel_check(tmp_path
     from server.jobs import TestHooks
 
     db = Database(tmp_path / "db.sqlite3")
-    user = db.ensure_user("u")
-    with db.transaction() as conn:
-        project_id = db.insert_project(conn, ProjectRecord(1, "p", ["cell"]))
+    user = accounts.ensure_user(db, "u")
+    with db.writing() as conn:
+        project_id = project_store.insert_project(conn, ProjectRecord(1, "p", ["cell"]), user)
     store = JobStore(db, tmp_path / "exports", lambda _user, _event: None)
     sleeps: list[float] = []
     monkeypatch.setattr(server.jobs.time, "sleep", sleeps.append)

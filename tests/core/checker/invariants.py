@@ -2,11 +2,10 @@
 
 Checked after every move (``step_violations``):
 
-- I1 no download of a job starts in any tab after a cancel click for that job (a click
-  made while the tab was still ``starting`` counts for the job the tab shows next or,
-  if it never shows one, for the job its start request created: ``sim.cancel_clicks``).
-- I2 at most one download per job across all tabs; and no download the server refused
-  unless a cancel was clicked for the job (R2: the cancel may beat the download request).
+- I1, I2 and E0 are the world's safety invariants, written once in
+  ``tests/core/fakes/safety.py`` (``World.violations`` checks the same): no download after a
+  cancel click for the job; at most one download per job, none the server refused without
+  a cancel; nothing reached the store's error handler.
 - I5 the project's persisted record never holds a job after a tab settled its cancel or
   failure (showed it ``cancelled`` or ``failed``).
 - I6 ``is_downloading`` implies the tab's last known status of its job is ``completed``
@@ -20,7 +19,6 @@ Checked after every move (``step_violations``):
 - I8 no orphan work: a tab's pending auto-download timer, its live lock request or lock,
   and its live start/cancel POSTs all belong to its current state (completed with
   auto-download on; downloading, or downloaded here; starting; cancelling that job).
-- E0 no error reached the store's error handler.
 
 Checked at quiescence, after the fair run of ``search.finish`` (``final_violations``):
 
@@ -36,9 +34,10 @@ from __future__ import annotations
 from typing import Optional
 
 from app.crosstab import LOCK_PREFIX
-from app.export_hook import cancel_path, start_path
+from app.routes import cancel_path, start_path
 
 from ..fakes import Tab
+from ..fakes.safety import download_violations, store_error_violations
 from .sim import PID, Sim, cancel_clicks, record_job_id, timer_purpose
 
 STEP_CODES = ("I1", "I2", "I5", "I6", "I7", "I8", "E0")
@@ -51,29 +50,14 @@ AGREES = {"cancelled": {"cancelled"}, "failed": {"failed"}, "expired": {"failed"
 def step_violations(sim: Sim) -> list[str]:
     """I1, I2, I5, I6, I7, I8, E0 over the current state and history."""
     w = sim.world
-    out: list[str] = []
-    clicks = cancel_clicks(sim)
-    clicked = {job for _, _, job in clicks}
-    per_job: dict[str, list] = {}
-    for d in w.downloads:
-        per_job.setdefault(d.job_id, []).append(d)
-    for at, tab, job in clicks:
-        for d in per_job.get(job, ()):
-            if d.step >= at:
-                out.append(f"I1: {job} download started in {d.tab} after a cancel click in {tab}")
-    for job, ds in per_job.items():
-        if len(ds) > 1:
-            out.append(f"I2: {job} downloaded {len(ds)} times (tabs {', '.join(d.tab for d in ds)})")
-        for d in ds:
-            if d.server_status not in (None, 200) and job not in clicked:
-                out.append(f"I2: {job} download in {d.tab} refused by the server ({d.server_status}) without a cancel")
+    out = download_violations(w)
     record = record_job_id(sim)
     if record is not None and record in sim.settled:
         out.append(f"I5: storage keeps {record} after its cancel/failure was settled")
+    clicks = cancel_clicks(sim)
     for tab in sim.open_tabs():
         out += _tab_violations(sim, tab, clicks)
-    out += [f"E0: store error in {where}: {exc!r}" for exc, where in w.errors]
-    return out
+    return out + store_error_violations(w)
 
 
 def _tab_violations(sim: Sim, tab: Tab, clicks: list[tuple[int, str, str]]) -> list[str]:

@@ -1,6 +1,7 @@
 """The defects of the original React hook, put back one at a time by monkeypatching the
-product (``app.machine.RULES``, names looked up by ``app.export_hook`` at call time) in a
-test. Nothing in ``app/`` knows about them.
+product (``app.machine.rules.RULES``, ``app.machine.engine.ACTIVITIES``, the hook's
+``activities.ACTIVITY_EFFECTS`` and the ``transition`` its dispatcher calls, all looked up at
+call time) in a test. Nothing in ``app/`` knows about them.
 
 Each ``Mutant`` names the React defect, says how it is transposed to this design, and
 carries the small scenario and depth the checker searches to catch it and the invariant
@@ -15,11 +16,14 @@ from typing import Any, Callable, Optional
 
 import pytest
 
-from app import export_hook, machine
-from app.machine import (
-    ClearPersist, Guard, Rule, SAME, AutoDownloadDue, Cancel, Download, LockResult, Update, for_project, newer,
-    status_is,
-)
+from app.export_hook import activities as activity_table
+from app.export_hook import dispatcher
+from app.machine import actions, changes, engine, rules
+from app.machine.events import AutoDownloadDue, Cancel, Download, LockResult, Update
+from app.machine.guards import Guard, cancel_marked, download_marked, for_project, newer, status_is
+from app.machine.rules import SAME, Rule
+from app.machine.actions import ClearPersist
+from app.machine.state import ACTIVE, State
 
 from .scenarios import (
     ONE_COMPLETED, ONE_RUNNING, ONE_RUNNING_COMPLETES, ONE_RUNNING_FAILS, ONE_RUNNING_POLLING, TWO_COMPLETING,
@@ -50,35 +54,25 @@ class Mutant:
 
 # ----------------------------------------------------------------------- rule editing
 
-def _tokens(rule: Rule) -> list[str]:
-    return [t.strip() for t in rule.guard.name.split("&")]
-
-
-def _drop(rules: tuple[Rule, ...], event: type, token: str) -> tuple[Rule, ...]:
-    """``rules`` without the rows for ``event`` whose guard has the conjunct ``token``."""
-    out = tuple(r for r in rules if not (r.event is event and token in _tokens(r)))
-    if len(out) == len(rules):
-        raise AssertionError(f"no {event.__name__} row with {token!r}: the mutant no longer applies")
+def _drop(table: tuple[Rule, ...], event: type, guard: Guard) -> tuple[Rule, ...]:
+    """``table`` without the rows for ``event`` whose guard has the conjunct ``guard``."""
+    out = tuple(r for r in table if not (r.on is event and guard.name in r.guard.names))
+    if len(out) == len(table):
+        raise AssertionError(f"no {event.__name__} row with {guard.name!r}: the mutant no longer applies")
     return out
 
 
-def _set_rules(mp: pytest.MonkeyPatch, rules: tuple[Rule, ...]) -> None:
-    mp.setattr(machine, "RULES", rules)
+def _set_rules(mp: pytest.MonkeyPatch, table: tuple[Rule, ...]) -> None:
+    mp.setattr(rules, "RULES", table)
 
 
-def _wrap_effect(mp: pytest.MonkeyPatch, name: str, change: Callable[[Callable, Any], tuple]) -> None:
-    """Replace ``use_effect(fn, deps)`` calls of the hook's effect called ``name`` by
-    ``use_effect(*change(fn, deps))``."""
-    real = export_hook.use_effect
-    seen = {"n": 0}
-
-    def use_effect(fn: Callable, deps: Any = None) -> None:
-        if getattr(fn, "__name__", "") == name:
-            seen["n"] += 1
-            fn, deps = change(fn, deps)
-        real(fn, deps)
-
-    mp.setattr(export_hook, "use_effect", use_effect)
+def _change_activity(mp: pytest.MonkeyPatch, name: str, **change: Any) -> None:
+    """Replace fields (``start``, ``deps``) of the hook's activity effect ``name``."""
+    table = activity_table.ACTIVITY_EFFECTS
+    if name not in [a.name for a in table]:
+        raise AssertionError(f"no activity effect {name!r}: the mutant no longer applies")
+    mp.setattr(activity_table, "ACTIVITY_EFFECTS",
+               tuple(replace(a, **change) if a.name == name else a for a in table))
 
 
 # --------------------------------------------------------------------------- patches
@@ -86,44 +80,45 @@ def _wrap_effect(mp: pytest.MonkeyPatch, name: str, change: Callable[[Callable, 
 def cancel_keeps_completed(mp: pytest.MonkeyPatch) -> None:
     """Cancel of a completed/downloading job keeps the state (its completed_job_id, the
     armed auto-download, the lock request); it still marks, clears C5 and tells tabs."""
-    rules = list(machine.RULES)
-    i = next(i for i, r in enumerate(rules) if r.event is Cancel and "completed" in r.sources)
-    row = rules[i]
-    keep = Rule(Cancel, frozenset({"completed", "downloading"}), row.guard, SAME, None, row.actions, "MUTANT")
-    rules[i:i + 1] = [keep, replace(row, sources=row.sources - {"completed", "downloading"})]
-    _set_rules(mp, tuple(rules))
+    table = list(rules.RULES)
+    i = next(i for i, r in enumerate(table) if r.on is Cancel and State.COMPLETED in r.when)
+    row = table[i]
+    kept = {State.COMPLETED, State.DOWNLOADING}
+    keep = Rule(on=Cancel, when=kept, guard=row.guard, to=SAME, do=row.do, why="MUTANT")
+    table[i:i + 1] = [keep, replace(row, when=row.when - kept)]
+    _set_rules(mp, tuple(table))
 
 
 def auto_download_no_cancel_check(mp: pytest.MonkeyPatch) -> None:
     """The auto-download timer's event ignores the cancel mark."""
-    _set_rules(mp, _drop(machine.RULES, AutoDownloadDue, "cancel_marked"))
+    _set_rules(mp, _drop(rules.RULES, AutoDownloadDue, cancel_marked))
 
 
 def auto_download_path_no_cancel_check(mp: pytest.MonkeyPatch) -> None:
     """Neither the auto-download timer's event nor the decision under the lock checks the
     cancel marks."""
-    rules = _drop(machine.RULES, AutoDownloadDue, "cancel_marked")
-    _set_rules(mp, _drop(rules, LockResult, "cancel_marked"))
+    table = _drop(rules.RULES, AutoDownloadDue, cancel_marked)
+    _set_rules(mp, _drop(table, LockResult, cancel_marked))
 
 
 def auto_download_deps_without_state(mp: pytest.MonkeyPatch) -> None:
     """The auto-download effect's deps hold the job id only (React: ``[completedJobId]``
     without ``currentJob``): it never re-runs when the job's state changes."""
-    _wrap_effect(mp, "auto_download", lambda fn, deps: (fn, [deps[1]]))
+    _change_activity(mp, "auto_download", deps=lambda on, scene: (scene.job_id,))
 
 
 def _completion_without_guard(source: str) -> Patch:
     def patch(mp: pytest.MonkeyPatch) -> None:
         from_source = Guard(f"from_{source}", lambda s, e: e.source == source)
         completed = for_project & newer & status_is("completed")
-        rules = []
-        for r in machine.RULES:
-            if r.event is Update and "cancel_marked" in _tokens(r) and "status in {'completed'}" in _tokens(r):
+        table = []
+        for r in rules.RULES:
+            if r.on is Update and {cancel_marked.name, status_is("completed").name} <= set(r.guard.names):
                 r = replace(r, guard=r.guard & ~from_source)  # the mark no longer stops this source
-            rules.append(r)
-        row = Rule(Update, frozenset(machine.UPD_ACTIVE | {"cancelling", "cancelled"}), completed & from_source,
-                   "completed", machine._completed, (machine.persist,), "MUTANT")
-        _set_rules(mp, (row, *rules))
+            table.append(r)
+        row = Rule(on=Update, when=ACTIVE | {State.CANCELLING, State.CANCELLED}, guard=completed & from_source,
+                   to=State.COMPLETED, update=changes.completed, do=[actions.persist], why="MUTANT")
+        _set_rules(mp, (row, *table))
 
     patch.__doc__ = (f"A completion from the {source} is applied in any state of the job, "
                      f"cancelling/cancelled included, and whatever the cancel mark says.")
@@ -132,34 +127,33 @@ def _completion_without_guard(source: str) -> Patch:
 
 def persistence_kept_on_cancel(mp: pytest.MonkeyPatch) -> None:
     """The hook drops every ``ClearPersist`` of a transition into cancelling/cancelled."""
-    real = export_hook.transition
+    real = dispatcher.transition
 
     def transition(state: Any, event: Any) -> tuple:
-        new, actions = real(state, event)
-        if new.status in ("cancelling", "cancelled"):
-            actions = [a for a in actions if not isinstance(a, ClearPersist)]
-        return new, actions
+        new, done = real(state, event)
+        if new.status in (State.CANCELLING, State.CANCELLED):
+            done = [a for a in done if not isinstance(a, ClearPersist)]
+        return new, done
 
-    mp.setattr(export_hook, "transition", transition)
+    mp.setattr(dispatcher, "transition", transition)
 
 
 def auto_download_timer_kept(mp: pytest.MonkeyPatch) -> None:
     """The auto-download effect returns no cleanup: its timer outlives the state."""
-    def change(fn: Callable, deps: Any) -> tuple:
-        def auto_download() -> None:
-            fn()  # the timer is set; its cancel function is dropped
+    real = activity_table.auto_download
 
-        return auto_download, deps
+    def auto_download(scene: Any) -> None:
+        real(scene)  # the timer is set; its Stop is dropped
 
-    _wrap_effect(mp, "auto_download", change)
+    _change_activity(mp, "auto_download", start=auto_download)
 
 
-def _download_at_once(rules: tuple[Rule, ...]) -> tuple[Rule, ...]:
+def _download_at_once(table: tuple[Rule, ...]) -> tuple[Rule, ...]:
     out = []
-    for r in rules:
-        if r.event in (AutoDownloadDue, Download) and r.target == "downloading":
-            r = replace(r, target="downloaded", update=machine._downloaded_here,
-                        actions=(machine.start_download, machine.persist), why="MUTANT")
+    for r in table:
+        if r.on in (AutoDownloadDue, Download) and r.to == State.DOWNLOADING:
+            r = replace(r, to=State.DOWNLOADED, update=changes.downloaded_here,
+                        do=(actions.start_download, actions.persist), why="MUTANT")
         out.append(r)
     return tuple(out)
 
@@ -167,25 +161,26 @@ def _download_at_once(rules: tuple[Rule, ...]) -> tuple[Rule, ...]:
 def download_without_lock(mp: pytest.MonkeyPatch) -> None:
     """The auto-download (and the Download click) downloads at once, without the lock;
     the mark checks made before are kept."""
-    _set_rules(mp, _download_at_once(machine.RULES))
+    _set_rules(mp, _download_at_once(rules.RULES))
 
 
 def download_without_lock_nor_mark_check(mp: pytest.MonkeyPatch) -> None:
     """As ``download_without_lock``, and no "downloaded" mark is checked first."""
-    rules = _drop(machine.RULES, AutoDownloadDue, "download_marked")
-    _set_rules(mp, _download_at_once(_drop(rules, Download, "download_marked")))
+    table = _drop(rules.RULES, AutoDownloadDue, download_marked)
+    _set_rules(mp, _download_at_once(_drop(table, Download, download_marked)))
 
 
 def download_state_without_lock_request(mp: pytest.MonkeyPatch) -> None:
     """``downloading`` has no activity: the tab shows is_downloading and asks for no lock."""
-    mp.setattr(machine, "ACTIVITIES", tuple(a for a in machine.ACTIVITIES if a[0] != "downloading"))
+    mp.setattr(engine, "ACTIVITIES", tuple(row for row in engine.ACTIVITIES if row.state != State.DOWNLOADING))
 
 
 def failure_news_ignored(mp: pytest.MonkeyPatch) -> None:
     """No row accepts news of a failed (or expired) job."""
-    rules = tuple(r for r in machine.RULES if not (r.event is Update and "'failed'" in r.guard.name))
-    assert len(rules) < len(machine.RULES)
-    _set_rules(mp, rules)
+    failure = status_is("failed", "expired").name
+    table = tuple(r for r in rules.RULES if not (r.on is Update and failure in r.guard.names))
+    assert len(table) < len(rules.RULES)
+    _set_rules(mp, table)
 
 
 MUTANTS: tuple[Mutant, ...] = (

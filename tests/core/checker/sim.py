@@ -98,10 +98,10 @@ class Move:
 def timer_purpose(step: Step) -> str:
     """The name of what a timer will do: the innermost named function of its callback
     (``auto_download``, ``connect``, ``cancel_request``...); for the delayed sends of
-    ``export_hook._after`` the activity that scheduled the request."""
+    ``export_hook.timing.after`` the activity that scheduled the request."""
     fn = step.run
     name = _inner_name(getattr(fn, "__qualname__", ""))
-    if name == "fire":  # export_hook._after: the wrapped ``send`` tells whose request it is
+    if name == "fire":  # timing.after: the wrapped ``send`` tells whose request it is
         for cell in getattr(fn, "__closure__", None) or ():
             try:
                 value = cell.cell_contents

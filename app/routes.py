@@ -1,0 +1,26 @@
+"""The export API's paths (DESIGN.md), as the page and the test fakes call them."""
+from __future__ import annotations
+
+from typing import Optional
+
+
+def start_path(project_id: int, start_token: Optional[str] = None) -> str:
+    """POST the options here to start an export (202 job | 409 {detail, job}); ``start_token``
+    names the start (R1: a repeated POST gets the job the first one made)."""
+    path = f"/api/projects/{project_id}/exports"
+    return path if start_token is None else f"{path}?start_token={start_token}"
+
+
+def job_path(job_id: str) -> str:
+    """GET the job JSON here."""
+    return f"/api/exports/{job_id}"
+
+
+def cancel_path(job_id: str) -> str:
+    """POST here to cancel (200 job | 409 {detail: "already downloaded", job})."""
+    return f"/api/exports/{job_id}/cancel"
+
+
+def download_path(job_id: str) -> str:
+    """GET the archive here (R4)."""
+    return f"/api/exports/{job_id}/download"

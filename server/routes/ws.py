@@ -1,0 +1,50 @@
+"""The WebSocket ``/api/ws``: R6 events of the signed-in user's jobs, a snapshot of its active
+jobs on (re)connect, and a heartbeat ping."""
+from __future__ import annotations
+
+import asyncio
+import time
+
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+
+from app.models import ExportEvent
+from server import auth, project_store
+from server.events import HEARTBEAT_SECONDS, Connection
+
+router = APIRouter()
+
+
+@router.websocket("/api/ws")
+async def ws(websocket: WebSocket):
+    svc = websocket.app.state.services
+    user_id = auth.websocket_user(websocket)
+    if user_id is None or getattr(websocket.app.state, "ws_blocked", False):
+        await websocket.close(code=4401)
+        return
+    await websocket.accept()
+    conn = Connection(websocket, user_id)
+    svc.hub.add(conn)
+    # A (re)connecting client first gets the current state of its active jobs (of the
+    # projects it may still see: R9).
+    for job in svc.store.active_for(user_id):
+        if project_store.project_access(svc.db, user_id, job.project_id)[1] is None:
+            continue
+        conn.queue.put_nowait(ExportEvent.from_job(job, time.time() * 1000).model_dump())
+    sender = asyncio.create_task(conn.sender())
+
+    async def heartbeat():
+        while True:
+            await asyncio.sleep(HEARTBEAT_SECONDS)
+            conn.queue.put_nowait({"type": "ping", "ts": time.time() * 1000})
+
+    beat = asyncio.create_task(heartbeat())
+    try:
+        while True:
+            await websocket.receive_text()  # clients send nothing we need; this notices closes
+    except (WebSocketDisconnect, RuntimeError):
+        pass
+    finally:
+        svc.hub.remove(conn)
+        beat.cancel()
+        conn.queue.put_nowait(None)
+        sender.cancel()

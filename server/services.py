@@ -1,0 +1,65 @@
+"""The parts of one running service, made once by ``open_services`` and shared by every route
+(``request.app.state.services``): database, job store, workers, event hub, page assets."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+from server import project_store
+from server.db import Database
+from server.events import Hub
+from server.fair_use import FairUse
+from server.jobs import JobStore, Runner, TestHooks
+from server.page_assets import PageAssets
+from server.settings import Settings
+from server.sharing import AccessChanges
+
+DATABASE_FILE = "cellhub.sqlite3"
+
+
+@dataclass
+class Services:
+    settings: Settings
+    data_dir: Path
+    files_root: Path
+    db: Database
+    hub: Hub
+    store: JobStore
+    runner: Runner
+    hooks: Optional[TestHooks]
+    page: PageAssets
+    access: AccessChanges
+
+
+def open_data_dir(data_dir: Path) -> Database:
+    """The data directory's SQLite database (directory and database created, schema
+    migrated to the newest revision, if needed): the embedded deployment."""
+    data_dir = Path(data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    return Database(data_dir / DATABASE_FILE)
+
+
+def open_services(settings: Settings) -> Services:
+    """Everything a service over ``settings.data_dir`` needs; workers are idle until jobs come."""
+    data_dir = Path(settings.data_dir)
+    db = open_data_dir(data_dir)
+    files_root = data_dir / "files"
+    files_root.mkdir(exist_ok=True)
+    hub = Hub()
+    limits = FairUse(settings.max_active_exports_per_user, settings.archive_quota_bytes)
+    store = JobStore(db, data_dir / "exports", hub.publish, limits)
+    hooks = TestHooks() if settings.test_hooks else None
+
+    def build(job, dest: Path, checkpoint) -> list[str]:
+        from server.archive.writer import write_archive
+
+        project = project_store.load_project(db, job.project_id, files_root, job.options.image_ids)
+        result = write_archive(project, project.images, job.options, dest, checkpoint)
+        return list(getattr(result, "warnings", []) or [])
+
+    runner = Runner(store, build, hooks, workers=settings.workers, round_robin=settings.round_robin)
+    access = AccessChanges(db, store, data_dir, files_root, cancel=runner.cancel, publish=hub.publish,
+                           connected=hub.connected_users)
+    return Services(settings=settings, data_dir=data_dir, files_root=files_root, db=db, hub=hub, store=store,
+                    runner=runner, hooks=hooks, page=PageAssets.load(), access=access)
