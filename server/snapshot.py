@@ -5,6 +5,8 @@ imported, built once per change of its sources by the vendored Pyodide under Nod
 from __future__ import annotations
 
 import gzip
+import io
+import json
 import subprocess
 import zipfile
 from pathlib import Path
@@ -17,18 +19,21 @@ from server.cached_build import BuildFailed, CachedBuild, file_digest
 ROOT = Path(__file__).resolve().parents[1]
 BUILDER = ROOT / "server" / "snapshot_build.mjs"
 RUNTIME = ROOT / "static" / "boot" / "snapshot-runtime.mjs"
-PYODIDE_FILES = ("pyodide.mjs", "pyodide.asm.mjs", "pyodide.asm.wasm", "python_stdlib.zip")
+PYODIDE_FILES = ("pyodide.mjs", "pyodide.asm.mjs", "pyodide.asm.wasm", "python_stdlib.zip", "pyodide-lock.json")
 ZSTD_LEVEL = 19
 ZSTD_WINDOW_LOG = 23
 """8 MiB: the largest window browsers decode for ``Content-Encoding: zstd`` (RFC 9659)."""
 ENCODINGS = {"zstd": ".zst", "gzip": ".gz"}
 """Content codings served, in order of preference, and their files."""
+STDLIB = "-stdlib.zip"
+"""The file of the page's standard library zip (``slim_stdlib``)."""
 
 
 class SnapshotBundle(CachedBuild):
     """The snapshot container (``static/boot/snapshot-runtime.mjs`` describes it) of this app
     zip, these wheels, this vendored Pyodide and this Node.js, stored zstd- and
-    gzip-compressed (``Content-Encoding`` by the client's ``Accept-Encoding``).
+    gzip-compressed (``Content-Encoding`` by the client's ``Accept-Encoding``), and the
+    standard library zip the restored interpreter is given (``slim_stdlib``).
 
     ``CachedBuild`` does the rest: ``CELLHUB_SNAPSHOT=0`` turns it off (the page then boots
     as without one), ``CELLHUB_SNAPSHOT_DIR`` moves its cache. The key covers the builder
@@ -36,7 +41,7 @@ class SnapshotBundle(CachedBuild):
     out by other code."""
 
     KIND = "snapshot"
-    SUFFIXES = (".zst", ".gz")
+    SUFFIXES = (".zst", ".gz", STDLIB)
 
     def __init__(self, app_zip: bytes, static_dir: Path, interpreter_url: str) -> None:
         super().__init__(static_dir / Path(interpreter_url).parent.relative_to("/static"))
@@ -55,6 +60,9 @@ class SnapshotBundle(CachedBuild):
 
     def url(self) -> str:
         return f"/snapshot-{self.key}.bin"
+
+    def stdlib_url(self) -> str:
+        return f"/snapshot-{self.key}{STDLIB}"
 
     def offered(self, accept_encoding: Optional[str]) -> Optional[str]:
         """The URL to hand a client that sent ``accept_encoding``, or None: not built yet
@@ -77,10 +85,29 @@ class SnapshotBundle(CachedBuild):
         if result.returncode != 0 or not out.is_file():
             raise BuildFailed(result.stderr[-2000:])
         raw = out.read_bytes()
+        held = json.loads(out.with_name(out.name + ".stdlib.json").read_text())
         params = zstandard.ZstdCompressionParameters.from_level(
             ZSTD_LEVEL, source_size=len(raw), window_log=ZSTD_WINDOW_LOG, write_checksum=1)
         return {".zst": zstandard.ZstdCompressor(compression_params=params).compress(raw),
-                ".gz": gzip.compress(raw, compresslevel=6)}
+                ".gz": gzip.compress(raw, compresslevel=6),
+                STDLIB: slim_stdlib((self.pyodide_dir / "python_stdlib.zip").read_bytes(), held)}
+
+
+def slim_stdlib(stdlib_zip: bytes, held: Iterable[str]) -> bytes:
+    """``stdlib_zip`` (Pyodide's ``python_stdlib.zip``) without the members named in ``held``
+    (the modules the snapshot holds as code; their sources would only serve tracebacks),
+    every other member as it was (name, time, compression). Raises ``BuildFailed`` when a
+    name in ``held`` is not a member (the snapshot was built from another zip)."""
+    held = set(held)
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(stdlib_zip)) as source, zipfile.ZipFile(out, "w") as slim:
+        missing = held - set(source.namelist())
+        if missing:
+            raise BuildFailed(f"not in the standard library zip: {sorted(missing)[:5]}")
+        for info in source.infolist():
+            if info.filename not in held:
+                slim.writestr(info, source.read(info), compress_type=info.compress_type, compresslevel=9)
+    return out.getvalue()
 
 
 def encoding_for(accept_encoding: Optional[str]) -> Optional[str]:

@@ -2,8 +2,10 @@
 //   node snapshot_build.mjs PYODIDE_DIR SITE_DIR APP_ZIP OUT
 // PYODIDE_DIR: the vendored Pyodide; SITE_DIR: the wheels' files as they lie in
 // site-packages; APP_ZIP: the app package the page unpacks into ./app; OUT: the container
-// (static/boot/snapshot-runtime.mjs) to write. Boots Pyodide as the page's snapshot path
-// will, loads the wheels, imports every app module, and snapshots the memory.
+// (static/boot/snapshot-runtime.mjs) to write; OUT.stdlib.json: the standard library's
+// files whose modules the snapshot holds (server/snapshot.py leaves them out of the page's
+// standard library zip). Boots Pyodide as the page's snapshot path will, loads the wheels,
+// imports every app module, and snapshots the memory.
 import fs from "node:fs";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
@@ -32,6 +34,7 @@ const plan = {
   // The builder also needs the libraries as files: Python's import finds an extension by its file.
   files: siteFiles.map((f) => ({ path: f.path, bytes: f.bytes.slice() })),
   tableBase: null,
+  reference: null,
   restoring: false,
 };
 const py = await loadPyodide({
@@ -62,30 +65,39 @@ gc.collect()
 # The sources of the modules imported here are in the snapshot as code: the page needs the
 # files only of what it may import later.
 site = "${sitePackages}/"
-imported = sorted({m.__file__[len(site):] for m in list(sys.modules.values())
-                   if isinstance(getattr(m, "__file__", None), str) and m.__file__.startswith(site)})
-del site
+def held(prefix):
+    return sorted({m.__file__[len(prefix):] for m in list(sys.modules.values())
+                   if isinstance(getattr(m, "__file__", None), str) and m.__file__.startswith(prefix)})
+imported = held(site)
+stdlib = held(next(p for p in sys.path if p.endswith(".zip")) + "/")
+del site, held
 import json
-json.dumps([len(sys.modules), imported])
+json.dumps([len(sys.modules), imported, stdlib])
 `);
-const [moduleCount, importedFiles] = JSON.parse(imported);
+const [moduleCount, importedFiles, importedStdlib] = JSON.parse(imported);
 // Pyodide registered the wheels it found in site-packages as loaded packages; its snapshot
 // wants that registry empty (the page's Pyodide fills it again from the same files).
 for (const name of Object.keys(py.loadedPackages)) delete py.loadedPackages[name];
 const pageFiles = siteFiles.filter((f) => !f.path.endsWith(".so") && !importedFiles.includes(f.path));
 runtime.zeroFreeMemory(py._module);
 const memory = py.makeMemorySnapshot();
+// The start of the memory as it differs from a fresh instance's (snapshot-runtime.mjs).
+runtime.xorInto(memory.subarray(new Uint32Array(memory.buffer, memory.byteOffset, 3)[1]), plan.reference.bytes);
 const container = runtime.encodeContainer({
   pyodide: version,
   sitePackages,
   tableBase: plan.tableBase,
   memoryBytes: memory.length,
+  reference: { end: plan.reference.end, hash: plan.reference.hash },
   handles: runtime.dlopenHandles(py._module),
   libs: libFiles.map((f) => f.path),
   files: pageFiles.map((f) => f.path),
   modules: moduleCount,
 }, {
   ...Object.fromEntries([...libFiles, ...pageFiles].map((f) => [`site/${f.path}`, f.bytes])),
+  // The page hands it to loadPyodide instead of fetching it.
+  lock: new Uint8Array(fs.readFileSync(path.join(pyodideDir, "pyodide-lock.json"))),
   memory,
 });
 fs.writeFileSync(out, container);
+fs.writeFileSync(`${out}.stdlib.json`, JSON.stringify(importedStdlib));

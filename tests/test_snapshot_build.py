@@ -4,12 +4,20 @@ vendored Pyodide, once per set of sources, into a container the page can restore
 from __future__ import annotations
 
 import gzip
+import io
 import json
 import struct
+import zipfile
 
+import pytest
 import zstandard
 
+from server.cached_build import BuildFailed
 from server.cli import main
+from server.page_assets import ROOT, vendored_interpreter
+from server.snapshot import slim_stdlib
+
+PYODIDE = ROOT / vendored_interpreter().lstrip("/").rsplit("/", 1)[0]
 
 MAGIC = b"cellhub-snapshot-1\n"
 
@@ -45,6 +53,18 @@ def test_the_snapshot_command_builds_a_restorable_container_once(tmp_path, monke
     assert [path for _, path in header["handles"]] == [f"{header['sitePackages']}/{lib}"]
     assert header["memoryBytes"] == len(blobs["memory"]) and header["tableBase"] % 64 == 0
     assert header["modules"] > 250  # sys.modules: the standard library parts, pydantic, every app module
+    assert json.loads(blobs["lock"]) == json.loads((PYODIDE / "pyodide-lock.json").read_bytes())
+    # The start of the memory is stored XORed with a fresh instance's (the data segments).
+    reference = header["reference"]
+    assert reference["end"] % 65536 == 0 and 1 << 20 < reference["end"] < 64 << 20
+    assert len(reference["hash"]) == 8
+    # The page's standard library: without the modules the memory holds, with the others.
+    (stdlib,) = tmp_path.glob("*-stdlib.zip")
+    full = zipfile.ZipFile(PYODIDE / "python_stdlib.zip")
+    slim = zipfile.ZipFile(stdlib)
+    assert "typing.py" in full.namelist() and "typing.py" not in slim.namelist()
+    assert "enum.py" not in slim.namelist() and "pdb.py" in slim.namelist()
+    assert set(slim.namelist()) < set(full.namelist())
     # Nothing of the build machine in the snapshot: Python's argv and executable are the page's.
     assert str(tmp_path).encode() not in blobs["memory"]
     assert b"snapshot_build.mjs" not in blobs["memory"]
@@ -52,3 +72,21 @@ def test_the_snapshot_command_builds_a_restorable_container_once(tmp_path, monke
     stamp = zst.stat().st_mtime_ns
     assert main(["snapshot"]) == 0 and zst.stat().st_mtime_ns == stamp  # not built twice
     assert list(tmp_path.glob("*.lock")) == []
+
+
+def _zip(members: dict[str, bytes]) -> bytes:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return out.getvalue()
+
+
+def test_the_slim_standard_library_leaves_out_exactly_the_held_modules():
+    source = _zip({"json/": b"", "json/__init__.py": b"import x\n" * 50, "json/tool.py": b"tool", "pdb.py": b"p"})
+    slim = zipfile.ZipFile(io.BytesIO(slim_stdlib(source, ["json/__init__.py"])))
+    assert slim.namelist() == ["json/", "json/tool.py", "pdb.py"]
+    assert slim.read("json/tool.py") == b"tool" and slim.testzip() is None
+    assert slim.getinfo("json/tool.py").compress_type == zipfile.ZIP_DEFLATED
+    with pytest.raises(BuildFailed, match="os.py"):
+        slim_stdlib(source, ["os.py"])

@@ -7,6 +7,8 @@
   request (the snapshot may finish building while the server runs), ``no-cache``.
 - ``GET /snapshot-{key}.bin``: the snapshot, zstd or gzip by ``Accept-Encoding``, cached for
   good (its name is its sources' hash); 404 for any other key or before it is built.
+- ``GET /snapshot-{key}-stdlib.zip``: the standard library zip the restored interpreter is
+  given (``server.snapshot.slim_stdlib``), likewise cached for good.
 """
 from __future__ import annotations
 
@@ -18,15 +20,17 @@ from fastapi.responses import FileResponse
 from server.page_assets import BOOT_MODULE, IMMUTABLE
 from server.routes.deps import services
 from server.services import Services
-from server.snapshot import ENCODINGS, encoding_for
+from server.snapshot import ENCODINGS, STDLIB, SnapshotBundle, encoding_for
 
 router = APIRouter()
 
 
-def boot_module(interpreter_url: str, snapshot_url: str | None) -> str:
-    """The JS of ``/boot/pyodide.mjs`` for the vendored ``interpreter_url``."""
+def boot_module(interpreter_url: str, snapshot: SnapshotBundle | None) -> str:
+    """The JS of ``/boot/pyodide.mjs`` for the vendored ``interpreter_url``, restoring
+    ``snapshot`` (None: none offered)."""
     index_url = interpreter_url.rsplit("/", 1)[0] + "/"
-    config = json.dumps({"indexURL": index_url, "snapshot": snapshot_url})
+    config = json.dumps({"indexURL": index_url, "snapshot": snapshot.url() if snapshot else None,
+                         "stdlib": snapshot.stdlib_url() if snapshot else None})
     module = json.dumps(interpreter_url)
     return (f"import * as pyodide from {module};\n"
             'import { bootPyodide } from "/static/boot/snapshot-boot.mjs";\n'
@@ -36,9 +40,10 @@ def boot_module(interpreter_url: str, snapshot_url: str | None) -> str:
 
 @router.get(BOOT_MODULE)
 def boot_pyodide(request: Request, svc: Services = Depends(services)):
-    offered = svc.page.snapshot.offered(request.headers.get("accept-encoding"))
-    return Response(boot_module(svc.page.interpreter_url, offered), media_type="text/javascript",
-                    headers={"Cache-Control": "no-cache"})
+    snapshot = svc.page.snapshot
+    offered = snapshot.offered(request.headers.get("accept-encoding")) is not None
+    return Response(boot_module(svc.page.interpreter_url, snapshot if offered else None),
+                    media_type="text/javascript", headers={"Cache-Control": "no-cache"})
 
 
 @router.get("/snapshot-{digest}.bin")
@@ -49,3 +54,11 @@ def memory_snapshot(digest: str, request: Request, svc: Services = Depends(servi
         raise HTTPException(404, "no such snapshot")
     return FileResponse(snapshot.file(ENCODINGS[coding]), media_type="application/octet-stream", headers={
         "Cache-Control": IMMUTABLE, "Content-Encoding": coding, "Vary": "Accept-Encoding"})
+
+
+@router.get("/snapshot-{digest}" + STDLIB)
+def snapshot_stdlib(digest: str, svc: Services = Depends(services)):
+    snapshot = svc.page.snapshot
+    if digest != snapshot.key or not snapshot.ready():
+        raise HTTPException(404, "no such standard library")
+    return FileResponse(snapshot.file(STDLIB), media_type="application/zip", headers={"Cache-Control": IMMUTABLE})

@@ -5,11 +5,14 @@
 // reads it. The server's /boot/pyodide.mjs (server/routes/snapshot.py) calls bootPyodide.
 import { decodeContainer, snapshotModuleFactory } from "./snapshot-runtime.mjs";
 
-// Run in the restored interpreter before it is handed over: what differs per page load
-// (the random module's state, the time zone) is taken afresh, and a validation through
+// Run in the restored interpreter before it is handed over: the standard library zip is the
+// page's (without the modules the snapshot holds), so zipimport's cached directory of the
+// builder's is dropped before anything is imported from it; what differs per page load (the
+// random module's state, the time zone) is taken afresh, and a validation through
 // pydantic-core proves that its functions sit where the memory expects them.
 const AFTER_RESTORE = `
-import sys, time
+import sys, time, zipimport
+zipimport._zip_directory_cache.clear()
 sys.path[:] = list(dict.fromkeys(sys.path))
 if "random" in sys.modules:
     sys.modules["random"].seed()
@@ -37,7 +40,7 @@ async function snapshotBytes(url) {
   return buffer ? new Uint8Array(buffer) : null;
 }
 
-async function restore(pyodide, indexURL, bytes, options) {
+async function restore(pyodide, { indexURL, stdlib }, bytes, options) {
   const { header, blob } = decodeContainer(bytes);
   if (header.pyodide !== pyodide.version) throw new Error(`snapshot of Pyodide ${header.pyodide}, not ${pyodide.version}`);
   const [{ default: createPyodideModule }, libs] = await Promise.all([
@@ -51,31 +54,37 @@ async function restore(pyodide, indexURL, bytes, options) {
     files: header.files.map((path) => ({ path, bytes: blob(`site/${path}`).slice() })),
     tableBase: header.tableBase,
     memoryBytes: header.memoryBytes,
+    reference: header.reference,
     handles: header.handles,
     restoring: true,
   };
   const py = await pyodide.loadPyodide({
     ...options,
     indexURL,
+    stdLibURL: stdlib,
+    lockFileContents: JSON.parse(new TextDecoder().decode(blob("lock"))),
     _loadSnapshot: blob("memory"),
     createPyodideModule: snapshotModuleFactory(createPyodideModule, plan),
   });
-  // Pyodide keeps its options: drop the ~40 MB the restore no longer needs.
+  // Pyodide keeps its options: drop the ~40 MB the restore no longer needs, and free them now
+  // (detached, not left to a garbage collection that an idle tab may not run for long).
   delete py._api.config._loadSnapshot;
   plan.files = [];
   plan.libs = [];
+  bytes.buffer.transfer?.(0);
   py.runPython(AFTER_RESTORE);
   return py;
 }
 
 /** loadPyodide for `options` (PyScript's): from the snapshot at `snapshot` (null: none
- * offered), else as Pyodide ships, from `indexURL` (the vendored Pyodide's folder). */
-export async function bootPyodide(pyodide, { indexURL, snapshot }, options = {}) {
+ * offered) with the standard library zip at `stdlib` (the modules the snapshot holds left
+ * out), else as Pyodide ships, from `indexURL` (the vendored Pyodide's folder). */
+export async function bootPyodide(pyodide, { indexURL, snapshot, stdlib }, options = {}) {
   let reason = "none offered";
   try {
     const bytes = await snapshotBytes(snapshot);
     if (bytes) {
-      const py = await restore(pyodide, indexURL, bytes, options);
+      const py = await restore(pyodide, { indexURL, stdlib }, bytes, options);
       mark("snapshot");
       return py;
     }

@@ -13,8 +13,13 @@
 //
 // Container (little endian): MAGIC, u32 length of a JSON header, the header, zero padding to
 // a multiple of 8, then the blobs the header names by offset and length (relative to the
-// first blob, each starting at a multiple of 8): the wheels' files (libraries included) and
-// Pyodide's memory snapshot.
+// first blob, each starting at a multiple of 8): the wheels' files (libraries included),
+// Pyodide's lock file and Pyodide's memory snapshot.
+//
+// The memory's first `header.reference.end` bytes are stored XORed with the memory a fresh
+// instance has before anything runs (the main module's data segments, which the page has
+// anyway in pyodide.asm.wasm; see freshReference): they compress to almost nothing. The page
+// takes the same reference, checks its hash against the builder's and XORs it back.
 
 export const MAGIC = "cellhub-snapshot-1\n";
 const TABLE_PAD = 64;
@@ -66,6 +71,41 @@ export function decodeContainer(bytes) {
   return { header, blob };
 }
 
+/** FNV-1a over the 32-bit words of `bytes` (its length a multiple of 4), as 8 hex digits. */
+export function wordHash(bytes) {
+  const words = new Uint32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength >>> 2);
+  let h = 0x811c9dc5;
+  for (let i = 0; i < words.length; i++) h = Math.imul(h ^ words[i], 0x01000193);
+  return (h >>> 0).toString(16).padStart(8, "0");
+}
+
+/** XOR `reference` into the start of `target` (in place; both lengths multiples of 4). */
+export function xorInto(target, reference) {
+  const t = new Uint32Array(target.buffer, target.byteOffset, reference.byteLength >>> 2);
+  const r = new Uint32Array(reference.buffer, reference.byteOffset, reference.byteLength >>> 2);
+  for (let i = 0; i < r.length; i++) t[i] ^= r[i];
+}
+
+/**
+ * The memory of a fresh instance before anything has run in it (the first preRun hook):
+ * the main module's data segments, zero above them. `end`: its length (null: up to the
+ * last non-zero byte, rounded up to 64 KiB, as the builder records it). The word of the
+ * wasm call trampoline, which a browser may set at instantiation, is zeroed: it is
+ * written afterwards anyway. Returns {bytes, end, hash}.
+ */
+export function freshReference(Module, end = null) {
+  const heap = Module.HEAPU8;
+  if (end === null) {
+    let last = Math.min(heap.length, 64 << 20) - 1;
+    while (last > 0 && heap[last] === 0) last--;
+    end = Math.ceil((last + 1) / 65536) * 65536;
+  }
+  const bytes = heap.slice(0, end);
+  const at = trampolineAddress(Module);
+  if (at + 4 <= end) bytes.fill(0, at, at + 4);
+  return { bytes, end, hash: wordHash(bytes) };
+}
+
 function trampolineAddress(Module) {
   return Module.__PyRuntime + Module.HEAP32[Module.__PyEM_EMSCRIPTEN_TRAMPOLINE_OFFSET / 4];
 }
@@ -75,12 +115,17 @@ function trampolineAddress(Module) {
  * snapshot. `plan`: `libs` ([{path, module}], compiled wasm), `files` ([{path, bytes}] written
  * under site-packages), `tableBase` (null: pad and record it in `plan.tableBase`),
  * `memoryBytes` (grow the memory to this before anything runs), `handles` ([[handle, path]]
- * of dlopen, restored after the memory), `restoring` (true in the page).
+ * of dlopen, restored after the memory), `reference` ({end, hash} the memory was XORed
+ * with, see freshReference; null in the builder, which records it in `plan.reference`),
+ * `restoring` (true in the page).
  * Returns the wrapped function for loadPyodide's `createPyodideModule` option.
  */
 export function snapshotModuleFactory(createPyodideModule, plan) {
   let trampoline = null;
+  let fresh = null;
   const preRun = (Module) => {
+    fresh = freshReference(Module, plan.reference?.end ?? null);
+    if (!plan.restoring) plan.reference = { end: fresh.end, hash: fresh.hash, bytes: fresh.bytes };
     if (plan.memoryBytes) Module.growMemory(plan.memoryBytes);
     const table = Module.wasmTable;
     const base = plan.tableBase ?? paddedTableBase(table.length);
@@ -110,6 +155,12 @@ export function snapshotModuleFactory(createPyodideModule, plan) {
     if (plan.restoring) {
       const restore = Module.API.restoreSnapshot;
       Module.API.restoreSnapshot = (snapshot) => {
+        if (fresh.hash !== plan.reference.hash) {
+          throw new Error(`fresh memory differs from the builder's (${fresh.hash}, not ${plan.reference.hash})`);
+        }
+        const heapStart = new Uint32Array(snapshot.buffer, snapshot.byteOffset, 3)[1];
+        xorInto(snapshot.subarray(heapStart), fresh.bytes);
+        fresh = null;
         const config = restore(snapshot);
         Module.HEAP32[trampoline[0] / 4] = trampoline[1];
         for (const [handle, path] of plan.handles ?? []) {

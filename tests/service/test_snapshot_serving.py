@@ -17,6 +17,7 @@ from server.page_assets import page_snapshot
 from tests.service.conftest import start_live
 
 PAYLOAD = b"cellhub-snapshot-1\n" + bytes(range(256)) * 64
+STDLIB = b"PK\x05\x06" + bytes(18)  # an empty zip
 
 
 @pytest.fixture
@@ -28,6 +29,7 @@ def built(tmp_path, monkeypatch):
     (tmp_path / "cache").mkdir()
     snapshot.file(".zst").write_bytes(zstandard.ZstdCompressor().compress(PAYLOAD))
     snapshot.file(".gz").write_bytes(gzip.compress(PAYLOAD))
+    snapshot.file("-stdlib.zip").write_bytes(STDLIB)
     live = start_live(tmp_path / "data")
     yield live, snapshot
     live.stop()
@@ -51,6 +53,10 @@ def test_the_snapshot_is_served_compressed_by_accept_encoding_and_cached_for_goo
         assert r.headers["vary"] == "Accept-Encoding"
     other = "0" * 32
     assert httpx.get(f"{live.base_url}/snapshot-{other}.bin", headers={"Accept-Encoding": "zstd"}).status_code == 404
+    stdlib = httpx.get(f"{live.base_url}/snapshot-{snapshot.key}-stdlib.zip")
+    assert stdlib.status_code == 200 and stdlib.content == STDLIB
+    assert stdlib.headers["cache-control"] == "public, max-age=31536000, immutable"
+    assert httpx.get(f"{live.base_url}/snapshot-{other}-stdlib.zip").status_code == 404
     assert httpx.get(f"{live.base_url}/snapshot-{snapshot.key}.bin",
                      headers={"Accept-Encoding": "identity"}).status_code == 404
 
@@ -62,11 +68,12 @@ def test_the_page_config_names_the_boot_module_which_offers_the_snapshot(built):
     r = httpx.get(f"{live.base_url}/boot/pyodide.mjs", headers={"Accept-Encoding": "gzip, zstd"})
     assert r.headers["content-type"].startswith("text/javascript") and r.headers["cache-control"] == "no-cache"
     assert f'"snapshot": "/snapshot-{snapshot.key}.bin"' in r.text
+    assert f'"stdlib": "/snapshot-{snapshot.key}-stdlib.zip"' in r.text
     assert 'export * from "/static/vendor/pyodide/314.0.7/pyodide.mjs"' in r.text
     assert '"indexURL": "/static/vendor/pyodide/314.0.7/"' in r.text
     # A client that takes no coding the server stores gets the plain boot.
     plain = httpx.get(f"{live.base_url}/boot/pyodide.mjs", headers={"Accept-Encoding": "identity"})
-    assert '"snapshot": null' in plain.text
+    assert '"snapshot": null' in plain.text and '"stdlib": null' in plain.text
 
 
 def test_turned_off_there_is_no_snapshot_and_no_build(tmp_path, monkeypatch):
@@ -77,6 +84,8 @@ def test_turned_off_there_is_no_snapshot_and_no_build(tmp_path, monkeypatch):
         key = page_snapshot().key
         assert '"snapshot": null' in httpx.get(f"{live.base_url}/boot/pyodide.mjs").text
         assert httpx.get(f"{live.base_url}/snapshot-{key}.bin", headers={"Accept-Encoding": "zstd"}).status_code == 404
+        assert httpx.get(f"{live.base_url}/snapshot-{key}-stdlib.zip").status_code == 404
         assert not (tmp_path / "cache").exists()
     finally:
         live.stop()
+
