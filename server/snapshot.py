@@ -110,16 +110,16 @@ def slim_stdlib(stdlib_zip: bytes, held: Iterable[str]) -> bytes:
     return out.getvalue()
 
 
-def encoding_for(accept_encoding: Optional[str]) -> Optional[str]:
-    """The first of ``ENCODINGS`` that the ``Accept-Encoding`` value takes (a q=0 refuses
-    it), or None."""
+def encoding_for(accept_encoding: Optional[str], codings: Iterable[str] = tuple(ENCODINGS)) -> Optional[str]:
+    """The first of ``codings`` (default: ``ENCODINGS``) that the ``Accept-Encoding`` value
+    takes (a q=0 refuses it), or None."""
     taken = set()
     for item in (accept_encoding or "").split(","):
         name, _, params = item.strip().partition(";")
         q = params.strip().removeprefix("q=")
         if name and not (params and q.replace(".", "", 1).isdigit() and float(q) == 0):
             taken.add(name.strip().lower())
-    return next((coding for coding in ENCODINGS if coding in taken), None)
+    return next((coding for coding in codings if coding in taken), None)
 
 
 _NODE_VERSION: Optional[str] = None

@@ -13,7 +13,7 @@ import pytest
 import zstandard
 
 from server.snapshot import encoding_for
-from server.page_assets import page_snapshot
+from server.page_assets import page_bytecode_bundle, page_snapshot
 from tests.service.conftest import start_live
 
 PAYLOAD = b"cellhub-snapshot-1\n" + bytes(range(256)) * 64
@@ -89,3 +89,24 @@ def test_turned_off_there_is_no_snapshot_and_no_build(tmp_path, monkeypatch):
     finally:
         live.stop()
 
+
+def test_the_bytecode_bundle_is_sent_gzip_only_to_clients_that_take_gzip(tmp_path, monkeypatch):
+    """A client that takes no gzip (``Accept-Encoding: identity``, also the one the server
+    offers no snapshot) gets the bundle's bytes as they are; Chromium refuses a coding it did
+    not ask for (net::ERR_CONTENT_DECODING_FAILED)."""
+    monkeypatch.setenv("CELLHUB_BYTECODE_DIR", str(tmp_path / "bytecode"))
+    monkeypatch.setenv("CELLHUB_BYTECODE", "1")
+    bundle = page_bytecode_bundle()
+    bundle.path.parent.mkdir(parents=True)
+    bundle.path.write_bytes(gzip.compress(PAYLOAD))
+    live = start_live(tmp_path / "data")
+    try:
+        url = f"{live.base_url}/bytecode-{bundle.key}.bin"
+        plain = httpx.get(url, headers={"Accept-Encoding": "identity"})
+        assert plain.status_code == 200 and "content-encoding" not in plain.headers
+        assert plain.content == PAYLOAD and "accept-encoding" in plain.headers["vary"].lower()
+        zipped = httpx.get(url, headers={"Accept-Encoding": "gzip, zstd"})
+        assert zipped.headers["content-encoding"] == "gzip" and zipped.content == PAYLOAD
+        assert "immutable" in plain.headers["cache-control"] and "immutable" in zipped.headers["cache-control"]
+    finally:
+        live.stop()
