@@ -3,7 +3,7 @@
 // path taken is left in document.body.dataset.boot ("snapshot" or "fallback", with the
 // reason in data-boot-reason) and in globalThis.cellhubBoot.path, where app.browser.boot
 // reads it. The server's /boot/pyodide.mjs (server/routes/snapshot.py) calls bootPyodide.
-import { decodeContainer, snapshotModuleFactory } from "./snapshot-runtime.mjs";
+import { ContainerReader, snapshotModuleFactory, streamMemory } from "./snapshot-runtime.mjs";
 
 // Run in the restored interpreter before it is handed over: the standard library zip is the
 // page's (without the modules the snapshot holds), so zipimport's cached directory of the
@@ -22,6 +22,12 @@ import pydantic
 assert pydantic.TypeAdapter(list[int]).validate_python(["1", 2]) == [1, 2]
 `;
 
+// The memory is made this much larger than the snapshot's at once: the page's first work
+// after the restore then fits without growing it (a wasm memory that grows is copied to a new
+// mapping, and the old one stays resident until a garbage collection). Never-touched pages
+// cost no memory.
+const HEADROOM_BYTES = 16 << 20;
+
 function mark(path, reason) {
   globalThis.cellhubBoot = globalThis.cellhubBoot ?? {};
   globalThis.cellhubBoot.path = path;
@@ -33,47 +39,57 @@ function mark(path, reason) {
   else globalThis.addEventListener?.("DOMContentLoaded", apply, { once: true });
 }
 
-async function snapshotBytes(url) {
-  const pending = globalThis.cellhubBoot?.snapshot ?? (url ? fetch(url).then((r) => (r.ok ? r.arrayBuffer() : null)) : null);
-  if (globalThis.cellhubBoot) globalThis.cellhubBoot.snapshot = null;  // a promise keeps its ~40 MB result
-  const buffer = await pending;
-  return buffer ? new Uint8Array(buffer) : null;
+/** The snapshot's response (the one index.html requested early, else a new request), or
+ * null when there is none or it is not served. Its body is read later, as it is used. */
+async function snapshotResponse(url) {
+  const pending = globalThis.cellhubBoot?.snapshot ?? (url ? fetch(url) : null);
+  if (globalThis.cellhubBoot) globalThis.cellhubBoot.snapshot = null;
+  const response = await pending;
+  return response?.ok && response.body ? response : null;
 }
 
-async function restore(pyodide, { indexURL, stdlib }, bytes, options) {
-  const { header, blob } = decodeContainer(bytes);
-  if (header.pyodide !== pyodide.version) throw new Error(`snapshot of Pyodide ${header.pyodide}, not ${pyodide.version}`);
-  const [{ default: createPyodideModule }, libs] = await Promise.all([
-    import(`${indexURL}pyodide.asm.mjs`),
-    Promise.all(header.libs.map(async (path) => ({
-      path: `${header.sitePackages}/${path}`, module: await WebAssembly.compile(blob(`site/${path}`)) }))),
-  ]);
-  const plan = {
-    libs,
-    // Copies: a file must not keep the whole container alive.
-    files: header.files.map((path) => ({ path, bytes: blob(`site/${path}`).slice() })),
-    tableBase: header.tableBase,
-    memoryBytes: header.memoryBytes,
-    reference: header.reference,
-    handles: header.handles,
-    restoring: true,
-  };
-  const py = await pyodide.loadPyodide({
-    ...options,
-    indexURL,
-    stdLibURL: stdlib,
-    lockFileContents: JSON.parse(new TextDecoder().decode(blob("lock"))),
-    _loadSnapshot: blob("memory"),
-    createPyodideModule: snapshotModuleFactory(createPyodideModule, plan),
-  });
-  // Pyodide keeps its options: drop the ~40 MB the restore no longer needs, and free them now
-  // (detached, not left to a garbage collection that an idle tab may not run for long).
-  delete py._api.config._loadSnapshot;
-  plan.files = [];
-  plan.libs = [];
-  bytes.buffer.transfer?.(0);
-  py.runPython(AFTER_RESTORE);
-  return py;
+async function restore(pyodide, { indexURL, stdlib }, response, options) {
+  const reader = new ContainerReader(response.body);
+  try {
+    const header = await reader.head();
+    if (header.pyodide !== pyodide.version) throw new Error(`snapshot of Pyodide ${header.pyodide}, not ${pyodide.version}`);
+    const sitePaths = [...header.libs, ...header.files].map((path) => `site/${path}`);
+    const [{ default: createPyodideModule }, blobs] = await Promise.all([
+      import(`${indexURL}pyodide.asm.mjs`),
+      reader.blobs(header, [...sitePaths, "lock"]),
+    ]);
+    const plan = {
+      libs: await Promise.all(header.libs.map(async (path) => ({
+        path: `${header.sitePackages}/${path}`, module: await WebAssembly.compile(blobs[`site/${path}`]) }))),
+      files: header.files.map((path) => ({ path, bytes: blobs[`site/${path}`] })),
+      tableBase: header.tableBase,
+      memoryBytes: header.memoryBytes + HEADROOM_BYTES,
+      reference: header.reference,
+      handles: header.handles,
+      restoring: true,
+      // The memory is the container's last blob: read into the instance once it exists,
+      // never whole in JS (snapshot-runtime.mjs streamMemory).
+      memory: async (Module, fresh) => {
+        const [offset, size] = header.blobs.memory;
+        await reader.skipTo(offset);
+        return streamMemory(reader, size, Module, fresh);
+      },
+    };
+    const py = await pyodide.loadPyodide({
+      ...options,
+      indexURL,
+      stdLibURL: stdlib,
+      lockFileContents: JSON.parse(new TextDecoder().decode(blobs.lock)),
+      _loadSnapshot: new Uint8Array(4),  // a stand-in: the factory writes the memory itself
+      createPyodideModule: snapshotModuleFactory(createPyodideModule, plan),
+    });
+    plan.files = [];
+    plan.libs = [];
+    py.runPython(AFTER_RESTORE);
+    return py;
+  } finally {
+    reader.release();
+  }
 }
 
 /** loadPyodide for `options` (PyScript's): from the snapshot at `snapshot` (null: none
@@ -82,9 +98,9 @@ async function restore(pyodide, { indexURL, stdlib }, bytes, options) {
 export async function bootPyodide(pyodide, { indexURL, snapshot, stdlib }, options = {}) {
   let reason = "none offered";
   try {
-    const bytes = await snapshotBytes(snapshot);
-    if (bytes) {
-      const py = await restore(pyodide, { indexURL, stdlib }, bytes, options);
+    const response = await snapshotResponse(snapshot);
+    if (response) {
+      const py = await restore(pyodide, { indexURL, stdlib }, response, options);
       mark("snapshot");
       return py;
     }

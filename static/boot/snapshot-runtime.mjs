@@ -22,6 +22,7 @@
 // takes the same reference, checks its hash against the builder's and XORs it back.
 
 export const MAGIC = "cellhub-snapshot-1\n";
+const READ_BYTES = 1 << 18;
 const TABLE_PAD = 64;
 
 /** The table base the builder pads to: at least TABLE_PAD free slots above `length`. */
@@ -49,26 +50,88 @@ export function encodeContainer(header, blobs) {
   return out;
 }
 
-/** `{header, blob(name)}` of a container; throws on anything that is not one. */
-export function decodeContainer(bytes) {
-  const magic = new TextEncoder().encode(MAGIC);
-  if (bytes.length < magic.length + 4 || magic.some((b, i) => bytes[i] !== b)) {
-    throw new Error("not a cellhub snapshot");
-  }
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const headLength = view.getUint32(magic.length, true);
-  const headEnd = magic.length + 4 + headLength;
-  if (headEnd > bytes.length) throw new Error("snapshot header cut short");
-  const header = JSON.parse(new TextDecoder().decode(bytes.subarray(magic.length + 4, headEnd)));
-  const start = Math.ceil(headEnd / 8) * 8;
-  const blob = (name) => {
-    const [offset, length] = header.blobs?.[name] ?? [];
-    if (offset === undefined || start + offset + length > bytes.length) {
-      throw new Error(`snapshot blob ${name} missing or cut short`);
+/**
+ * Reads a container from a ReadableStream of its bytes, front to back, without ever holding
+ * it whole: `head()` first, then each blob in the order of its offset with `bytes(n)` (small
+ * ones) or `pipe(n, sink)` (the memory, handed on piece by piece as it arrives; a piece is
+ * valid during the call only). A byte stream (a fetch body) is read into one buffer of
+ * READ_BYTES used again and again (a BYOB reader), so reading tens of MB leaves no garbage.
+ */
+export class ContainerReader {
+  constructor(stream) {
+    try {
+      this.reader = stream.getReader({ mode: "byob" });
+      this.buffer = new ArrayBuffer(READ_BYTES);
+    } catch {
+      this.reader = stream.getReader();  // not a byte stream
+      this.buffer = null;
     }
-    return bytes.subarray(start + offset, start + offset + length);
-  };
-  return { header, blob };
+    this.chunk = new Uint8Array(0);
+    this.at = 0;
+    this.position = 0;  // bytes of the container consumed
+  }
+
+  async #read() {
+    const { value, done } = await (this.buffer ? this.reader.read(new Uint8Array(this.buffer)) : this.reader.read());
+    if (this.buffer && value) this.buffer = value.buffer;  // the read hands the buffer back
+    if (done || !value?.length) throw new Error("snapshot cut short");
+    this.chunk = value;
+    this.at = 0;
+  }
+
+  async pipe(n, sink) {
+    while (n > 0) {
+      if (this.at === this.chunk.length) await this.#read();
+      const take = Math.min(n, this.chunk.length - this.at);
+      sink(this.chunk.subarray(this.at, this.at + take));
+      this.at += take;
+      this.position += take;
+      n -= take;
+    }
+  }
+
+  async bytes(n) {
+    const out = new Uint8Array(n);
+    let filled = 0;
+    await this.pipe(n, (part) => { out.set(part, filled); filled += part.length; });
+    return out;
+  }
+
+  async skipTo(position) {
+    if (position < this.position) throw new Error("snapshot blobs out of order");
+    await this.pipe(position - this.position, () => {});
+  }
+
+  /** The header; throws on anything that is not a container. Leaves the reader at the
+   * first blob, whose offset `start` it adds to the header's blob offsets. */
+  async head() {
+    const magic = new TextEncoder().encode(MAGIC);
+    const first = await this.bytes(magic.length + 4);
+    if (magic.some((b, i) => first[i] !== b)) throw new Error("not a cellhub snapshot");
+    const headLength = new DataView(first.buffer).getUint32(magic.length, true);
+    if (headLength > 1 << 24) throw new Error("snapshot header too long");
+    const header = JSON.parse(new TextDecoder().decode(await this.bytes(headLength)));
+    const start = Math.ceil((magic.length + 4 + headLength) / 8) * 8;
+    await this.skipTo(start);
+    for (const entry of Object.values(header.blobs ?? {})) entry[0] += start;
+    return header;
+  }
+
+  /** The blobs named by `names`, in the container's order, as {name: bytes}. */
+  async blobs(header, names) {
+    const out = {};
+    const wanted = names.map((name) => [name, header.blobs?.[name]]).sort((a, b) => a[1]?.[0] - b[1]?.[0]);
+    for (const [name, entry] of wanted) {
+      if (!entry) throw new Error(`snapshot blob ${name} missing`);
+      await this.skipTo(entry[0]);
+      out[name] = await this.bytes(entry[1]);
+    }
+    return out;
+  }
+
+  release() {
+    this.reader.cancel().catch(() => {});
+  }
 }
 
 /** FNV-1a over the 32-bit words of `bytes` (its length a multiple of 4), as 8 hex digits. */
@@ -106,6 +169,64 @@ export function freshReference(Module, end = null) {
   return { bytes, end, hash: wordHash(bytes) };
 }
 
+const PAGE = 4096;
+const STAGE = 1 << 16;
+
+function allZero(words, from, to) {
+  for (let i = from; i < to; i++) if (words[i] !== 0) return false;
+  return true;
+}
+
+/** Write `bytes` (the memory from `base` on, both multiples of STAGE but the last) into the
+ * instance's memory: XORed back with the fresh reference below its end; above it, a page
+ * that is zero both in the snapshot and in the memory is left alone (never touched, so it
+ * costs the tab no memory). */
+function writeMemory(Module, bytes, base, fresh) {
+  if (base < fresh.end) xorInto(bytes, fresh.bytes.subarray(base, Math.min(fresh.end, base + bytes.length)));
+  const heap = Module.HEAPU8;
+  const heapWords = new Uint32Array(heap.buffer);
+  const words = new Uint32Array(bytes.buffer, bytes.byteOffset, bytes.length >>> 2);
+  for (let p = 0; p < bytes.length; p += PAGE) {
+    const end = Math.min(p + PAGE, bytes.length);
+    const skip = base + p >= fresh.end && end % 4 === 0 && allZero(words, p >>> 2, end >>> 2)
+      && allZero(heapWords, (base + p) >>> 2, (base + end) >>> 2);
+    if (!skip) heap.set(bytes.subarray(p, end), base + p);
+  }
+}
+
+/**
+ * Read Pyodide's memory snapshot (`size` bytes) from `reader` into `Module`'s memory; returns
+ * its header (what Pyodide's own restoreSnapshot reads, with no memory after it). `fresh`:
+ * freshReference of this instance, already checked against the builder's.
+ */
+export async function streamMemory(reader, size, Module, fresh) {
+  const lead = await reader.bytes(12);
+  const headLength = new Uint32Array(lead.buffer, 0, 3)[1];
+  if (headLength < 12 || headLength > size || headLength % 4) throw new Error("snapshot memory header broken");
+  const header = new Uint8Array(headLength);
+  header.set(lead);
+  header.set(await reader.bytes(headLength - 12), 12);
+  if (size - headLength > Module.HEAPU8.length) throw new Error("snapshot larger than the memory");
+  const stage = new Uint8Array(STAGE);
+  let filled = 0;
+  let base = 0;
+  await reader.pipe(size - headLength, (part) => {
+    for (let i = 0; i < part.length;) {
+      const take = Math.min(STAGE - filled, part.length - i);
+      stage.set(part.subarray(i, i + take), filled);
+      filled += take;
+      i += take;
+      if (filled === STAGE) {
+        writeMemory(Module, stage, base, fresh);
+        base += STAGE;
+        filled = 0;
+      }
+    }
+  });
+  if (filled) writeMemory(Module, stage.subarray(0, filled), base, fresh);
+  return header;
+}
+
 function trampolineAddress(Module) {
   return Module.__PyRuntime + Module.HEAP32[Module.__PyEM_EMSCRIPTEN_TRAMPOLINE_OFFSET / 4];
 }
@@ -117,7 +238,8 @@ function trampolineAddress(Module) {
  * `memoryBytes` (grow the memory to this before anything runs), `handles` ([[handle, path]]
  * of dlopen, restored after the memory), `reference` ({end, hash} the memory was XORed
  * with, see freshReference; null in the builder, which records it in `plan.reference`),
- * `restoring` (true in the page).
+ * `restoring` (true in the page), `memory` (in the page: async (Module, fresh) => the
+ * memory snapshot's header, after writing its memory into Module: see streamMemory).
  * Returns the wrapped function for loadPyodide's `createPyodideModule` option.
  */
 export function snapshotModuleFactory(createPyodideModule, plan) {
@@ -151,17 +273,18 @@ export function snapshotModuleFactory(createPyodideModule, plan) {
   };
   return async (settings) => {
     settings.preRun.push(preRun);
+    if (plan.restoring) settings.INITIAL_MEMORY = plan.memoryBytes;
     const Module = await createPyodideModule(settings);
     if (plan.restoring) {
+      if (fresh.hash !== plan.reference.hash) {
+        throw new Error(`fresh memory differs from the builder's (${fresh.hash}, not ${plan.reference.hash})`);
+      }
+      // The memory is written now; Pyodide's restoreSnapshot gets its header only.
+      const header = await plan.memory(Module, fresh);
+      fresh = null;
       const restore = Module.API.restoreSnapshot;
-      Module.API.restoreSnapshot = (snapshot) => {
-        if (fresh.hash !== plan.reference.hash) {
-          throw new Error(`fresh memory differs from the builder's (${fresh.hash}, not ${plan.reference.hash})`);
-        }
-        const heapStart = new Uint32Array(snapshot.buffer, snapshot.byteOffset, 3)[1];
-        xorInto(snapshot.subarray(heapStart), fresh.bytes);
-        fresh = null;
-        const config = restore(snapshot);
+      Module.API.restoreSnapshot = () => {
+        const config = restore(header);
         Module.HEAP32[trampoline[0] / 4] = trampoline[1];
         for (const [handle, path] of plan.handles ?? []) {
           const dso = Module.LDSO.loadedLibsByName[path];
