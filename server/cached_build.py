@@ -123,7 +123,8 @@ class CachedBuild:
                 staged = folder / f"{self.key}.{os.getpid()}.tmp"
                 staged.write_bytes(files[suffix])
                 os.replace(staged, self.file(suffix))
-            done = sorted(folder.glob(f"*{self.SUFFIXES[0]}"), key=lambda p: p.stat().st_mtime)
+            done = sorted((p for p in folder.glob(f"*{self.SUFFIXES[0]}") if len(p.name) == 32 + len(self.SUFFIXES[0])),
+                          key=lambda p: p.stat().st_mtime)
             for old in done[:-self.KEEP]:
                 for suffix in self.SUFFIXES:
                     (folder / (old.name[:-len(self.SUFFIXES[0])] + suffix)).unlink(missing_ok=True)
