@@ -7,6 +7,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import struct
 import subprocess
 import zipfile
 from pathlib import Path
@@ -27,6 +28,10 @@ ENCODINGS = {"zstd": ".zst", "gzip": ".gz"}
 """Content codings served, in order of preference, and their files."""
 STDLIB = "-stdlib.zip"
 """The file of the page's standard library zip (``slim_stdlib``)."""
+MEMORY = "-memory"
+"""Files (``MEMORY + ENCODINGS[coding]``) and URL part of the container's memory blob, served
+on its own: the page requests it once its interpreter exists and reads it into its memory."""
+MAGIC = b"cellhub-snapshot-1\n"
 
 
 class SnapshotBundle(CachedBuild):
@@ -41,7 +46,7 @@ class SnapshotBundle(CachedBuild):
     out by other code."""
 
     KIND = "snapshot"
-    SUFFIXES = (".zst", ".gz", STDLIB)
+    SUFFIXES = (".zst", ".gz", MEMORY + ".zst", MEMORY + ".gz", STDLIB)
 
     def __init__(self, app_zip: bytes, static_dir: Path, interpreter_url: str) -> None:
         super().__init__(static_dir / Path(interpreter_url).parent.relative_to("/static"))
@@ -49,6 +54,7 @@ class SnapshotBundle(CachedBuild):
         self.wheels_dir = static_dir / "wheels"
 
     def _key_parts(self) -> Iterable[bytes]:
+        yield Path(__file__).read_bytes()  # what it writes and how
         yield BUILDER.read_bytes()
         yield RUNTIME.read_bytes()
         yield self.app_zip
@@ -60,6 +66,9 @@ class SnapshotBundle(CachedBuild):
 
     def url(self) -> str:
         return f"/snapshot-{self.key}.bin"
+
+    def memory_url(self) -> str:
+        return f"/snapshot-{self.key}{MEMORY}.bin"
 
     def stdlib_url(self) -> str:
         return f"/snapshot-{self.key}{STDLIB}"
@@ -84,13 +93,33 @@ class SnapshotBundle(CachedBuild):
             raise BuildFailed(str(exc)) from exc
         if result.returncode != 0 or not out.is_file():
             raise BuildFailed(result.stderr[-2000:])
-        raw = out.read_bytes()
+        head, memory = split_container(out.read_bytes())
         held = json.loads(out.with_name(out.name + ".stdlib.json").read_text())
-        params = zstandard.ZstdCompressionParameters.from_level(
-            ZSTD_LEVEL, source_size=len(raw), window_log=ZSTD_WINDOW_LOG, write_checksum=1)
-        return {".zst": zstandard.ZstdCompressor(compression_params=params).compress(raw),
-                ".gz": gzip.compress(raw, compresslevel=6),
-                STDLIB: slim_stdlib((self.pyodide_dir / "python_stdlib.zip").read_bytes(), held)}
+        files = {STDLIB: slim_stdlib((self.pyodide_dir / "python_stdlib.zip").read_bytes(), held)}
+        for prefix, raw in (("", head), (MEMORY, memory)):
+            params = zstandard.ZstdCompressionParameters.from_level(
+                ZSTD_LEVEL, source_size=len(raw), window_log=ZSTD_WINDOW_LOG, write_checksum=1)
+            files[prefix + ".zst"] = zstandard.ZstdCompressor(compression_params=params).compress(raw)
+            files[prefix + ".gz"] = gzip.compress(raw, compresslevel=6)
+        return files
+
+
+def split_container(data: bytes) -> tuple[bytes, bytes]:
+    """The container ``data`` cut before its memory blob, and that blob: the page reads the
+    first while its interpreter loads, the second into the interpreter's memory once it
+    exists (``static/boot/snapshot-boot.mjs``), so that the memory is never held whole in
+    JS. The header still names the memory blob's offset and size. Raises ``BuildFailed``
+    unless the memory is the container's last blob."""
+    if not data.startswith(MAGIC):
+        raise BuildFailed("the builder wrote no container")
+    (length,) = struct.unpack_from("<I", data, len(MAGIC))
+    header = json.loads(data[len(MAGIC) + 4:len(MAGIC) + 4 + length])
+    start = -(-(len(MAGIC) + 4 + length) // 8) * 8
+    offset, size = header["blobs"]["memory"]
+    if start + offset + size != len(data) or any(o >= offset for name, (o, _) in header["blobs"].items()
+                                                  if name != "memory"):
+        raise BuildFailed("the memory is not the container's last blob")
+    return data[:start + offset], data[start + offset:]
 
 
 def slim_stdlib(stdlib_zip: bytes, held: Iterable[str]) -> bytes:

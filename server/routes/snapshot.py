@@ -6,7 +6,8 @@
   (``static/boot/snapshot-boot.mjs``) and else boots Pyodide as it ships. Small, made per
   request (the snapshot may finish building while the server runs), ``no-cache``.
 - ``GET /snapshot-{key}.bin``: the snapshot, zstd or gzip by ``Accept-Encoding``, cached for
-  good (its name is its sources' hash); 404 for any other key or before it is built.
+  good (its name is its sources' hash); 404 for any other key or before it is built. Its
+  memory blob is served on its own, likewise, at ``/snapshot-{key}-memory.bin``.
 - ``GET /snapshot-{key}-stdlib.zip``: the standard library zip the restored interpreter is
   given (``server.snapshot.slim_stdlib``), likewise cached for good.
 """
@@ -20,7 +21,7 @@ from fastapi.responses import FileResponse
 from server.page_assets import BOOT_MODULE, IMMUTABLE
 from server.routes.deps import services
 from server.services import Services
-from server.snapshot import ENCODINGS, STDLIB, SnapshotBundle, encoding_for
+from server.snapshot import ENCODINGS, MEMORY, STDLIB, SnapshotBundle, encoding_for
 
 router = APIRouter()
 
@@ -30,6 +31,7 @@ def boot_module(interpreter_url: str, snapshot: SnapshotBundle | None) -> str:
     ``snapshot`` (None: none offered)."""
     index_url = interpreter_url.rsplit("/", 1)[0] + "/"
     config = json.dumps({"indexURL": index_url, "snapshot": snapshot.url() if snapshot else None,
+                         "memory": snapshot.memory_url() if snapshot else None,
                          "stdlib": snapshot.stdlib_url() if snapshot else None})
     module = json.dumps(interpreter_url)
     return (f"import * as pyodide from {module};\n"
@@ -46,14 +48,23 @@ def boot_pyodide(request: Request, svc: Services = Depends(services)):
                     media_type="text/javascript", headers={"Cache-Control": "no-cache"})
 
 
-@router.get("/snapshot-{digest}.bin")
-def memory_snapshot(digest: str, request: Request, svc: Services = Depends(services)):
+def _snapshot_file(digest: str, part: str, request: Request, svc: Services) -> FileResponse:
     snapshot = svc.page.snapshot
     coding = encoding_for(request.headers.get("accept-encoding"))
     if digest != snapshot.key or coding is None or not snapshot.ready():
         raise HTTPException(404, "no such snapshot")
-    return FileResponse(snapshot.file(ENCODINGS[coding]), media_type="application/octet-stream", headers={
+    return FileResponse(snapshot.file(part + ENCODINGS[coding]), media_type="application/octet-stream", headers={
         "Cache-Control": IMMUTABLE, "Content-Encoding": coding, "Vary": "Accept-Encoding"})
+
+
+@router.get("/snapshot-{digest}" + MEMORY + ".bin")
+def snapshot_memory(digest: str, request: Request, svc: Services = Depends(services)):
+    return _snapshot_file(digest, MEMORY, request, svc)
+
+
+@router.get("/snapshot-{digest}.bin")
+def memory_snapshot(digest: str, request: Request, svc: Services = Depends(services)):
+    return _snapshot_file(digest, "", request, svc)
 
 
 @router.get("/snapshot-{digest}" + STDLIB)

@@ -48,7 +48,7 @@ async function snapshotResponse(url) {
   return response?.ok && response.body ? response : null;
 }
 
-async function restore(pyodide, { indexURL, stdlib }, response, options) {
+async function restore(pyodide, { indexURL, memory, stdlib }, response, options) {
   const reader = new ContainerReader(response.body);
   try {
     const header = await reader.head();
@@ -67,12 +67,17 @@ async function restore(pyodide, { indexURL, stdlib }, response, options) {
       reference: header.reference,
       handles: header.handles,
       restoring: true,
-      // The memory is the container's last blob: read into the instance once it exists,
-      // never whole in JS (snapshot-runtime.mjs streamMemory).
+      // The memory blob, served on its own: requested once the instance exists and read
+      // straight into it, never whole in JS (snapshot-runtime.mjs streamMemory).
       memory: async (Module, fresh) => {
-        const [offset, size] = header.blobs.memory;
-        await reader.skipTo(offset);
-        return streamMemory(reader, size, Module, fresh);
+        const answer = await fetch(memory);
+        if (!answer.ok || !answer.body) throw new Error(`snapshot memory not served (${answer.status})`);
+        const memoryReader = new ContainerReader(answer.body);
+        try {
+          return await streamMemory(memoryReader, header.blobs.memory[1], Module, fresh);
+        } finally {
+          memoryReader.release();
+        }
       },
     };
     const py = await pyodide.loadPyodide({
@@ -93,14 +98,15 @@ async function restore(pyodide, { indexURL, stdlib }, response, options) {
 }
 
 /** loadPyodide for `options` (PyScript's): from the snapshot at `snapshot` (null: none
- * offered) with the standard library zip at `stdlib` (the modules the snapshot holds left
- * out), else as Pyodide ships, from `indexURL` (the vendored Pyodide's folder). */
-export async function bootPyodide(pyodide, { indexURL, snapshot, stdlib }, options = {}) {
+ * offered), its memory at `memory`, with the standard library zip at `stdlib` (the modules
+ * the snapshot holds left out), else as Pyodide ships, from `indexURL` (the vendored
+ * Pyodide's folder). */
+export async function bootPyodide(pyodide, { indexURL, snapshot, memory, stdlib }, options = {}) {
   let reason = "none offered";
   try {
     const response = await snapshotResponse(snapshot);
     if (response) {
-      const py = await restore(pyodide, { indexURL, stdlib }, response, options);
+      const py = await restore(pyodide, { indexURL, memory, stdlib }, response, options);
       mark("snapshot");
       return py;
     }

@@ -18,6 +18,7 @@ from tests.service.conftest import start_live
 
 PAYLOAD = b"cellhub-snapshot-1\n" + bytes(range(256)) * 64
 STDLIB = b"PK\x05\x06" + bytes(18)  # an empty zip
+MEMORY = bytes(range(255, -1, -1)) * 64
 
 
 @pytest.fixture
@@ -30,6 +31,8 @@ def built(tmp_path, monkeypatch):
     snapshot.file(".zst").write_bytes(zstandard.ZstdCompressor().compress(PAYLOAD))
     snapshot.file(".gz").write_bytes(gzip.compress(PAYLOAD))
     snapshot.file("-stdlib.zip").write_bytes(STDLIB)
+    snapshot.file("-memory.zst").write_bytes(zstandard.ZstdCompressor().compress(MEMORY))
+    snapshot.file("-memory.gz").write_bytes(gzip.compress(MEMORY))
     live = start_live(tmp_path / "data")
     yield live, snapshot
     live.stop()
@@ -46,13 +49,16 @@ def test_accept_encoding_picks_zstd_then_gzip_and_honours_q_zero():
 def test_the_snapshot_is_served_compressed_by_accept_encoding_and_cached_for_good(built):
     live, snapshot = built
     for coding in ("zstd", "gzip"):
-        r = httpx.get(f"{live.base_url}/snapshot-{snapshot.key}.bin", headers={"Accept-Encoding": coding})
-        assert r.status_code == 200 and r.headers["content-encoding"] == coding
-        assert r.content == PAYLOAD  # httpx decodes both codings
-        assert r.headers["cache-control"] == "public, max-age=31536000, immutable"
-        assert r.headers["vary"] == "Accept-Encoding"
+        for part, content in (("", PAYLOAD), ("-memory", MEMORY)):
+            r = httpx.get(f"{live.base_url}/snapshot-{snapshot.key}{part}.bin", headers={"Accept-Encoding": coding})
+            assert r.status_code == 200 and r.headers["content-encoding"] == coding
+            assert r.content == content  # httpx decodes both codings
+            assert r.headers["cache-control"] == "public, max-age=31536000, immutable"
+            assert r.headers["vary"] == "Accept-Encoding"
     other = "0" * 32
     assert httpx.get(f"{live.base_url}/snapshot-{other}.bin", headers={"Accept-Encoding": "zstd"}).status_code == 404
+    assert httpx.get(f"{live.base_url}/snapshot-{other}-memory.bin",
+                     headers={"Accept-Encoding": "zstd"}).status_code == 404
     stdlib = httpx.get(f"{live.base_url}/snapshot-{snapshot.key}-stdlib.zip")
     assert stdlib.status_code == 200 and stdlib.content == STDLIB
     assert stdlib.headers["cache-control"] == "public, max-age=31536000, immutable"
@@ -69,6 +75,7 @@ def test_the_page_config_names_the_boot_module_which_offers_the_snapshot(built):
     assert r.headers["content-type"].startswith("text/javascript") and r.headers["cache-control"] == "no-cache"
     assert f'"snapshot": "/snapshot-{snapshot.key}.bin"' in r.text
     assert f'"stdlib": "/snapshot-{snapshot.key}-stdlib.zip"' in r.text
+    assert f'"memory": "/snapshot-{snapshot.key}-memory.bin"' in r.text
     assert 'export * from "/static/vendor/pyodide/314.0.7/pyodide.mjs"' in r.text
     assert '"indexURL": "/static/vendor/pyodide/314.0.7/"' in r.text
     # A client that takes no coding the server stores gets the plain boot.
