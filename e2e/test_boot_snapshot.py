@@ -22,6 +22,11 @@ def test_the_page_restores_the_snapshot_instead_of_loading_wheels_and_keeps_it_c
     tab = user.open_tab()
     assert tab.page.locator("body").get_attribute("data-boot-reason") is None
     assert not any(u.endswith(".whl") or "/bytecode-" in u for u in tab.requests)
+    # What the snapshot brings is not asked for again: its standard library zip and its
+    # memory (requested once the instance exists) instead of Pyodide's zip and lock file.
+    assert not any(u.endswith(("/python_stdlib.zip", "/pyodide-lock.json")) for u in tab.requests)
+    assert len([u for u in tab.requests if re.search(r"/snapshot-[0-9a-f]{32}-stdlib\.zip$", u)]) == 1
+    assert len([u for u in tab.requests if re.search(r"/snapshot-[0-9a-f]{32}-memory\.bin$", u)]) == 1
     (response,) = responses
     headers = response.headers
     assert headers["content-encoding"] == "zstd" and "immutable" in headers["cache-control"]
