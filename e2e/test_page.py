@@ -158,7 +158,7 @@ def test_keyboard_only_export_from_page_load(researcher, page):
     expect(page.locator("#export-status")).to_have_text("Downloaded.", timeout=60_000)
     assert page.evaluate("() => document.activeElement.id") == "dismiss-button"
     names, _ = _zip_names(researcher.tab.downloads[-1])
-    assert any(n.startswith("annotations/yolo/") for n in names)
+    assert any(n.startswith("yolo/") for n in names)
     assert "metrics/metrics.csv" in names
     page.keyboard.press("Enter")
     expect(page.locator("#export-status")).to_have_text("Ready to export.")
@@ -328,8 +328,8 @@ def test_yolo_and_metrics_export_shows_progress_then_history_offers_download_aga
     job_id = page.locator("body").get_attribute("data-job-id")
     assert len(researcher.tab.downloads) == downloads_before + 1
     names, first_bytes = _zip_names(researcher.tab.downloads[-1])
-    assert "annotations/yolo/data.yaml" in names
-    labels = [n for n in names if n.startswith("annotations/yolo/labels/") and n.endswith(".txt")]
+    assert "yolo/data.yaml" in names
+    labels = [n for n in names if n.startswith("yolo/labels/") and n.endswith(".txt")]
     assert len(labels) == len(keep)
     assert {"metrics/metrics.csv", "metrics/metrics.json"} <= set(names)
     assert not any(n.startswith("annotations/coco/") for n in names)

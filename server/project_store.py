@@ -2,7 +2,9 @@
 
 Polygons are kept as JSON text (``objects.polygons_json``: a list of polygons, each a list of
 rings, each a list of ``[x, y]`` points, in the convention of ``server.domain``); categories
-as a JSON list (``projects.categories_json``). Rows come back as mappings
+as a JSON list (``projects.categories_json``); an object's ``source`` as JSON
+(``objects.source_json``, NULL when unknown) and the import's warnings as a JSON list
+(``projects.import_warnings_json``). Rows come back as mappings
 (``row["name"]``); ``image_rows`` adds each image's ``object_count``.
 """
 from __future__ import annotations
@@ -30,6 +32,7 @@ def insert_project(conn: Connection, project: ProjectRecord, owner_id: int, publ
         created_at=utc_now_iso(),
         owner_id=owner_id,
         public=public,
+        import_warnings_json=json.dumps(project.import_warnings),
     ))
     return int(result.inserted_primary_key[0])
 
@@ -44,7 +47,8 @@ def insert_image(conn: Connection, project_id: int, position: int, image: ImageR
     if image.objects:
         conn.execute(insert(objects), [
             {"image_id": image_id, "number": number, "category": obj.category,
-             "polygons_json": json.dumps(obj.polygons, separators=(",", ":"))}
+             "polygons_json": json.dumps(obj.polygons, separators=(",", ":")),
+             "source_json": None if obj.source is None else json.dumps(obj.source)}
             for number, obj in enumerate(image.objects, start=1)
         ])
     return image_id
@@ -160,6 +164,7 @@ def load_project(db: Database, project_id: int, files_root: Path,
         pixel_size_um=row["pixel_size_um"],
         synthetic=bool(row["synthetic"]),
         description=row["description"],
+        import_warnings=json.loads(row["import_warnings_json"]),
     )
     wanted = set(image_ids) if image_ids is not None else None
     for img in image_rows(db, project_id):
@@ -183,6 +188,7 @@ def load_image(db: Database, img: RowMapping, files_root: Path) -> ImageRecord:
                 id=o["number"],
                 category=o["category"],
                 polygons=[[[tuple(p) for p in ring] for ring in poly] for poly in json.loads(o["polygons_json"])],
+                source=None if o["source_json"] is None else json.loads(o["source_json"]),
             )
             for o in rows
         ],

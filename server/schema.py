@@ -77,6 +77,7 @@ projects = Table(
     # NOT NULL column to a table that has rows (revision 0002 fills it for old projects).
     Column("owner_id", RowId, ForeignKey("users.id", name="project_owner")),
     Column("public", Boolean, nullable=False, server_default=false()),
+    Column("import_warnings_json", Text, nullable=False, server_default=text("'[]'")),
     Index("projects_by_owner", "owner_id"),
 )
 
@@ -113,6 +114,7 @@ objects = Table(
     Column("number", Integer, nullable=False),
     Column("category", Text, nullable=False),
     Column("polygons_json", Text, nullable=False),
+    Column("source_json", Text),
     Index("objects_by_image", "image_id", "number"),
 )
 
