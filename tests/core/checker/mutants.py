@@ -20,9 +20,9 @@ from app.export_hook import activities as activity_table
 from app.export_hook import dispatcher
 from app import persistence
 from app.machine import actions, changes, display, engine, rules
-from app.machine.events import AutoDownloadDue, Cancel, Download, LockResult, Update
+from app.machine.events import AutoDownloadDue, Cancel, DeliveryUnconfirmed, Download, LockResult, Update
 from app.machine.guards import (
-    Guard, cancel_marked, claim_marked, download_marked, for_project, granted, newer, status_is,
+    Guard, cancel_marked, claim_marked, download_marked, download_recorded, for_project, granted, newer, status_is,
 )
 from app.machine.rules import SAME, Rule
 from app.machine.actions import ClearPersist
@@ -30,8 +30,8 @@ from app.machine.state import ACTIVE, State
 
 from .scenarios import (
     ONE_COMPLETED, ONE_COMPLETED_CLICKED, ONE_RUNNING, ONE_RUNNING_COMPLETES, ONE_RUNNING_FAILS,
-    ONE_RUNNING_POLLING, ONE_RUNNING_PROGRESS, TWO_BROWSERS_COMPLETES, TWO_COMPLETING, TWO_COMPLETING_CANCEL,
-    TWO_COMPLETING_FALLBACK, Search,
+    ONE_COMPLETED_DOWNLOAD_FAILS, ONE_RUNNING_POLLING, ONE_RUNNING_PROGRESS, TWO_BROWSERS_COMPLETED_B1_POLLING,
+    TWO_BROWSERS_COMPLETES, TWO_COMPLETING, TWO_COMPLETING_CANCEL, TWO_COMPLETING_FALLBACK, Search,
 )
 
 Patch = Callable[[pytest.MonkeyPatch], None]
@@ -39,7 +39,7 @@ Patch = Callable[[pytest.MonkeyPatch], None]
 
 @dataclass(frozen=True)
 class Mutant:
-    """``key``: K1..K12 (app/DECISIONS.md, "Checker"); ``name``: short id; ``defect``: the React hook's defect; ``how``: what the patch
+    """``key``: K1..K19 (app/DECISIONS.md, "Checker"); ``name``: short id; ``defect``: the React hook's defect; ``how``: what the patch
     changes here; ``patch(monkeypatch)``; ``search``: the bounded search that must
     catch it; ``expect``: the invariant code expected first; ``masked_by``: for a mutant
     another layer still stops (the search must find nothing), that layer."""
@@ -257,6 +257,35 @@ def history_link_while_auto_download_pending(mp: pytest.MonkeyPatch) -> None:
     mp.setattr(display, "download_door", download_door)
 
 
+def another_browsers_download_taken_for_ours(mp: pytest.MonkeyPatch) -> None:
+    """The server's ``delivered`` flag alone makes a tab show the job downloaded, whichever
+    browser's download the server recorded (C10: it must be a download a tab of this
+    browser claimed, or this browser's downloaded mark)."""
+    flag = Guard("delivered_flag", lambda s, e: e.marks.downloaded or bool(e.update.delivered))
+    table = []
+    for r in rules.RULES:
+        if download_recorded.name in r.guard.names:
+            parts = [flag if p is download_recorded else p for p in r.guard.parts]
+            guard = parts[0]
+            for part in parts[1:]:
+                guard = guard & part
+            r = replace(r, guard=guard, why="MUTANT")
+        table.append(r)
+    if table == list(rules.RULES):
+        raise AssertionError("no row guarded by download_recorded: the mutant no longer applies")
+    _set_rules(mp, tuple(table))
+
+
+def delivery_never_given_up(mp: pytest.MonkeyPatch) -> None:
+    """No row gives up on a download the server has not recorded: after its last ask the
+    tab stays ``delivering`` (no "did not complete", no Download button), as a page that
+    trusts its click does."""
+    table = tuple(r for r in rules.RULES if not (r.on is DeliveryUnconfirmed and r.to == State.UNDELIVERED))
+    if len(table) != len(rules.RULES) - 1:
+        raise AssertionError("no DeliveryUnconfirmed row to undelivered: the mutant no longer applies")
+    _set_rules(mp, table)
+
+
 MUTANTS: tuple[Mutant, ...] = (
     Mutant("K1", "cancel-keeps-completed-job-id", "cancel not clearing completed_job_id",
            cancel_keeps_completed.__doc__, cancel_keeps_completed, Search(ONE_COMPLETED, 3), "I7"),
@@ -308,4 +337,12 @@ MUTANTS: tuple[Mutant, ...] = (
            "a tab that loses the lock shows the Download button until the winner's news (issue 18, 4)",
            lock_loser_offers_the_download.__doc__, lock_loser_offers_the_download,
            Search(TWO_COMPLETING_FALLBACK, 60, 2), "I11", react=False),
+    Mutant("K18", "another-browsers-download-taken-for-ours",
+           "the server's delivered flag (another browser's download) shown as this browser's (issue 18, 3)",
+           another_browsers_download_taken_for_ours.__doc__, another_browsers_download_taken_for_ours,
+           Search(TWO_BROWSERS_COMPLETED_B1_POLLING, 60, 0), "I3", react=False),
+    Mutant("K19", "delivery-never-given-up",
+           "a download the server never saw is never offered again (issue 18, 1)",
+           delivery_never_given_up.__doc__, delivery_never_given_up, Search(ONE_COMPLETED_DOWNLOAD_FAILS, 60, 1),
+           "I3", react=False),
 )

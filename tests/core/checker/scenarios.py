@@ -63,6 +63,14 @@ def running_socket_down(sim: Sim) -> None:
     sim.settle()
 
 
+def completed_socket_down(sim: Sim) -> None:
+    """job-1 running, tab1's WebSocket lost (tab1 polls), then job-1 completed: every
+    other tab has the news, tab1 learns it at its next GET."""
+    running_socket_down(sim)
+    sim.do("server: job-1 completes")
+    sim.settle()
+
+
 def start_sent(sim: Sim) -> None:
     """Export clicked in tab1; the POST reached the server (job-1 queued), nothing else
     delivered yet."""
@@ -137,6 +145,9 @@ TWO_BROWSERS_RUNNING = Scenario.make("2 browsers (1 tab each), job started in b1
                                      max_tabs=2)
 TWO_BROWSERS_COMPLETES = Scenario.make("2 browsers (1 tab each), job started in b1 running; complete",
                                        tabs=2, browsers=("b1", "b2"), setup=start_run, complete=1, max_tabs=2)
+TWO_BROWSERS_COMPLETED_B1_POLLING = Scenario.make(
+    "2 browsers (1 tab each), job started in b1 completed, b1's socket down (it polls); Download",
+    tabs=2, browsers=("b1", "b2"), setup=completed_socket_down, download=1, max_tabs=2)
 
 EXHAUSTIVE: tuple[Search, ...] = (
     Search(ONE_TAB, 40),
