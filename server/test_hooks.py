@@ -10,6 +10,8 @@
 - ``POST /api/test/downloads`` ``{refuse}``: answer every ``GET /api/exports/{id}/download``
   503 before the app sees it (the job is not marked delivered: a download that never
   reaches the export service, as when the server goes down at that moment).
+- ``/test-pages/...``: the test and benchmark pages of ``testkit/pages/`` (the core trace
+  page, the P1 baseline page, the P3 Pyodide runner).
 - ``POST /api/test/reset``: no hold, no delay, every held job released, WebSockets allowed,
   downloads served (what a test's teardown calls so a failed test cannot leave a worker held).
 
@@ -31,6 +33,8 @@ from server.events import Hub
 from server.jobs import Runner, TestHooks
 
 
+TEST_PAGES = "/test-pages"
+"""Where the test and benchmark pages (``testkit/pages/``) are served, with the hooks only."""
 _DOWNLOAD_PATH = re.compile(r"^/api/exports/([^/]+)/download$")
 
 
@@ -65,8 +69,11 @@ class DownloadCounter:
 
 
 def add_test_routes(app: FastAPI, hooks: TestHooks, hub: Hub, runner: Runner) -> None:
+    from server.page_assets import ROOT, VersionedStatic
+
     counts = {"requests": Counter(), "served": Counter(), "lock": threading.Lock(), "refuse": False}
     app.add_middleware(DownloadCounter, counts=counts)
+    app.mount(TEST_PAGES, VersionedStatic(directory=ROOT / "testkit" / "pages"), name="test-pages")
 
     @app.post("/api/test/hooks")
     def set_hooks(body: dict = Body(...)):
