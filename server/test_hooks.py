@@ -7,10 +7,13 @@
 - ``POST /api/test/jobs/{id}/release``: let a held job go on to its completion CAS.
 - ``POST /api/test/ws/drop``: close every WebSocket connection.
 - ``POST /api/test/ws/block`` ``{blocked}``: refuse new WebSocket connections.
+- ``POST /api/test/downloads`` ``{refuse}``: answer every ``GET /api/exports/{id}/download``
+  503 before the app sees it (the job is not marked delivered: a download that never
+  reaches the export service, as when the server goes down at that moment).
 - ``/test-pages/...``: the test and benchmark pages of ``testkit/pages/`` (the core trace
   page, the P1 baseline page, the P3 Pyodide runner).
-- ``POST /api/test/reset``: no hold, no delay, every held job released, WebSockets allowed
-  (what a test's teardown calls so a failed test cannot leave a worker held).
+- ``POST /api/test/reset``: no hold, no delay, every held job released, WebSockets allowed,
+  downloads served (what a test's teardown calls so a failed test cannot leave a worker held).
 
 ``held`` stays true for a job cancelled while held (its hold is never released).
 The job state also counts the requests to ``GET /api/exports/{id}/download`` that reached
@@ -36,11 +39,12 @@ _DOWNLOAD_PATH = re.compile(r"^/api/exports/([^/]+)/download$")
 
 
 class DownloadCounter:
-    """ASGI middleware: counts download requests per job id and how many were answered 200."""
+    """ASGI middleware: counts download requests per job id and how many were answered 200;
+    answers them 503 itself while ``counts["refuse"]`` is set."""
 
     def __init__(self, app, counts: dict) -> None:
         self.app = app
-        self.counts = counts  # {"requests": Counter, "served": Counter, "lock": Lock}
+        self.counts = counts  # {"requests": Counter, "served": Counter, "lock": Lock, "refuse": bool}
 
     async def __call__(self, scope, receive, send):
         match = _DOWNLOAD_PATH.match(scope.get("path", "")) if scope["type"] == "http" else None
@@ -49,6 +53,11 @@ class DownloadCounter:
         job_id = match.group(1)
         with self.counts["lock"]:
             self.counts["requests"][job_id] += 1
+        if self.counts["refuse"]:
+            await send({"type": "http.response.start", "status": 503,
+                        "headers": [(b"content-type", b"application/json"), (b"cache-control", b"no-store")]})
+            await send({"type": "http.response.body", "body": b'{"detail": "downloads refused (test hook)"}'})
+            return
 
         async def counting_send(message):
             if message["type"] == "http.response.start" and message["status"] == 200:
@@ -62,7 +71,7 @@ class DownloadCounter:
 def add_test_routes(app: FastAPI, hooks: TestHooks, hub: Hub, runner: Runner) -> None:
     from server.page_assets import ROOT, VersionedStatic
 
-    counts = {"requests": Counter(), "served": Counter(), "lock": threading.Lock()}
+    counts = {"requests": Counter(), "served": Counter(), "lock": threading.Lock(), "refuse": False}
     app.add_middleware(DownloadCounter, counts=counts)
     app.mount(TEST_PAGES, VersionedStatic(directory=ROOT / "testkit" / "pages"), name="test-pages")
 
@@ -109,6 +118,11 @@ def add_test_routes(app: FastAPI, hooks: TestHooks, hub: Hub, runner: Runner) ->
         app.state.ws_blocked = bool(body.get("blocked"))
         return {"blocked": app.state.ws_blocked}
 
+    @app.post("/api/test/downloads")
+    def refuse_downloads(body: dict = Body(...)):
+        counts["refuse"] = bool(body.get("refuse"))
+        return {"refuse": counts["refuse"]}
+
     @app.post("/api/test/reset")
     def reset():
         hooks.hold_before_complete = False
@@ -118,4 +132,5 @@ def add_test_routes(app: FastAPI, hooks: TestHooks, hub: Hub, runner: Runner) ->
         for event in held:
             event.set()
         app.state.ws_blocked = False
+        counts["refuse"] = False
         return {"released": len(held)}
