@@ -1,8 +1,10 @@
 """Test-only routes, mounted only when ``CELLHUB_TEST_HOOKS=1`` (never by the run command).
 
 - ``POST /api/test/hooks`` ``{hold_before_complete, delay_per_checkpoint_ms}``: set the controls.
-- ``GET /api/test/jobs/{id}``: ``{held, status, delivered, archive_exists, partial_exists, sha256,
-  download_requests, downloads_served}`` for races, disk checks and download counts.
+- ``GET /api/test/jobs/{id}``: ``{held, status, attempt, delivered, archive_exists,
+  partial_exists, files, worker_pid, sha256, download_requests, downloads_served}`` for races, disk checks
+  and download counts (``files``: the names of every attempt's files of the job;
+  ``worker_pid``: the cluster worker process that claimed it last, else null).
 - ``POST /api/test/users`` ``{username, password}``: add a user (isolates tests).
 - ``POST /api/test/jobs/{id}/release``: let a held job go on to its completion CAS.
 - ``POST /api/test/ws/drop``: close every WebSocket connection.
@@ -31,32 +33,48 @@ from server.jobs import Runner, TestHooks
 _DOWNLOAD_PATH = re.compile(r"^/api/exports/([^/]+)/download$")
 
 
-class DownloadCounter:
-    """ASGI middleware: counts download requests per job id and how many were answered 200."""
+class DownloadCounts:
+    """Download requests and 200 answers per job id, in this process."""
 
-    def __init__(self, app, counts: dict) -> None:
+    def __init__(self) -> None:
+        self.counters = {"requests": Counter(), "served": Counter()}
+        self.lock = threading.Lock()
+
+    def add(self, kind: str, job_id: str) -> None:
+        with self.lock:
+            self.counters[kind][job_id] += 1
+
+    def get(self, kind: str, job_id: str) -> int:
+        with self.lock:
+            return self.counters[kind][job_id]
+
+
+class DownloadCounter:
+    """ASGI middleware: counts download requests per job id and how many were answered 200
+    (``counts``: a ``DownloadCounts``, or the cluster's shared one)."""
+
+    def __init__(self, app, counts) -> None:
         self.app = app
-        self.counts = counts  # {"requests": Counter, "served": Counter, "lock": Lock}
+        self.counts = counts
 
     async def __call__(self, scope, receive, send):
         match = _DOWNLOAD_PATH.match(scope.get("path", "")) if scope["type"] == "http" else None
         if match is None:
             return await self.app(scope, receive, send)
         job_id = match.group(1)
-        with self.counts["lock"]:
-            self.counts["requests"][job_id] += 1
+        self.counts.add("requests", job_id)
 
         async def counting_send(message):
             if message["type"] == "http.response.start" and message["status"] == 200:
-                with self.counts["lock"]:
-                    self.counts["served"][job_id] += 1
+                self.counts.add("served", job_id)
             await send(message)
 
         return await self.app(scope, receive, counting_send)
 
 
 def add_test_routes(app: FastAPI, hooks: TestHooks, hub: Hub, runner: Runner) -> None:
-    counts = {"requests": Counter(), "served": Counter(), "lock": threading.Lock()}
+    make_counts = getattr(hooks, "download_counts", None)  # the cluster's hooks share theirs
+    counts = make_counts() if make_counts is not None else DownloadCounts()
     app.add_middleware(DownloadCounter, counts=counts)
 
     @app.post("/api/test/hooks")
@@ -71,15 +89,20 @@ def add_test_routes(app: FastAPI, hooks: TestHooks, hub: Hub, runner: Runner) ->
     def job_state(job_id: str):
         row = runner.store.get_row(job_id)
         archive = runner.store.archive_path(job_id)
+        # Any attempt's files: after a cancel none may be left, whichever worker wrote them.
+        files = sorted(p.name for p in runner.store.exports_dir.glob(f"{job_id}.*"))
         return {
             "sha256": hashlib.sha256(archive.read_bytes()).hexdigest() if archive.exists() else None,
             "held": hooks.is_held(job_id),
             "status": row["status"] if row else None,
+            "attempt": row["attempts"] if row else None,
             "delivered": bool(row["delivered"]) if row else None,
-            "archive_exists": runner.store.archive_path(job_id).exists(),
-            "partial_exists": runner.store.partial_path(job_id).exists(),
-            "download_requests": counts["requests"][job_id],
-            "downloads_served": counts["served"][job_id],
+            "archive_exists": any(name.endswith(".zip") for name in files),
+            "partial_exists": any(name.endswith(".part") for name in files),
+            "files": files,
+            "worker_pid": hooks.run_pid(job_id) if hasattr(hooks, "run_pid") else None,
+            "download_requests": counts.get("requests", job_id),
+            "downloads_served": counts.get("served", job_id),
         }
 
     @app.post("/api/test/users")
@@ -104,11 +127,6 @@ def add_test_routes(app: FastAPI, hooks: TestHooks, hub: Hub, runner: Runner) ->
 
     @app.post("/api/test/reset")
     def reset():
-        hooks.hold_before_complete = False
-        hooks.delay_per_checkpoint_ms = 0.0
-        with hooks.lock:
-            held = list(hooks.held.values())
-        for event in held:
-            event.set()
+        released = hooks.reset()
         app.state.ws_blocked = False
-        return {"released": len(held)}
+        return {"released": released}
