@@ -8,6 +8,15 @@
   up to date (Alembic; idempotent). ``run`` does this itself for its data folder.
 - ``bytecode``: build the page's precompiled bytecode bundle now (``server.bytecode``; the
   set-up runs it; without it the first page starts a build in the background).
+
+Several machines (issue 20; README "Running on several machines"):
+- ``migrate --database-url URL``: create or upgrade the PostgreSQL schema and the queue's
+  tables (idempotent);
+- ``run --database-url URL --shared-dir DIR [--workers 0]``: a web replica (``--workers N``:
+  also run exports, N at a time, in this process; 0: none);
+- ``worker --database-url URL --shared-dir DIR [--concurrency 1]``: a worker process; SIGTERM
+  lets its exports finish (``--grace-seconds``) or hands them back; a worker killed outright
+  is noticed after ``--lease-seconds`` and its exports are put back once.
 """
 from __future__ import annotations
 
@@ -73,10 +82,21 @@ def cmd_run(args: argparse.Namespace) -> int:
     from server import accounts, auth
     from server.web import Settings, create_app
 
+    if args.database_url and not args.shared_dir:
+        print("--database-url needs --shared-dir (the folder every replica and worker shares)", file=sys.stderr)
+        return 2
+    if not args.database_url and args.workers == 0:
+        print("--workers 0 is for a replica of a cluster (--database-url): this server would run no export",
+              file=sys.stderr)
+        return 2
     settings = Settings(
-        data_dir=_data_dir(args.data_dir),
+        data_dir=_data_dir(args.shared_dir or args.data_dir),
         archive_ttl_seconds=args.archive_ttl_hours * 3600,
         test_hooks=os.environ.get("CELLHUB_TEST_HOOKS") == "1",
+        workers=args.workers,
+        database_url=args.database_url,
+        lease_seconds=args.lease_seconds,
+        grace_seconds=args.grace_seconds,
     )
     # The port first: a sign-in link (or a data folder) made for a port another program holds
     # would lead to that program.
@@ -87,10 +107,15 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 1
     app = create_app(settings)
     db = app.state.db
-    user_id = accounts.ensure_user(db, auth.DEFAULT_USER)
+    with db.exclusive("default-user"):  # replicas starting at once add it once
+        user_id = accounts.ensure_user(db, auth.DEFAULT_USER)
     token = auth.new_login_token(db, user_id)
     url = f"http://{url_host(args.host)}:{args.port}/login?token={token}"
-    print(f"Cell segmentation hub export: data in {settings.data_dir}", flush=True)
+    if settings.database_url:
+        where = db.engine.url.render_as_string(hide_password=True)
+        print(f"Cell segmentation hub export: replica of {where}, files in {settings.data_dir}", flush=True)
+    else:
+        print(f"Cell segmentation hub export: data in {settings.data_dir}", flush=True)
     if settings.test_hooks:
         print("WARNING: test hooks are ON (CELLHUB_TEST_HOOKS=1); never do this outside tests", flush=True)
     print(f"Open this URL to sign in (one-time link):\n    {url}", flush=True)
@@ -143,6 +168,56 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_worker(args: argparse.Namespace) -> int:
+    import asyncio
+    import logging
+
+    from server.cluster.replica import cluster_hooks, cluster_store, open_cluster_database
+    from server.cluster.worker import run_worker
+    from server.services import export_builder
+
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    shared = _data_dir(args.shared_dir)
+    db = open_cluster_database(args.database_url)
+    (shared / "files").mkdir(parents=True, exist_ok=True)
+    store = cluster_store(db, shared)
+    hooks = cluster_hooks(shared, os.environ.get("CELLHUB_TEST_HOOKS") == "1")
+    where = db.engine.url.render_as_string(hide_password=True)
+    print(f"Cell segmentation hub export worker: {args.concurrency} at a time, queue in {where}, "
+          f"files in {shared}", flush=True)
+    try:
+        asyncio.run(run_worker(store, export_builder(db, shared / "files"), hooks, args.database_url,
+                               concurrency=args.concurrency, lease_seconds=args.lease_seconds,
+                               grace_seconds=args.grace_seconds))
+    finally:
+        db.dispose()
+    print("worker stopped", flush=True)
+    return 0
+
+
+def _positive(kind):
+    def parse(value: str):
+        try:
+            number = kind(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {value!r}") from None
+        if not 0 < number < float("inf"):
+            raise argparse.ArgumentTypeError(f"must be positive, got {value!r}")
+        return number
+    return parse
+
+
+def _add_cluster_options(parser: argparse.ArgumentParser, required: bool) -> None:
+    parser.add_argument("--database-url", required=required,
+                        help="PostgreSQL (SQLAlchemy URL, e.g. postgresql+psycopg://user@host/db): a cluster")
+    parser.add_argument("--shared-dir", required=required,
+                        help="with --database-url: the folder every replica and worker shares (files, archives)")
+    parser.add_argument("--lease-seconds", type=_positive(float), default=30.0,
+                        help="a worker silent this long is presumed dead and its exports are put back")
+    parser.add_argument("--grace-seconds", type=_positive(float), default=30.0,
+                        help="on SIGTERM, how long a worker lets its exports finish before handing them back")
+
+
 def cmd_bytecode(args: argparse.Namespace) -> int:
     from server.page_assets import page_bytecode_bundle
 
@@ -164,7 +239,17 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--data-dir", default=DEFAULT_DATA_DIR, help="SQLite database and files (created if missing)")
     run.add_argument("--archive-ttl-hours", type=_hours, default=24.0, help="how long a finished archive is kept")
     run.add_argument("--log-level", default="warning")
+    run.add_argument("--workers", type=int, default=2, choices=range(0, 65), metavar="N",
+                     help="exports run at a time by this process (0: none, with --database-url)")
+    _add_cluster_options(run, required=False)
     run.set_defaults(func=cmd_run)
+
+    worker = sub.add_parser("worker", help="run exports of a cluster (PostgreSQL and a shared folder)")
+    _add_cluster_options(worker, required=True)
+    worker.add_argument("--concurrency", type=int, default=1, choices=range(1, 65), metavar="N",
+                        help="exports run at a time (default 1)")
+    worker.add_argument("--log-level", default="warning")
+    worker.set_defaults(func=cmd_worker)
 
     sub.add_parser("bytecode", help="build the page's precompiled bytecode bundle now").set_defaults(
         func=cmd_bytecode)

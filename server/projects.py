@@ -62,13 +62,14 @@ def persist_project(db: Database, files_root: Path, project: ProjectRecord, sour
 def seed_demo_if_empty(db: Database, files_root: Path, n_images: int = 12, size: int = 512) -> None:
     """Create the synthetic demo project on first start (no projects yet); ``n_images`` images
     of ``size`` x ``size`` pixels (smaller only in tests)."""
-    if project_store.has_projects(db):
-        return
-    from server.demo import generate_demo
+    with db.exclusive("seed-demo"):  # replicas of a cluster starting at once seed it once
+        if project_store.has_projects(db):
+            return
+        from server.demo import generate_demo
 
-    demo = generate_demo(n_images=n_images, size=size)
-    sources = [demo.image_bytes[image.id] for image in demo.project.images]
-    persist_project(db, files_root, demo.project, sources)
+        demo = generate_demo(n_images=n_images, size=size)
+        sources = [demo.image_bytes[image.id] for image in demo.project.images]
+        persist_project(db, files_root, demo.project, sources)
 
 
 def thumbnail_path(data_dir: Path, files_root: Path, image_row: Mapping) -> Path:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Any, Callable, Optional
 
 from server import project_store
 from server.db import Database
@@ -27,6 +27,8 @@ class Services:
     runner: Runner
     hooks: Optional[TestHooks]
     page: PageAssets
+    cluster: Any = None
+    """The cluster replica's own parts (``server.cluster.replica.Replica``); None when embedded."""
 
 
 def open_data_dir(data_dir: Path) -> Database:
@@ -37,15 +39,9 @@ def open_data_dir(data_dir: Path) -> Database:
     return Database(data_dir / DATABASE_FILE)
 
 
-def open_services(settings: Settings) -> Services:
-    """Everything a service over ``settings.data_dir`` needs; workers are idle until jobs come."""
-    data_dir = Path(settings.data_dir)
-    db = open_data_dir(data_dir)
-    files_root = data_dir / "files"
-    files_root.mkdir(exist_ok=True)
-    hub = Hub()
-    store = JobStore(db, data_dir / "exports", hub.publish)
-    hooks = TestHooks() if settings.test_hooks else None
+def export_builder(db: Database, files_root: Path) -> Callable:
+    """``build(job, dest, checkpoint) -> warnings``: write the archive of ``job`` to ``dest``
+    from the project's rows in ``db`` and its images under ``files_root``."""
 
     def build(job, dest: Path, checkpoint) -> list[str]:
         from server.archive.writer import write_archive
@@ -54,6 +50,23 @@ def open_services(settings: Settings) -> Services:
         result = write_archive(project, project.images, job.options, dest, checkpoint)
         return list(getattr(result, "warnings", []) or [])
 
-    runner = Runner(store, build, hooks, workers=settings.workers)
+    return build
+
+
+def open_services(settings: Settings) -> Services:
+    """Everything a service over ``settings.data_dir`` needs; workers are idle until jobs come.
+    With ``settings.database_url``: a web replica of the cluster (``server.cluster.replica``)."""
+    if settings.database_url:
+        from server.cluster.replica import open_replica_services
+
+        return open_replica_services(settings)
+    data_dir = Path(settings.data_dir)
+    db = open_data_dir(data_dir)
+    files_root = data_dir / "files"
+    files_root.mkdir(exist_ok=True)
+    hub = Hub()
+    store = JobStore(db, data_dir / "exports", hub.publish)
+    hooks = TestHooks() if settings.test_hooks else None
+    runner = Runner(store, export_builder(db, files_root), hooks, workers=settings.workers)
     return Services(settings=settings, data_dir=data_dir, files_root=files_root, db=db, hub=hub, store=store,
                     runner=runner, hooks=hooks, page=PageAssets.load())

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 
 @dataclass
@@ -18,4 +18,9 @@ class Settings:
     demo_images: int = 12
     demo_size: int = 512
     max_upload_bytes: int = 200 * 1024 * 1024
+    # The cluster (issue 20): PostgreSQL at ``database_url``; ``data_dir`` is then the folder
+    # every replica and worker shares (``--shared-dir``).
+    database_url: Optional[str] = None
+    lease_seconds: float = 30.0  # R7: a worker silent this long is presumed dead
+    grace_seconds: float = 30.0  # how long a stopping worker lets its exports finish
     extra: dict[str, Any] = field(default_factory=dict)
