@@ -32,6 +32,7 @@ class Proc:
     name: str
     proc: subprocess.Popen
     log_path: Path
+    ended_on_purpose: bool = False
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -39,7 +40,13 @@ class Proc:
     def alive(self) -> bool:
         return self.proc.poll() is None
 
+    def terminate(self) -> None:
+        """SIGTERM, without waiting."""
+        self.ended_on_purpose = True
+        self.proc.terminate()
+
     def stop(self, timeout: float = 30) -> Optional[int]:
+        self.ended_on_purpose = True
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
@@ -51,6 +58,7 @@ class Proc:
 
     def kill(self) -> None:
         """SIGKILL: nothing of the process runs any more (a crash, a lost machine)."""
+        self.ended_on_purpose = True
         self.proc.kill()
         self.proc.wait()
 
@@ -137,16 +145,17 @@ class Cluster:
         raise RuntimeError(f"{replica.name} did not start:\n{replica.log()}")
 
     def worker_count(self) -> int:
-        """Workers registered in the queue (procrastinate's heart-beating workers)."""
+        """Workers registered in the queue whose heartbeat is fresh."""
         import psycopg
 
         with psycopg.connect(self.pg.conninfo()) as conn:
-            return conn.execute("SELECT count(*) FROM procrastinate_workers").fetchone()[0]
+            return conn.execute("SELECT count(*) FROM procrastinate_workers WHERE last_heartbeat > "
+                                "now() - make_interval(secs => %s)", (self.lease_seconds,)).fetchone()[0]
 
     def wait_workers(self, count: int, timeout: float = 120) -> None:
         deadline = time.monotonic() + timeout
         while self.worker_count() < count:
-            dead = [w for w in self.workers if not w.alive()]
+            dead = [w for w in self.workers if not w.alive() and not w.ended_on_purpose]
             if dead:
                 raise RuntimeError(f"{dead[0].name} exited:\n{dead[0].log()}")
             if time.monotonic() > deadline:

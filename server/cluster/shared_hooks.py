@@ -70,13 +70,15 @@ class SharedTestHooks:
         if not self.hold_before_complete:
             return
         held, released = self.folder / "held" / job_id, self.folder / "released" / job_id
-        held.touch()
+        mine = f"{os.getpid()} {time.monotonic_ns()}"  # another attempt may park here after us
+        held.write_text(mine)
         try:
             while not released.exists() and not is_cancelled():
                 time.sleep(POLL_S)
         finally:
-            for path in (held, released):  # no longer parked, whichever way it left
-                path.unlink(missing_ok=True)
+            if _read(held) == mine:  # no longer parked, whichever way it left
+                held.unlink(missing_ok=True)
+                released.unlink(missing_ok=True)
 
     def release(self, job_id: str) -> bool:
         if not (self.folder / "held" / job_id).exists():
@@ -111,6 +113,13 @@ class SharedTestHooks:
     # --- download counts -------------------------------------------------------------------
     def download_counts(self) -> "SharedCounts":
         return SharedCounts(self.folder / "counts")
+
+
+def _read(path: Path):
+    try:
+        return path.read_text()
+    except FileNotFoundError:
+        return None
 
 
 class SharedCounts:

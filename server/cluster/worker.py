@@ -15,6 +15,7 @@ a lost machine) stops heart-beating and the reconciler puts its exports back
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Callable, Optional
 
@@ -68,11 +69,33 @@ async def run_worker(store, build: Callable, hooks, database_url: str, *, concur
                      lease_seconds: float = 30.0, grace_seconds: float = 30.0,
                      install_signal_handlers: bool = True, name: Optional[str] = None) -> None:
     """Run a worker until it is stopped (a signal, or this coroutine's cancellation)."""
+    from procrastinate.worker import Worker
+
     app = queue.worker_app(conninfo_of(database_url))
     app.task(name=queue.TASK, queue=queue.QUEUE, pass_context=True)(export_task(store, build, hooks))
+    beat = lease_seconds / 5
     async with app.open_async():
-        await app.run_worker_async(
-            queues=[queue.QUEUE], concurrency=concurrency, name=name or "cellhub-worker",
-            shutdown_graceful_timeout=grace_seconds, update_heartbeat_interval=lease_seconds / 5,
+        worker = Worker(
+            app=app, queues=[queue.QUEUE], concurrency=concurrency, name=name or "cellhub-worker",
+            shutdown_graceful_timeout=grace_seconds, update_heartbeat_interval=beat,
             stalled_worker_timeout=lease_seconds, fetch_job_polling_interval=min(5.0, lease_seconds),
             abort_job_polling_interval=1.0, delete_jobs="successful", install_signal_handlers=install_signal_handlers)
+        keeper = asyncio.create_task(_keep_heart_beating(app, worker, beat))
+        try:
+            await worker.run()
+        finally:
+            keeper.cancel()
+
+
+async def _keep_heart_beating(app, worker, interval: float) -> None:
+    """Heartbeats for as long as the worker is registered. procrastinate's own heartbeat is a
+    side task that its graceful stop cancels first, before it waits (up to the grace) for
+    running exports: alone, a stopping worker would look dead to the reconciler after the
+    lease, and its export would be put back while it still runs."""
+    while True:
+        await asyncio.sleep(interval)
+        if worker.worker_id is not None:
+            try:
+                await app.job_manager.update_heartbeat(worker.worker_id)
+            except Exception:  # noqa: BLE001 - the next beat tries again; the lease is several beats
+                log.warning("heartbeat failed", exc_info=True)
