@@ -127,7 +127,12 @@ def cmd_users(args: argparse.Namespace) -> int:
     from server import accounts, auth
     from server.services import open_data_dir
 
-    db = open_data_dir(_data_dir(args.data_dir))
+    if args.database_url:
+        from server.cluster.replica import open_cluster_database
+
+        db = open_cluster_database(args.database_url)
+    else:
+        db = open_data_dir(_data_dir(args.data_dir))
     if args.users_cmd == "add":
         password = args.password
         if password is None:
@@ -262,6 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     users = sub.add_parser("users", help="manage users")
     users.add_argument("--data-dir", default=DEFAULT_DATA_DIR)
+    users.add_argument("--database-url", help="a cluster's PostgreSQL instead of a data folder")
     users_sub = users.add_subparsers(dest="users_cmd", required=True)
     add = users_sub.add_parser("add", help="add a user with a password")
     add.add_argument("name")

@@ -7,6 +7,7 @@
   ``worker_pid``: the cluster worker process that claimed it last, else null).
 - ``POST /api/test/users`` ``{username, password}``: add a user (isolates tests).
 - ``POST /api/test/jobs/{id}/release``: let a held job go on to its completion CAS.
+- ``GET /api/test/ws``: ``{connections}``: the WebSockets open on this process.
 - ``POST /api/test/ws/drop``: close every WebSocket connection.
 - ``POST /api/test/ws/block`` ``{blocked}``: refuse new WebSocket connections.
 - ``POST /api/test/reset``: no hold, no delay, every held job released, WebSockets allowed
@@ -115,6 +116,10 @@ def add_test_routes(app: FastAPI, hooks: TestHooks, hub: Hub, runner: Runner) ->
     @app.post("/api/test/jobs/{job_id}/release")
     def release(job_id: str):
         return {"released": hooks.release(job_id)}
+
+    @app.get("/api/test/ws")
+    def sockets():
+        return {"connections": sum(len(conns) for conns in hub.connections.values())}
 
     @app.post("/api/test/ws/drop")
     async def drop():

@@ -55,12 +55,13 @@ def export_task(store, build: Callable, hooks=None) -> Callable:
         if hooks is not None:
             hooks.note_run(job.id)
         outcome = run_attempt(store, build, job, attempt, context.should_abort, hooks)
-        if outcome == "stopped" and context.abort_reason() == AbortReason.SHUTDOWN:
-            handed = hand_back(store, job.id, attempt)
-            raise exceptions.JobAborted(f"export {job.id} {'handed back' if handed else 'ended meanwhile'}")
-        if context.should_abort():
-            raise exceptions.JobAborted(f"export {job.id} cancelled")
-        return f"export {job.id}: {outcome}"
+        if outcome != "stopped":
+            return f"export {job.id}: {outcome}"
+        # The attempt did not finish: cancelled, no longer this attempt's, or shutting down.
+        # The ticket ends "aborted" in the queue's records either way.
+        if context.abort_reason() == AbortReason.SHUTDOWN and hand_back(store, job.id, attempt):
+            raise exceptions.JobAborted(f"export {job.id} handed back")
+        raise exceptions.JobAborted(f"export {job.id} stopped")
 
     return run_export_ticket
 

@@ -220,3 +220,8 @@ def test_6_a_download_through_b_of_a_workers_archive_then_a_cancel_is_409(cluste
     assert answer.status_code == 409 and answer.json()["detail"] == "already downloaded"
     state = job_state(cluster, job["id"], replica=1)
     assert state["delivered"] and state["archive_exists"] and state["downloads_served"] == 1
+
+
+def test_replicas_started_at_once_seed_one_demo_and_add_one_default_user(cluster):
+    assert cluster.sql("SELECT count(*) FROM projects WHERE synthetic") == [(1,)]
+    assert cluster.sql("SELECT count(*) FROM users WHERE username = 'local'") == [(1,)]
