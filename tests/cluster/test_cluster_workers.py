@@ -110,3 +110,33 @@ def test_sigterm_hands_back_a_job_that_does_not_finish_within_the_grace(cluster)
     _release(cluster, job["id"])
     assert a.wait_status(job["id"], {"completed", "failed", "cancelled"})["status"] == "completed"
     _workers(cluster)
+
+
+def test_a_replica_with_workers_runs_exports_itself_and_hands_them_back_when_stopped(cluster):
+    for worker in [w for w in cluster.workers if w.alive()]:
+        worker.stop()
+    replica = cluster.start_replica(workers=1)
+    cluster.wait_replica(replica)
+    cluster.wait_workers(1)  # the replica's own worker
+    a = new_user(cluster).on(0)
+    job = a.start(a.project_id()).json()
+    assert a.wait_status(job["id"], {"completed", "failed", "cancelled"})["status"] == "completed"
+    # Stopped with a job held past the grace: the job goes back to the queue, not lost.
+    job, _ = _held_on_a_worker_pid(cluster, a)
+    started = time.monotonic()
+    # uvicorn shuts down gracefully on SIGTERM, then re-raises it: the exit status is -15.
+    assert replica.stop(timeout=GRACE_S + 20) == -15
+    assert time.monotonic() - started >= GRACE_S - 0.5, replica.log()
+    assert a.wait_status(job["id"], {"queued"}, timeout=5)["message"].startswith("Waiting for a worker")
+    cluster.replicas.remove(replica)
+    _workers(cluster)  # worker processes again: one of them takes it up
+    wait_state(cluster, job["id"], lambda s: s["held"], timeout=30)
+    _release(cluster, job["id"])
+    assert a.wait_status(job["id"], {"completed", "failed", "cancelled"})["status"] == "completed"
+
+
+def _held_on_a_worker_pid(cluster, session) -> tuple[dict, int]:
+    hooks(cluster, hold_before_complete=True)
+    job = session.start(session.project_id()).json()
+    state = wait_state(cluster, job["id"], lambda s: s["held"])
+    return job, state["worker_pid"]
