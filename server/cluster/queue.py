@@ -35,12 +35,14 @@ TASK = "cellhub.export"
 QUEUE = "exports"
 
 
-def worker_app(conninfo: str):
-    """The procrastinate ``App`` a worker runs (its own pool of connections to ``conninfo``,
-    a libpq connection string or URI)."""
+def worker_app(conninfo: str, concurrency: int = 1):
+    """The procrastinate ``App`` a worker runs: its own pool of connections to ``conninfo`` (a
+    libpq connection string or URI), 2 to ``concurrency + 3`` (the listener, the fetches,
+    the heartbeats and each running ticket's end)."""
     from procrastinate import App, PsycopgConnector
 
-    return App(connector=PsycopgConnector(conninfo=conninfo, kwargs={"application_name": "cellhub-worker"}))
+    return App(connector=PsycopgConnector(conninfo=conninfo, min_size=2, max_size=concurrency + 3,
+                                          kwargs={"application_name": "cellhub-worker"}))
 
 
 def deferring_app():

@@ -72,7 +72,7 @@ async def run_worker(store, build: Callable, hooks, database_url: str, *, concur
     """Run a worker until it is stopped (a signal, or this coroutine's cancellation)."""
     from procrastinate.worker import Worker
 
-    app = queue.worker_app(conninfo_of(database_url))
+    app = queue.worker_app(conninfo_of(database_url), concurrency)
     app.task(name=queue.TASK, queue=queue.QUEUE, pass_context=True)(export_task(store, build, hooks))
     beat = lease_seconds / 5
     async with app.open_async():
