@@ -81,7 +81,7 @@ def thumbnail_path(data_dir: Path, files_root: Path, image_row: Mapping) -> Path
     path = thumbs / f"{image_row['id']}.png"
     if not path.exists():
         pixels = read_image(files_root / image_row["rel_path"])
-        tmp = path.with_suffix(".tmp")
+        tmp = path.with_suffix(f".{uuid.uuid4().hex}.tmp")  # requests (replicas) making it at once
         tmp.write_bytes(preview_png(pixels, THUMBNAIL_SIDE))
         tmp.replace(path)
     return path
