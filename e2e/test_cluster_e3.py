@@ -1,0 +1,84 @@
+"""Case 7 of issue 20: the cancel race of E3 (``e2e/test_multitab.py``) with the page's tabs
+on different web replicas of a cluster, reached through nginx balancing over both replicas
+with the README's example configuration (``testkit.nginx``), jobs run by worker processes.
+
+Same races, same rules after every race as E3 (no download after the click; either
+delivered before it and every tab says so, or cancelled with no file of any attempt): the
+tabs' sockets, their cancels, the releases and the downloads are spread over both replicas
+by nginx's round-robin, and the hold is a worker process's (``SharedTestHooks``)."""
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from e2e.conftest import Workspace, reload_tab, set_hooks, wait_status
+from e2e.test_multitab import OFFSETS_MS, _race_once
+from testkit.cluster import start_cluster
+from testkit.nginx import start_nginx
+
+REPETITIONS = 2
+
+
+class Front:
+    """What the e2e helpers call a server: nginx's URL in front of the cluster."""
+
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url
+
+    def api(self, method: str, path: str, body=None, cookies: dict | None = None):
+        r = httpx.request(method, self.base_url + path, json=body, headers={"X-Requested-With": "cellhub"},
+                          cookies=cookies, timeout=30)
+        try:
+            return r.status_code, r.json()
+        except ValueError:
+            return r.status_code, r.text
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    running = start_cluster()
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def front(cluster):
+    proxy = start_nginx([f"127.0.0.1:{replica.port}" for replica in cluster.replicas])
+    yield proxy
+    proxy.stop()
+
+
+@pytest.fixture(scope="module")
+def cluster_workspace(front, browser):
+    workspace = Workspace(Front(front.base_url), browser)
+    yield workspace
+    workspace.close()
+
+
+def _sockets_per_replica(cluster) -> list[int]:
+    return [replica.api("GET", "/api/test/ws")[1]["connections"] for replica in cluster.replicas]
+
+
+def test_7_cancel_race_with_tabs_on_different_replicas_through_nginx(cluster, front, cluster_workspace):
+    ws = cluster_workspace
+    ws.begin()
+    tabs = ws.tabs(3)
+    for _ in range(6):  # round-robin usually splits 3 sockets over 2 replicas; make sure it did
+        if all(_sockets_per_replica(cluster)):
+            break
+        reload_tab(tabs[-1])
+        wait_status(tabs[-1], "idle")
+    assert all(_sockets_per_replica(cluster)), _sockets_per_replica(cluster)
+    set_hooks(ws.server, hold_before_complete=True)
+    results = []
+    for rep in range(REPETITIONS):
+        starter, clicker = tabs[0], tabs[(rep + 1) % len(tabs)]
+        for offset in OFFSETS_MS:
+            results.append(_race_once(ws, tabs, starter, clicker, offset, f"rep {rep} offset {offset:+d} ms"))
+    print("\nE3 races through nginx:", *results, sep="\n  ")
+    assert len(results) == REPETITIONS * len(OFFSETS_MS)
+    # The requests really went to both replicas (nginx's log names the upstream of each).
+    log = front.access_log()
+    for replica in cluster.replicas:
+        assert f"127.0.0.1:{replica.port}" in log
+    ws.end()
