@@ -46,7 +46,8 @@ def export_builder(db: Database, files_root: Path) -> Callable:
     def build(job, dest: Path, checkpoint) -> list[str]:
         from server.archive.writer import write_archive
 
-        project = project_store.load_project(db, job.project_id, files_root, job.options.image_ids)
+        project = project_store.load_project(db, job.project_id, files_root, job.options.image_ids,
+                                             after_image=lambda: checkpoint("starting", 0.0, "Reading the project"))
         result = write_archive(project, project.images, job.options, dest, checkpoint)
         return list(getattr(result, "warnings", []) or [])
 
