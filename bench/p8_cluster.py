@@ -41,7 +41,8 @@ def _project(cluster, p: dict) -> int:
     project = make_project(p["images"], p["objects"], cluster.folder / "img", size=p["size"])
     db = Database.from_url(cluster.database_url)
     try:
-        return persist_project(db, cluster.shared / "files", project, [Path(i.path) for i in project.images])
+        return persist_project(db, cluster.shared / "files", project, [Path(i.path) for i in project.images],
+                               public=True)
     finally:
         db.dispose()
 

@@ -27,10 +27,11 @@ log = logging.getLogger("cellhub.cluster")
 class EventListener:
     """Runs ``listen_forever`` as a task of the replica's event loop."""
 
-    def __init__(self, conninfo: str, hub, replica: str) -> None:
+    def __init__(self, conninfo: str, hub, replica: str, notices=None) -> None:
         self.conninfo = conninfo
         self.hub = hub
         self.replica = replica
+        self.notices = notices  # ``access.GoneNotices``: notices to an audience
         self.connected = asyncio.Event()
         self._task: Optional[asyncio.Task] = None
 
@@ -57,7 +58,7 @@ class EventListener:
                     self.hub.accepting = True
                     self.connected.set()
                     async for message in conn.notifies():
-                        self._deliver(message.payload)
+                        await self._deliver(message.payload)
                 # notifies() ends only when the connection does
             except asyncio.CancelledError:
                 raise
@@ -68,8 +69,12 @@ class EventListener:
             await self.hub.drop_all(code=DROPPED_CODE)
             await asyncio.sleep(RETRY_S)
 
-    def _deliver(self, payload: str) -> None:
+    async def _deliver(self, payload: str) -> None:
         try:
+            audience = self.notices.parse(payload) if self.notices is not None else None
+            if audience is not None:  # in order: the next notification waits for it
+                await asyncio.get_running_loop().run_in_executor(None, self.notices.deliver, *audience)
+                return
             user_id, event = notify.decode(payload)
         except (ValueError, KeyError, TypeError):
             log.warning("ignoring a malformed event notification: %.200r", payload)

@@ -20,6 +20,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Optional
 
+from server.cluster.access import ClusterAccessChanges, GoneNotices, tell_user
 from server.cluster.listener import EventListener
 from server.cluster.queue import deferring_app
 from server.cluster.reconciler import reconcile_forever
@@ -27,6 +28,7 @@ from server.cluster.transactions import ClusterTransactions
 from server.cluster.worker import conninfo_of, run_worker
 from server.db import Database
 from server.events import Hub
+from server.fair_use import FairUse
 from server.jobs import JobStore
 from server.page_assets import PageAssets
 from server.settings import Settings
@@ -52,11 +54,12 @@ def open_cluster_database(database_url: str) -> Database:
     return db
 
 
-def cluster_store(db: Database, shared_dir: Path) -> JobStore:
+def cluster_store(db: Database, shared_dir: Path, limits: FairUse = FairUse()) -> JobStore:
     """The job store of a replica or worker: archives under the shared folder, the queue and
-    the events inside its transactions."""
-    return JobStore(db, Path(shared_dir) / "exports", lambda _user, _event: None,
-                    ClusterTransactions(deferring_app()))
+    the events inside its transactions, the fair-use ``limits`` on starts (R10: the owner's
+    row is locked in the start's transaction, so replicas cannot pass a limit together)."""
+    return JobStore(db, Path(shared_dir) / "exports", lambda _user, _event: None, limits,
+                    in_transaction=ClusterTransactions(deferring_app()))
 
 
 def cluster_hooks(shared_dir: Path, enabled: bool):
@@ -94,7 +97,8 @@ class Replica:
         self.build = build
         self.hooks = hooks
         self.name = f"{socket.gethostname()}:{os.getpid()}"
-        self.listener = EventListener(conninfo_of(settings.database_url), hub, self.name)
+        self.listener = EventListener(conninfo_of(settings.database_url), hub, self.name,
+                                      GoneNotices(store.db, hub))
 
     @asynccontextmanager
     async def running(self):
@@ -140,9 +144,12 @@ def open_replica_services(settings: Settings):
     files_root = shared / "files"
     files_root.mkdir(parents=True, exist_ok=True)
     hub = Hub()
-    store = cluster_store(db, shared)
+    store = cluster_store(db, shared, FairUse(settings.max_active_exports_per_user, settings.archive_quota_bytes))
     hooks = cluster_hooks(shared, settings.test_hooks)
     build = export_builder(db, files_root)
     replica = Replica(settings, store, hub, build, hooks)
+    runner = ReplicaRunner(store)
+    access = ClusterAccessChanges(db, store, shared, files_root, cancel=runner.cancel,
+                                  publish=lambda user, event: tell_user(db, user, event))
     return Services(settings=settings, data_dir=shared, files_root=files_root, db=db, hub=hub, store=store,
-                    runner=ReplicaRunner(store), hooks=hooks, page=PageAssets.load(), cluster=replica)
+                    runner=runner, hooks=hooks, page=PageAssets.load(), access=access, cluster=replica)

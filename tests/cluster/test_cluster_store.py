@@ -41,7 +41,7 @@ def store(db, tmp_path):
 def _user_with_projects(db, name: str, projects: int = 1) -> tuple[int, list[int]]:
     user = accounts.ensure_user(db, name)
     with db.writing() as conn:
-        ids = [project_store.insert_project(conn, ProjectRecord(0, f"{name}-{n}", ["cell"])) for n in range(projects)]
+        ids = [project_store.insert_project(conn, ProjectRecord(0, f"{name}-{n}", ["cell"]), user) for n in range(projects)]
     return user, ids
 
 

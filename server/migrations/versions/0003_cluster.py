@@ -11,17 +11,17 @@ queue's own tables.
 PostgreSQL only: the schema of procrastinate (the queue: its tables, types, functions and
 triggers), as the installed version ships it (``procrastinate.schema.SchemaManager``). The
 version is pinned in requirements.lock; a newer one needs a revision that runs its migration
-files, and ``tests/cluster/test_cluster_schema.py`` fails until the pin and this revision
+files, and ``tests/cluster/test_cluster_store.py`` fails until the pin and this revision
 agree.
 
 Revision ID: 0003
-Revises: 0001
+Revises: 0002
 """
 from alembic import context, op
 import sqlalchemy as sa
 
 revision = "0003"
-down_revision = "0001"
+down_revision = "0002"
 branch_labels = None
 depends_on = None
 
