@@ -115,8 +115,10 @@ class Cluster:
 
     def start_replica(self, workers: int = 0) -> Replica:
         port = free_port()
+        # Behind nginx as the README has it: the host the tests use, the proxy's headers trusted.
         proc, log_path = self._spawn(f"replica-{port}", ["run", "--port", str(port), "--workers", str(workers),
-                                                         *self._cluster_args()])
+                                                         "--allowed-hosts", "127.0.0.1",
+                                                         "--behind-proxy", "127.0.0.1", *self._cluster_args()])
         replica = Replica(f"replica-{port}", proc, log_path, base_url=f"http://127.0.0.1:{port}", port=port)
         self.replicas.append(replica)
         return replica

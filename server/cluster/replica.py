@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import socket
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Optional
 
+from server import auth
 from server.cluster.access import ClusterAccessChanges, GoneNotices, tell_user
 from server.cluster.listener import EventListener
 from server.cluster.queue import deferring_app
@@ -29,6 +31,8 @@ from server.cluster.worker import conninfo_of, run_worker
 from server.db import Database
 from server.events import Hub
 from server.fair_use import FairUse
+from server.guard.private_files import make_private
+from server.guard.signin import SignInGuard
 from server.jobs import JobStore
 from server.page_assets import PageAssets
 from server.settings import Settings
@@ -139,17 +143,19 @@ def open_replica_services(settings: Settings):
     """``Services`` of a web replica (see the module)."""
     from server.services import Services, export_builder
 
-    shared = Path(settings.data_dir)
+    shared = make_private(Path(settings.data_dir))
     db = open_cluster_database(settings.database_url)
     files_root = shared / "files"
     files_root.mkdir(parents=True, exist_ok=True)
     hub = Hub()
     store = cluster_store(db, shared, FairUse(settings.max_active_exports_per_user, settings.archive_quota_bytes))
     hooks = cluster_hooks(shared, settings.test_hooks)
-    build = export_builder(db, files_root)
+    build = export_builder(db, files_root, settings.max_image_pixels)
     replica = Replica(settings, store, hub, build, hooks)
     runner = ReplicaRunner(store)
     access = ClusterAccessChanges(db, store, shared, files_root, cancel=runner.cancel,
                                   publish=lambda user, event: tell_user(db, user, event))
+    signin = SignInGuard(lambda name, password: auth.check_password(db, name, password))
     return Services(settings=settings, data_dir=shared, files_root=files_root, db=db, hub=hub, store=store,
-                    runner=runner, hooks=hooks, page=PageAssets.load(), access=access, cluster=replica)
+                    runner=runner, hooks=hooks, page=PageAssets.load(), access=access, signin=signin,
+                    boot_id=secrets.token_hex(16), cluster=replica)

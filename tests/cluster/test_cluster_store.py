@@ -103,7 +103,7 @@ def test_migrate_creates_the_schema_and_the_queue_and_is_idempotent(database_url
 def test_the_queue_schema_is_the_one_of_the_pinned_procrastinate():
     from importlib import import_module
 
-    revision = import_module("server.migrations.versions.0003_cluster")
+    revision = import_module("server.migrations.versions.0004_cluster")
     assert importlib.metadata.version("procrastinate") == revision.QUEUE_VERSION, (
         "procrastinate was upgraded: add a revision that runs its migration files, then update QUEUE_VERSION")
 

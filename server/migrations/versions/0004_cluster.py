@@ -14,14 +14,14 @@ version is pinned in requirements.lock; a newer one needs a revision that runs i
 files, and ``tests/cluster/test_cluster_store.py`` fails until the pin and this revision
 agree.
 
-Revision ID: 0003
-Revises: 0002
+Revision ID: 0004
+Revises: 0003
 """
 from alembic import context, op
 import sqlalchemy as sa
 
-revision = "0003"
-down_revision = "0002"
+revision = "0004"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 
