@@ -225,3 +225,17 @@ def test_6_a_download_through_b_of_a_workers_archive_then_a_cancel_is_409(cluste
 def test_replicas_started_at_once_seed_one_demo_and_add_one_default_user(cluster):
     assert cluster.sql("SELECT count(*) FROM projects WHERE synthetic") == [(1,)]
     assert cluster.sql("SELECT count(*) FROM users WHERE username = 'local'") == [(1,)]
+
+
+def test_a_replicas_sign_in_link_works_through_that_replica_only(cluster):
+    import re
+
+    import httpx
+
+    a, b = cluster.replicas
+    link = re.search(r"http://\S+(/login\?token=\S+)", a.log()).group(1)
+    on_b = httpx.get(b.base_url + link, follow_redirects=False)
+    assert on_b.status_code == 403 and "cellhub_session" not in on_b.cookies
+    on_a = httpx.get(a.base_url + link, follow_redirects=False)
+    assert on_a.status_code == 303 and on_a.cookies.get("cellhub_session")
+    assert httpx.get(a.base_url + link, follow_redirects=False).status_code == 403  # one time only
