@@ -104,6 +104,7 @@ def start_nginx(replicas: list[str]) -> Nginx:
     port = free_port()
     config = folder / "nginx.conf"
     config.write_text(MAIN.format(folder=folder, site=for_replicas(example_config(), replicas, port)))
+    config.chmod(0o644)  # nginx's user reads it whatever our umask (make_private sets 077)
     proc = subprocess.Popen([_nginx(), "-p", str(folder), "-c", str(config), "-e", str(folder / "error.log")],
                             stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, **_as_user(user))
     server = Nginx(folder, proc, port)
