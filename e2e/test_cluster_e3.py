@@ -8,12 +8,11 @@ tabs' sockets, their cancels, the releases and the downloads are spread over bot
 by nginx's round-robin, and the hold is a worker process's (``SharedTestHooks``)."""
 from __future__ import annotations
 
-import httpx
 import pytest
 
 from e2e.conftest import Workspace, reload_tab, set_hooks, wait_status
 from e2e.test_multitab import OFFSETS_MS, _race_once
-from testkit.cluster import start_cluster
+from testkit.cluster import api_call, start_cluster
 from testkit.nginx import start_nginx
 
 REPETITIONS = 2
@@ -26,12 +25,7 @@ class Front:
         self.base_url = base_url
 
     def api(self, method: str, path: str, body=None, cookies: dict | None = None):
-        r = httpx.request(method, self.base_url + path, json=body, headers={"X-Requested-With": "cellhub"},
-                          cookies=cookies, timeout=30)
-        try:
-            return r.status_code, r.json()
-        except ValueError:
-            return r.status_code, r.text
+        return api_call(self.base_url, method, path, body, cookies)
 
 
 @pytest.fixture(scope="module")

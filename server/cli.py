@@ -61,6 +61,7 @@ def _positive(unit: str):
 
 _hours = _positive("hours")
 _megabytes = _positive("megabytes")
+_seconds = _positive("seconds")
 
 
 def _count(value: str) -> int:
@@ -289,26 +290,14 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return 0
 
 
-def _positive(kind):
-    def parse(value: str):
-        try:
-            number = kind(value)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not a number: {value!r}") from None
-        if not 0 < number < float("inf"):
-            raise argparse.ArgumentTypeError(f"must be positive, got {value!r}")
-        return number
-    return parse
-
-
 def _add_cluster_options(parser: argparse.ArgumentParser, required: bool) -> None:
     parser.add_argument("--database-url", required=required,
                         help="PostgreSQL (SQLAlchemy URL, e.g. postgresql+psycopg://user@host/db): a cluster")
     parser.add_argument("--shared-dir", required=required,
                         help="with --database-url: the folder every replica and worker shares (files, archives)")
-    parser.add_argument("--lease-seconds", type=_positive(float), default=30.0,
+    parser.add_argument("--lease-seconds", type=_seconds, default=30.0,
                         help="a worker silent this long is presumed dead and its exports are put back")
-    parser.add_argument("--grace-seconds", type=_positive(float), default=30.0,
+    parser.add_argument("--grace-seconds", type=_seconds, default=30.0,
                         help="on SIGTERM, how long a worker lets its exports finish before handing them back")
 
 

@@ -63,20 +63,27 @@ class Proc:
         self.proc.wait()
 
 
+def api_call(base_url: str, method: str, path: str, body: Any = None,
+             cookies: dict | None = None) -> tuple[int, Any]:
+    """One API request as the page makes it (JSON ``body``, the CSRF header): the status and
+    the decoded JSON answer (its text if it is not JSON)."""
+    import httpx
+
+    r = httpx.request(method, base_url + path, json=body, headers={"X-Requested-With": "cellhub"},
+                      cookies=cookies, timeout=30)
+    try:
+        return r.status_code, r.json()
+    except ValueError:
+        return r.status_code, r.text
+
+
 @dataclass
 class Replica(Proc):
     base_url: str = ""
     port: int = 0
 
     def api(self, method: str, path: str, body: Any = None, cookies: dict | None = None) -> tuple[int, Any]:
-        import httpx
-
-        r = httpx.request(method, self.base_url + path, json=body, headers={"X-Requested-With": "cellhub"},
-                          cookies=cookies, timeout=30)
-        try:
-            return r.status_code, r.json()
-        except ValueError:
-            return r.status_code, r.text
+        return api_call(self.base_url, method, path, body, cookies)
 
 
 @dataclass
