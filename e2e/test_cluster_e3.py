@@ -8,6 +8,8 @@ tabs' sockets, their cancels, the releases and the downloads are spread over bot
 by nginx's round-robin, and the hold is a worker process's (``SharedTestHooks``)."""
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from e2e.conftest import Workspace, reload_tab, set_hooks, wait_status
@@ -49,17 +51,28 @@ def cluster_workspace(front, browser):
     workspace.close()
 
 
-def _sockets_per_replica(cluster) -> list[int]:
-    return [replica.api("GET", "/api/test/ws")[1]["connections"] for replica in cluster.replicas]
+def _sockets_per_replica(cluster, expected: int = 3, timeout: float = 10) -> list[int]:
+    """The open WebSockets of each replica, once ``expected`` are open in all (or at the timeout)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        counts = [replica.api("GET", "/api/test/ws")[1]["connections"] for replica in cluster.replicas]
+        if sum(counts) >= expected or time.monotonic() > deadline:
+            return counts
+        time.sleep(0.1)
 
 
 def test_7_cancel_race_with_tabs_on_different_replicas_through_nginx(cluster, front, cluster_workspace):
     ws = cluster_workspace
     ws.begin()
     tabs = ws.tabs(3)
-    for _ in range(6):  # round-robin usually splits 3 sockets over 2 replicas; make sure it did
+    # nginx's round-robin counts every request: when a page load makes an even number of them,
+    # every tab's socket lands on the same replica. A request of our own before every other
+    # reload shifts the count, so the reloaded tab's socket tries both replicas.
+    for attempt in range(6):
         if all(_sockets_per_replica(cluster)):
             break
+        if attempt % 2 == 0:
+            api_call(front.base_url, "GET", "/api/session")
         reload_tab(tabs[-1])
         wait_status(tabs[-1], "idle")
     assert all(_sockets_per_replica(cluster)), _sockets_per_replica(cluster)
