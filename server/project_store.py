@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Mapping, Optional
+from typing import Any, Callable, Mapping, Optional
 
 from sqlalchemy import Connection, and_, delete, func, insert, null, or_, select, update
 from sqlalchemy.engine import RowMapping
@@ -150,8 +150,11 @@ def image_ids(db: Database, project_id: int) -> set[int]:
 
 
 def load_project(db: Database, project_id: int, files_root: Path,
-                 image_ids: Optional[list[int]] = None) -> ProjectRecord:
+                 image_ids: Optional[list[int]] = None,
+                 after_image: Optional[Callable[[], None]] = None) -> ProjectRecord:
     """The project with the selected images (all if ``image_ids`` is None) and their objects.
+    ``after_image()`` is called after each image is read (an export's cancel check: reading
+    a large project takes a second or more).
 
     Raises ``KeyError`` if the project does not exist."""
     row = project_row(db, project_id)
@@ -171,6 +174,8 @@ def load_project(db: Database, project_id: int, files_root: Path,
         if wanted is not None and img["id"] not in wanted:
             continue
         project.images.append(load_image(db, img, files_root))
+        if after_image is not None:
+            after_image()
     return project
 
 

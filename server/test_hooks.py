@@ -1,10 +1,13 @@
 """Test-only routes, mounted only when ``CELLHUB_TEST_HOOKS=1`` (never by the run command).
 
 - ``POST /api/test/hooks`` ``{hold_before_complete, delay_per_checkpoint_ms}``: set the controls.
-- ``GET /api/test/jobs/{id}``: ``{held, status, delivered, archive_exists, partial_exists, sha256,
-  download_requests, downloads_served}`` for races, disk checks and download counts.
+- ``GET /api/test/jobs/{id}``: ``{held, status, attempt, delivered, archive_exists,
+  partial_exists, files, worker_pid, sha256, download_requests, downloads_served}`` for races, disk checks
+  and download counts (``files``: the names of every attempt's files of the job;
+  ``worker_pid``: the cluster worker process that claimed it last, else null).
 - ``POST /api/test/users`` ``{username, password}``: add a user (isolates tests).
 - ``POST /api/test/jobs/{id}/release``: let a held job go on to its completion CAS.
+- ``GET /api/test/ws``: ``{connections}``: the WebSockets open on this process.
 - ``POST /api/test/ws/drop``: close every WebSocket connection.
 - ``POST /api/test/ws/block`` ``{blocked}``: refuse new WebSocket connections.
 - ``POST /api/test/downloads`` ``{refuse}``: answer every ``GET /api/exports/{id}/download``
@@ -38,22 +41,39 @@ TEST_PAGES = "/test-pages"
 _DOWNLOAD_PATH = re.compile(r"^/api/exports/([^/]+)/download$")
 
 
-class DownloadCounter:
-    """ASGI middleware: counts download requests per job id and how many were answered 200;
-    answers them 503 itself while ``counts["refuse"]`` is set."""
+class DownloadCounts:
+    """Download requests and 200 answers per job id, in this process."""
 
-    def __init__(self, app, counts: dict) -> None:
+    def __init__(self) -> None:
+        self.counters = {"requests": Counter(), "served": Counter()}
+        self.lock = threading.Lock()
+
+    def add(self, kind: str, job_id: str) -> None:
+        with self.lock:
+            self.counters[kind][job_id] += 1
+
+    def get(self, kind: str, job_id: str) -> int:
+        with self.lock:
+            return self.counters[kind][job_id]
+
+
+class DownloadCounter:
+    """ASGI middleware: counts download requests per job id and how many were answered 200
+    (``counts``: a ``DownloadCounts``, or the cluster's shared one)."""
+
+    def __init__(self, app, counts, refusing: dict | None = None) -> None:
         self.app = app
-        self.counts = counts  # {"requests": Counter, "served": Counter, "lock": Lock, "refuse": bool}
+        self.counts = counts
+        self.refusing = refusing if refusing is not None else {"on": False}
+        """``{"on": bool}``: while on, every download is answered 503 here (``/api/test/downloads``)."""
 
     async def __call__(self, scope, receive, send):
         match = _DOWNLOAD_PATH.match(scope.get("path", "")) if scope["type"] == "http" else None
         if match is None:
             return await self.app(scope, receive, send)
         job_id = match.group(1)
-        with self.counts["lock"]:
-            self.counts["requests"][job_id] += 1
-        if self.counts["refuse"]:
+        self.counts.add("requests", job_id)
+        if self.refusing["on"]:
             await send({"type": "http.response.start", "status": 503,
                         "headers": [(b"content-type", b"application/json"), (b"cache-control", b"no-store")]})
             await send({"type": "http.response.body", "body": b'{"detail": "downloads refused (test hook)"}'})
@@ -61,8 +81,7 @@ class DownloadCounter:
 
         async def counting_send(message):
             if message["type"] == "http.response.start" and message["status"] == 200:
-                with self.counts["lock"]:
-                    self.counts["served"][job_id] += 1
+                self.counts.add("served", job_id)
             await send(message)
 
         return await self.app(scope, receive, counting_send)
@@ -71,8 +90,10 @@ class DownloadCounter:
 def add_test_routes(app: FastAPI, hooks: TestHooks, hub: Hub, runner: Runner) -> None:
     from server.page_assets import ROOT, VersionedStatic
 
-    counts = {"requests": Counter(), "served": Counter(), "lock": threading.Lock(), "refuse": False}
-    app.add_middleware(DownloadCounter, counts=counts)
+    make_counts = getattr(hooks, "download_counts", None)  # the cluster's hooks share theirs
+    counts = make_counts() if make_counts is not None else DownloadCounts()
+    refusing = {"on": False}  # POST /api/test/downloads
+    app.add_middleware(DownloadCounter, counts=counts, refusing=refusing)
     app.mount(TEST_PAGES, VersionedStatic(directory=ROOT / "testkit" / "pages"), name="test-pages")
 
     @app.post("/api/test/hooks")
@@ -87,15 +108,20 @@ def add_test_routes(app: FastAPI, hooks: TestHooks, hub: Hub, runner: Runner) ->
     def job_state(job_id: str):
         row = runner.store.get_row(job_id)
         archive = runner.store.archive_path(job_id)
+        # Any attempt's files: after a cancel none may be left, whichever worker wrote them.
+        files = sorted(p.name for p in runner.store.exports_dir.glob(f"{job_id}.*"))
         return {
             "sha256": hashlib.sha256(archive.read_bytes()).hexdigest() if archive.exists() else None,
             "held": hooks.is_held(job_id),
             "status": row["status"] if row else None,
+            "attempt": row["attempts"] if row else None,
             "delivered": bool(row["delivered"]) if row else None,
-            "archive_exists": runner.store.archive_path(job_id).exists(),
-            "partial_exists": runner.store.partial_path(job_id).exists(),
-            "download_requests": counts["requests"][job_id],
-            "downloads_served": counts["served"][job_id],
+            "archive_exists": any(name.endswith(".zip") for name in files),
+            "partial_exists": any(name.endswith(".part") for name in files),
+            "files": files,
+            "worker_pid": hooks.run_pid(job_id) if hasattr(hooks, "run_pid") else None,
+            "download_requests": counts.get("requests", job_id),
+            "downloads_served": counts.get("served", job_id),
         }
 
     @app.post("/api/test/users")
@@ -109,6 +135,10 @@ def add_test_routes(app: FastAPI, hooks: TestHooks, hub: Hub, runner: Runner) ->
     def release(job_id: str):
         return {"released": hooks.release(job_id)}
 
+    @app.get("/api/test/ws")
+    def sockets():
+        return {"connections": sum(len(conns) for conns in hub.connections.values())}
+
     @app.post("/api/test/ws/drop")
     async def drop():
         return {"dropped": await hub.drop_all()}
@@ -120,17 +150,12 @@ def add_test_routes(app: FastAPI, hooks: TestHooks, hub: Hub, runner: Runner) ->
 
     @app.post("/api/test/downloads")
     def refuse_downloads(body: dict = Body(...)):
-        counts["refuse"] = bool(body.get("refuse"))
-        return {"refuse": counts["refuse"]}
+        refusing["on"] = bool(body.get("refuse"))
+        return {"refuse": refusing["on"]}
 
     @app.post("/api/test/reset")
     def reset():
-        hooks.hold_before_complete = False
-        hooks.delay_per_checkpoint_ms = 0.0
-        with hooks.lock:
-            held = list(hooks.held.values())
-        for event in held:
-            event.set()
+        released = hooks.reset()
         app.state.ws_blocked = False
-        counts["refuse"] = False
-        return {"released": len(held)}
+        refusing["on"] = False
+        return {"released": released}

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from typing import Optional
 from urllib.parse import quote
 
@@ -17,6 +18,7 @@ from pydantic import ValidationError
 from app.models import ExportOptions
 from server import auth, project_store
 from server.fair_use import StartRefused
+from server.jobs import STREAM_HOLD_SECONDS
 from server.routes.deps import RowId, services, visible_project
 from server.routes.errors import first_few, unprocessable, validation_detail
 from server.services import Services
@@ -145,8 +147,12 @@ def download_export(job_id: str, user_id: int = Depends(auth.require_user), svc:
     size = os.fstat(handle.fileno()).st_size
 
     def stream():
+        held = time.monotonic()
         try:
             while chunk := handle.read(1024 * 1024):
+                if time.monotonic() - held > STREAM_HOLD_SECONDS / 3:  # R5: still streaming, no expiry
+                    store.hold_stream(job_id)
+                    held = time.monotonic()
                 yield chunk
         finally:
             handle.close()

@@ -168,10 +168,10 @@ def test_cancel_after_completion_before_download_deletes_the_archive(live: Live)
     alice = live.new_user()
     job = alice.start().json()
     alice.wait_status(job["id"], {"completed"})
-    assert (live.data_dir / "exports" / f"{job['id']}.zip").exists()
+    assert (live.data_dir / "exports" / f"{job['id']}.1.zip").exists()
     r = alice.http.post(f"/api/exports/{job['id']}/cancel")
     assert r.status_code == 200 and r.json()["status"] == "cancelled"
-    assert not (live.data_dir / "exports" / f"{job['id']}.zip").exists()
+    assert not (live.data_dir / "exports" / f"{job['id']}.1.zip").exists()
     assert alice.http.get(f"/api/exports/{job['id']}/download").status_code == 410
 
 
@@ -385,7 +385,7 @@ def test_archives_expire_after_the_ttl(tmp_path):
         assert alice.http.get(f"/api/exports/{job['id']}/download").status_code == 410  # by status at once
         # The expiry pass marks the row first, then deletes the file: poll for the file (a CI
         # run once looked in between).
-        archive = srv.data_dir / "exports" / f"{job['id']}.zip"
+        archive = srv.data_dir / "exports" / f"{job['id']}.1.zip"
         deadline = time.monotonic() + 10
         while archive.exists() and time.monotonic() < deadline:
             time.sleep(0.02)
