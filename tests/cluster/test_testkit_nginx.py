@@ -4,6 +4,7 @@ nginx runs as another user that must still read its configuration."""
 from __future__ import annotations
 
 import os
+import time
 
 import httpx
 
@@ -20,6 +21,9 @@ def test_nginx_starts_under_a_private_umask_and_proxies():
     try:
         answer = httpx.get(proxy.base_url + "/api/health", timeout=10)
         assert answer.status_code == 502
+        deadline = time.monotonic() + 10  # nginx logs a request after it has answered it
+        while "GET /api/health HTTP/1.1 502" not in proxy.access_log() and time.monotonic() < deadline:
+            time.sleep(0.05)
         assert "GET /api/health HTTP/1.1 502" in proxy.access_log()
     finally:
         proxy.stop()
