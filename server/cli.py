@@ -302,26 +302,26 @@ def _add_cluster_options(parser: argparse.ArgumentParser, required: bool) -> Non
                         help="on SIGTERM, how long a worker lets its exports finish before handing them back")
 
 
+def _build(build, made: str, without: str) -> int:
+    """Build a page asset (``BytecodeBundle`` or ``SnapshotBundle``); print where it is, or that
+    the page goes ``without`` it. Exit status 1 only when it was wanted and failed."""
+    if build.build():
+        print(f"{made}: {build.path}")
+        return 0
+    print(f"no {made} (turned off, no Node.js, or the build failed): {without}")
+    return 0 if not build.enabled else 1
+
+
 def cmd_bytecode(args: argparse.Namespace) -> int:
     from server.page_assets import page_bytecode_bundle
 
-    bundle = page_bytecode_bundle()
-    if bundle.build():
-        print(f"bytecode bundle: {bundle.path}")
-        return 0
-    print("no bytecode bundle (turned off, no Node.js, or the build failed): the page compiles its modules itself")
-    return 0 if not bundle.enabled else 1
+    return _build(page_bytecode_bundle(), "bytecode bundle", "the page compiles its modules itself")
 
 
 def cmd_snapshot(args: argparse.Namespace) -> int:
     from server.page_assets import page_snapshot
 
-    snapshot = page_snapshot()
-    if snapshot.build():
-        print(f"memory snapshot: {snapshot.path}")
-        return 0
-    print("no memory snapshot (turned off, no Node.js, or the build failed): the page boots without one")
-    return 0 if not snapshot.enabled else 1
+    return _build(page_snapshot(), "memory snapshot", "the page boots without one")
 
 
 def build_parser() -> argparse.ArgumentParser:
