@@ -39,12 +39,15 @@ def test_page_loads_runtime_and_wheels_from_the_server_and_enables_export(user):
 
 
 def test_export_shows_progress_and_downloads_exactly_one_valid_zip(user, tmp_path):
-    user.server.api("POST", "/api/test/hooks", {"delay_per_checkpoint_ms": 15})
+    user.server.api("POST", "/api/test/hooks", {"delay_per_checkpoint_ms": 40})
     tab = user.open_tab()
     page = tab.page
     page.click("#export-button")
     expect(page.locator("#progress-block")).to_be_visible()
-    expect(page.locator("#progress-label")).to_have_text(re.compile(r"^[1-9]\d?%$"), timeout=30_000)
+    # A value between 0 and 100 % is shown for a few checkpoints only: look at every frame
+    # (expect's polling, 100 ms then 1 s apart, can miss all of them).
+    page.wait_for_function("() => /^[1-9]\\d?%$/.test(document.getElementById('progress-label').textContent)",
+                           polling="raf", timeout=30_000)
     expect(page.locator("#export-status")).to_have_text("Downloaded.", timeout=60_000)
     job_id = page.locator("body").get_attribute("data-job-id")
     assert job_id
