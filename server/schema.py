@@ -11,6 +11,10 @@ needs a migration there. Types are chosen to mean the same in both dialects:
 - flags are ``BOOLEAN`` (SQLite stores 0/1, as the tables made before SQLAlchemy did);
 - JSON is text (``*_json`` columns), written and read by the code.
 
+Personal API tokens (``api_tokens``) are kept like sessions: only the SHA-256 of the secret,
+times in seconds since the epoch; a revoked token keeps its row (``revoked_at``) so that a
+script using it is told so.
+
 The two partial unique indexes carry rules of the contract and exist in both dialects:
 ``one_active_export`` (R1: one queued/running export per user and project) and
 ``one_job_per_start_token`` (a repeated start request gets the job its first copy made).
@@ -114,4 +118,18 @@ jobs = Table(
     Index("one_active_export", "user_id", "project_id", unique=True, **_partial(_ACTIVE)),
     Index("jobs_by_owner", "user_id", "project_id", "created_at"),
     Index("one_job_per_start_token", "user_id", "start_token", unique=True, **_partial(_WITH_TOKEN)),
+)
+
+api_tokens = Table(
+    "api_tokens", metadata,
+    Column("id", RowId, primary_key=True),
+    Column("user_id", RowId, ForeignKey("users.id"), nullable=False),
+    Column("name", Text, nullable=False),
+    Column("token_hash", Text, nullable=False, unique=True),
+    Column("prefix", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("expires_at", Float),
+    Column("last_used_at", Float),
+    Column("revoked_at", Float),
+    Index("api_tokens_by_user", "user_id"),
 )

@@ -1,0 +1,35 @@
+"""Personal API tokens (issue 21).
+
+Revision ID: 0003
+Revises: 0001
+"""
+from alembic import op
+import sqlalchemy as sa
+
+revision = "0003"
+down_revision = "0001"
+branch_labels = None
+depends_on = None
+
+RowId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+
+def upgrade() -> None:
+    op.create_table(
+        "api_tokens",
+        sa.Column("id", RowId, primary_key=True),
+        sa.Column("user_id", RowId, sa.ForeignKey("users.id"), nullable=False),
+        sa.Column("name", sa.Text, nullable=False),
+        sa.Column("token_hash", sa.Text, nullable=False, unique=True),
+        sa.Column("prefix", sa.Text, nullable=False),
+        sa.Column("created_at", sa.Float, nullable=False),
+        sa.Column("expires_at", sa.Float),
+        sa.Column("last_used_at", sa.Float),
+        sa.Column("revoked_at", sa.Float),
+    )
+    op.create_index("api_tokens_by_user", "api_tokens", ["user_id"])
+
+
+def downgrade() -> None:
+    op.drop_index("api_tokens_by_user", table_name="api_tokens")
+    op.drop_table("api_tokens")
