@@ -12,6 +12,7 @@ Decisions (the full table is ``server/DECISIONS.md``):
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import secrets
@@ -20,7 +21,7 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Optional
+from typing import Any, BinaryIO, Callable, Mapping, Optional
 
 from sqlalchemy import ColumnElement, and_, bindparam, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
@@ -92,6 +93,7 @@ def job_from_row(row: Mapping) -> ExportJob:
         warnings=json.loads(row["warnings_json"]),
         options=ExportOptions.model_validate_json(row["options_json"]),
         start_token=row["start_token"],
+        sha256=row["archive_sha256"],
     )
 
 
@@ -113,7 +115,8 @@ _PROGRESS = _transition(_RUNNING, progress=bindparam("new_progress"), stage=bind
                         message=bindparam("new_message"))
 _COMPLETE = _transition(_RUNNING, status="completed", progress=100, stage="done", message="Export ready",
                         finished_at=bindparam("new_finished_at"), size_bytes=bindparam("new_size_bytes"),
-                        warnings_json=bindparam("new_warnings_json"), archive_name=bindparam("new_archive_name"))
+                        warnings_json=bindparam("new_warnings_json"), archive_name=bindparam("new_archive_name"),
+                        archive_sha256=bindparam("new_archive_sha256"))
 _FAIL = _transition(_ACTIVE, status="failed", stage="failed", message=bindparam("new_message"),
                     finished_at=bindparam("new_finished_at"))
 _CANCEL = _transition(or_(_ACTIVE, and_(jobs.c.status == "completed", jobs.c.delivered.is_(False))),
@@ -232,9 +235,23 @@ class JobStore:
                             new_stage=stage, new_message=message)
 
     def complete(self, job_id: str, size_bytes: int, warnings: list[str]) -> Optional[ExportJob]:
-        """R3: completion is a compare-and-set from running. None if the job was not running."""
+        """R3: completion is a compare-and-set from running. None if the job was not running.
+        The archive's SHA-256 is recorded with it (the job's ``sha256``, the download's ETag)."""
+        with open(self.archive_path(job_id), "rb") as archive:
+            digest = file_sha256(archive)
         return self._update(job_id, _COMPLETE, new_finished_at=utc_now_iso(), new_size_bytes=size_bytes,
-                            new_warnings_json=json.dumps(warnings), new_archive_name=f"{job_id}.zip")
+                            new_warnings_json=json.dumps(warnings), new_archive_name=f"{job_id}.zip",
+                            new_archive_sha256=digest)
+
+    def archive_digest(self, job_id: str, archive: BinaryIO) -> str:
+        """The SHA-256 of the job's archive: the one recorded at completion, or, for an archive
+        finished before digests were recorded, computed from the open ``archive`` and kept."""
+        recorded = self.db.scalar(select(jobs.c.archive_sha256).where(jobs.c.id == job_id))
+        if recorded:
+            return recorded
+        digest = file_sha256(archive)
+        self.db.execute(update(jobs).where(jobs.c.id == job_id).values(archive_sha256=digest))
+        return digest
 
     def fail(self, job_id: str, message: str) -> Optional[ExportJob]:
         return self._update(job_id, _FAIL, new_message=message, new_finished_at=utc_now_iso())
@@ -271,6 +288,16 @@ class JobStore:
                     self.remove_files(row["id"])
                     expired.append(row["id"])
         return expired
+
+
+def file_sha256(stream: BinaryIO) -> str:
+    """The SHA-256 (hex) of everything in the binary file ``stream`` (read from its start; its
+    position is put back)."""
+    position = stream.tell()
+    stream.seek(0)
+    digest = hashlib.file_digest(stream, "sha256").hexdigest()
+    stream.seek(position)
+    return digest
 
 
 def _iso_to_ts(value: str) -> float:

@@ -13,7 +13,8 @@ needs a migration there. Types are chosen to mean the same in both dialects:
 
 Personal API tokens (``api_tokens``) are kept like sessions: only the SHA-256 of the secret,
 times in seconds since the epoch; a revoked token keeps its row (``revoked_at``) so that a
-script using it is told so.
+script using it is told so. ``jobs.archive_sha256`` is the finished archive's SHA-256, the
+download's ``ETag``.
 
 The two partial unique indexes carry rules of the contract and exist in both dialects:
 ``one_active_export`` (R1: one queued/running export per user and project) and
@@ -115,6 +116,7 @@ jobs = Table(
     Column("archive_name", Text),
     Column("attempts", Integer, nullable=False, server_default=text("0")),
     Column("start_token", Text),
+    Column("archive_sha256", Text),
     Index("one_active_export", "user_id", "project_id", unique=True, **_partial(_ACTIVE)),
     Index("jobs_by_owner", "user_id", "project_id", "created_at"),
     Index("one_job_per_start_token", "user_id", "start_token", unique=True, **_partial(_WITH_TOKEN)),

@@ -12,7 +12,7 @@
 
 ``held`` stays true for a job cancelled while held (its hold is never released).
 The job state also counts the requests to ``GET /api/exports/{id}/download`` that reached
-the server (``download_requests``) and those answered 200 (``downloads_served``), counted
+the server (``download_requests``) and those answered 200 or 206 (``downloads_served``), counted
 by a small ASGI middleware, so e2e tests can count downloads on the server's side too.
 """
 from __future__ import annotations
@@ -32,7 +32,7 @@ _DOWNLOAD_PATH = re.compile(r"^/api/exports/([^/]+)/download$")
 
 
 class DownloadCounter:
-    """ASGI middleware: counts download requests per job id and how many were answered 200."""
+    """ASGI middleware: counts download requests per job id and how many were answered 200 or 206."""
 
     def __init__(self, app, counts: dict) -> None:
         self.app = app
@@ -47,7 +47,7 @@ class DownloadCounter:
             self.counts["requests"][job_id] += 1
 
         async def counting_send(message):
-            if message["type"] == "http.response.start" and message["status"] == 200:
+            if message["type"] == "http.response.start" and message["status"] in (200, 206):
                 with self.counts["lock"]:
                     self.counts["served"][job_id] += 1
             await send(message)

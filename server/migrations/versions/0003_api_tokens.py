@@ -1,4 +1,4 @@
-"""Personal API tokens (issue 21).
+"""Personal API tokens (issue 21) and the archive's SHA-256 on its job (the download's ETag).
 
 Revision ID: 0003
 Revises: 0001
@@ -28,8 +28,12 @@ def upgrade() -> None:
         sa.Column("revoked_at", sa.Float),
     )
     op.create_index("api_tokens_by_user", "api_tokens", ["user_id"])
+    # Archives finished before this revision get their digest on their first download.
+    op.add_column("jobs", sa.Column("archive_sha256", sa.Text))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("jobs") as batch:
+        batch.drop_column("archive_sha256")
     op.drop_index("api_tokens_by_user", table_name="api_tokens")
     op.drop_table("api_tokens")
