@@ -28,7 +28,7 @@ from cellhub_client.errors import Unreachable, for_answer
 from cellhub_client.progress import ProgressCallback, ProgressUpdate, silent
 from cellhub_client.shared.models import ExportJob
 from cellhub_client.shared.routes import download_path
-from cellhub_client.transport import Transport, backoff
+from cellhub_client.transport import RETRIED_STATUSES, Transport, backoff
 from cellhub_client.verify import check_digest, check_members
 
 CHUNK = 1 << 20
@@ -137,6 +137,8 @@ def _take_answer(response: requests.Response, partial: _Partial) -> Optional[str
     status = response.status_code
     if status == 416:
         return response.headers.get("ETag")  # nothing past what we have: ``_expected_total`` decides
+    if status in RETRIED_STATUSES:
+        raise _Cut(f"the hub answered {status}")  # a proxy or a restarting server: try again
     if status not in (200, 206):
         raise for_answer(status, _json_or_none(response))
     if status == 200:

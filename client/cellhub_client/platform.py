@@ -47,6 +47,17 @@ def websockets_available() -> bool:
     return True
 
 
+def streams() -> bool:
+    """Whether ``requests`` can stream an answer here: always in CPython; in Pyodide only in a
+    cross-origin isolated worker (pyodide-http then reads through a second worker), else
+    pyodide-http reads the whole answer first (asking to stream would only log a warning)."""
+    if not IN_PYODIDE:
+        return True
+    import js  # type: ignore[import-not-found]  # pragma: no cover
+
+    return bool(getattr(js, "crossOriginIsolated", False))  # pragma: no cover
+
+
 def sleep(seconds: float) -> None:
     """Wait ``seconds``; in a browser worker without keeping a core busy."""
     if seconds <= 0:

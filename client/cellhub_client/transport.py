@@ -65,8 +65,11 @@ class Transport:
 
     @contextmanager
     def stream(self, path: str, headers: dict[str, str]) -> Iterator[requests.Response]:
-        """A streamed GET (no retry: the caller resumes), closed when the block ends."""
-        response = self.session.get(self.url(path), headers=headers, stream=True, timeout=self.timeout)
+        """A streamed GET (no retry: the caller resumes), closed when the block ends (read whole
+        first where the platform cannot stream: ``platform.streams``). In Pyodide, where
+        pyodide-http's timeout bounds the whole transfer instead of each read, it has none."""
+        timeout = None if platform.IN_PYODIDE else self.timeout
+        response = self.session.get(self.url(path), headers=headers, stream=platform.streams(), timeout=timeout)
         try:
             yield response
         finally:

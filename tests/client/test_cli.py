@@ -117,3 +117,12 @@ def test_ctrl_c_in_the_terminal_cancels_the_export_and_exits_130(client_site, hu
 def test_no_url_is_a_usage_error(client_site, tmp_path, command):
     out = cli(client_site, tmp_path, *command, token="chub_x")
     assert out.returncode == 2 and "--url" in out.stderr
+
+
+def test_a_checkout_without_a_built_wheel_finds_the_shared_modules_in_app(tmp_path):
+    root = Path(__file__).resolve().parents[2]
+    probe = "import cellhub_client.shared.models as m; print(m.__file__)"
+    env = client_env(root / "client", None)
+    out = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, env=env, capture_output=True, text=True,
+                         check=True)
+    assert Path(out.stdout.strip()) == root / "app" / "models.py"
