@@ -134,13 +134,17 @@ class Client:
                      job: Optional[ExportJob]) -> ExportInterrupted:
         """Cancel what this export made and say how it ended. Without the start's answer, the
         start is asked for again with the same token: the server answers with the job the first
-        request made (or makes it now), so the cancel names it whatever happened to that answer."""
+        request made (or makes it now), so the cancel names it whatever happened to that answer.
+        An export this call attached to (started elsewhere) is left running."""
         try:
             if job is None:
                 try:
                     job = self.start_export(project_id, options, start_token=token)
                 except ExportActive:
                     return ExportInterrupted(None, "not started", "Interrupted before the export started.")
+            if job.start_token != token:
+                return ExportInterrupted(job.id, "left running", f"Interrupted; export {job.id} was started elsewhere "
+                                         "(the page, another script) and goes on.")
             self.cancel(job.id)
         except AlreadyDownloaded:
             return ExportInterrupted(job.id if job else None, "already downloaded",

@@ -94,7 +94,8 @@ class ExportInterrupted(KeyboardInterrupt):
     """Ctrl+C during ``Client.export``: the cancel was sent and answered (``outcome``), any
     partial file removed. ``outcome``: ``"cancelled"``, ``"already downloaded"`` (the server
     had started delivering the file: it cannot be cancelled, nothing was kept here),
-    ``"already ended"``, ``"not started"`` or ``"unconfirmed"`` (the hub did not answer)."""
+    ``"already ended"``, ``"not started"``, ``"left running"`` (the export was started
+    elsewhere and only attached to) or ``"unconfirmed"`` (the hub did not answer)."""
 
     def __init__(self, job_id: Optional[str], outcome: str, message: str) -> None:
         super().__init__(message)

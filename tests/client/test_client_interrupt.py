@@ -84,3 +84,15 @@ def test_ctrl_c_during_a_plain_download_removes_the_partial_file(cellhub, hub: H
     assert not isinstance(stopped.value, cellhub.ExportInterrupted)  # a download cancels nothing
     assert leftovers(tmp_path) == []
     assert hub.job_state(job.id)["status"] == "completed"
+
+
+def test_ctrl_c_leaves_an_export_started_elsewhere_running(cellhub, hub: Hub, tmp_path):
+    hub.hooks(hold_before_complete=True)
+    page = hub.user.start(OPTIONS).json()  # the page of the same user started it
+    with hub.proxy() as proxy:
+        following = proxy.add(Rule("GET", "^/api/ws$"))  # no fault: tells when the client follows
+        interrupt_main_when(following.matched, delay=0.5)
+        with pytest.raises(cellhub.ExportInterrupted) as stopped:
+            cellhub.Client(proxy.url, token=hub.token).export(hub.project_id, OPTIONS, tmp_path / "out.zip")
+    assert (stopped.value.outcome, stopped.value.job_id) == ("left running", page["id"])
+    assert hub.job_state(page["id"])["status"] == "running" and leftovers(tmp_path) == []
