@@ -30,6 +30,7 @@ from app.browser.net import Unreachable, prefetched_json, request_json
 from app.browser.options_form import encode_preferences, initial_form
 from app.browser.page_state import PageState
 from app.browser.texts import status_line
+from app.browser.tokens_panel import TokensPanel
 from app.export_hook import create_export_controller
 from app.ports import Storage
 from app.store import set_error_handler
@@ -183,6 +184,9 @@ class Page(Component):
         self.on_unmount(self.panel.unmount)
         self.history.mount(el("history-section"))
         self.on_unmount(self.history.unmount)
+        self.tokens = TokensPanel()
+        self.tokens.mount(el("tokens-slot"))
+        self.on_unmount(self.tokens.unmount)
         self.effect(self.render_status)
         self.effect(self.render_connection)
         self.effect(self.follow_history, [self.controller.history_phase, self.controller.current_job])
