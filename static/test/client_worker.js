@@ -1,0 +1,15 @@
+// Starts the PyScript worker of client_worker.py (no Python on this page's main thread) and
+// asks it to export: the hub is this page's origin; the token and the project come in the
+// URL's fragment (#token=...&project=...), which is never sent to the server.
+import { PyWorker } from "/static/vendor/pyscript/0.7.31/core.js";
+
+const params = new URLSearchParams(location.hash.slice(1));
+try {
+  const worker = await PyWorker("/static/test/client_worker.py", { config: "/static/test/client_worker.toml" });
+  const report = await worker.sync.export_project(location.origin, params.get("token"), Number(params.get("project")));
+  document.getElementById("result").textContent = report;
+  document.body.dataset.ready = "true";
+} catch (error) {
+  document.getElementById("error").textContent = String(error && error.stack || error);
+  document.body.dataset.ready = "error";
+}
