@@ -27,6 +27,7 @@ BENCHES = {
     "P4": "bench.p4_export",
     "P5": "bench.p5_cancel",
     "P6": "bench.p6_fanout",
+    "P7": "bench.p7_fairness",
 }
 HERE = Path(__file__).resolve().parent
 

@@ -60,9 +60,10 @@ class Server:
 
 
 def start_server(data_dir: Path, workers: Optional[int] = None, demo_images: Optional[int] = None,
-                 demo_size: Optional[int] = None, timeout_s: float = 180) -> Server:
+                 demo_size: Optional[int] = None, timeout_s: float = 180, extra: Optional[list[str]] = None) -> Server:
     """Start the service on a free port over ``data_dir`` with test hooks on; waits until it
-    answers. Raises ``RuntimeError`` (with the log) if it exits or does not answer in time."""
+    answers. ``extra``: more options of ``bench.serve``. Raises ``RuntimeError`` (with the
+    log) if it exits or does not answer in time."""
     data_dir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     log_path = data_dir.parent / f"server-{port}.log"
@@ -70,6 +71,7 @@ def start_server(data_dir: Path, workers: Optional[int] = None, demo_images: Opt
     for flag, value in (("--workers", workers), ("--demo-images", demo_images), ("--demo-size", demo_size)):
         if value is not None:
             cmd += [flag, str(value)]
+    cmd += extra or []
     env = dict(os.environ, CELLHUB_TEST_HOOKS="1", PYTHONUNBUFFERED="1")
     with open(log_path, "w") as log:
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)

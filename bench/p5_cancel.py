@@ -43,7 +43,7 @@ def _setup(folder: Path, p: dict):
     db = Database(folder / "bench.sqlite3")
     user_id = accounts.ensure_user(db, "bench")
     with db.writing() as conn:
-        project_id = project_store.insert_project(conn, project)
+        project_id = project_store.insert_project(conn, project, user_id)
     state = {"stage": "", "target": None, "reached": threading.Event(), "seen": {}}
 
     def build(job, dest, checkpoint):

@@ -165,7 +165,8 @@ def run(profile: str, env: Any) -> BenchResult:
     p = PROFILES[profile]
     data_dir = env.scratch / "p6" / "data"
     username, password = _prepare(data_dir, p["jobs"])
-    server = start_server(data_dir, workers=p["jobs"])
+    # One user runs all the jobs at once: lift the per-user cap of active exports (R10).
+    server = start_server(data_dir, workers=p["jobs"], extra=["--max-active-exports-per-user", str(p["jobs"])])
     try:
         server.hooks(delay_per_checkpoint_ms=DELAY_MS)
         with httpx.Client(base_url=server.base_url, headers=HEADERS, timeout=60) as http:

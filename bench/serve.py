@@ -1,5 +1,6 @@
 """``python -m bench.serve``: the service as ``python -m server run`` starts it, with the
-settings a benchmark needs that the run command does not expose (worker threads, demo size).
+settings a benchmark needs that the run command does not expose (worker threads, demo size)
+and some it does (the cap of active exports, the scheduling).
 
 Test hooks follow the one rule of the project: on only when ``CELLHUB_TEST_HOOKS=1``.
 """
@@ -21,6 +22,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=Settings.workers)
     parser.add_argument("--demo-images", type=int, default=Settings.demo_images)
     parser.add_argument("--demo-size", type=int, default=Settings.demo_size)
+    parser.add_argument("--max-active-exports-per-user", type=int, default=Settings.max_active_exports_per_user)
+    parser.add_argument("--scheduling", choices=("round-robin", "fifo"), default="round-robin")
     args = parser.parse_args(argv)
     settings = Settings(
         data_dir=Path(args.data_dir),
@@ -28,6 +31,8 @@ def main(argv: list[str] | None = None) -> int:
         workers=args.workers,
         demo_images=args.demo_images,
         demo_size=args.demo_size,
+        max_active_exports_per_user=args.max_active_exports_per_user,
+        round_robin=args.scheduling == "round-robin",
     )
     app = create_app(settings)
     # The same server options as ``server.cli.cmd_run``.

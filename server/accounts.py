@@ -12,6 +12,9 @@ from sqlalchemy import delete, insert, select, update
 from server.db import Database, utc_now_iso
 from server.schema import login_tokens, sessions, users
 
+DEFAULT_USER = "local"
+"""The user the run command's one-time sign-in link signs in (made at the first start)."""
+
 
 def user_id(db: Database, username: str) -> Optional[int]:
     """The id of user ``username``, or None."""
@@ -36,6 +39,13 @@ def ensure_user(db: Database, name: str, password_hash: Optional[str] = None) ->
     """Id of user ``name``, created (without password unless given) if missing."""
     found = user_id(db, name)
     return found if found is not None else insert_user(db, name, password_hash)
+
+
+def default_owner(db: Database) -> int:
+    """Who owns a project nobody in particular imported (the seeded demo, a CLI import
+    without ``--owner``): the first user, or the default user, made now if there is none."""
+    first = db.scalar(select(users.c.id).order_by(users.c.id).limit(1))
+    return int(first) if first is not None else ensure_user(db, DEFAULT_USER)
 
 
 def credentials(db: Database, name: str) -> Optional[tuple[int, Optional[str]]]:

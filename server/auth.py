@@ -24,7 +24,7 @@ SESSION_COOKIE = "cellhub_session"
 SESSION_SECONDS = 14 * 24 * 3600
 CSRF_HEADER = "x-requested-with"
 CSRF_VALUE = "cellhub"
-DEFAULT_USER = "local"
+DEFAULT_USER = accounts.DEFAULT_USER
 
 _hasher = PasswordHasher()
 

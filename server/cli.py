@@ -3,6 +3,7 @@
 - ``run [--host 127.0.0.1] [--port 8000] [--data-dir DIR]``: start the service; prints the URL
   with a one-time sign-in token for the local default user (as Jupyter does).
 - ``users add NAME`` (password from ``--password`` or asked for), ``users list``.
+- ``projects list|share|unshare|delete``: projects and their members (``server.projects_cli``).
 - ``import ...``: bring your own images and segmentations (see ``python -m server import -h``).
 - ``migrate [--data-dir DIR | --database-url URL]``: create the database or bring its schema
   up to date (Alembic; idempotent). ``run`` does this itself for its data folder.
@@ -27,14 +28,32 @@ def _data_dir(value: str) -> Path:
     return Path(value).expanduser().resolve()
 
 
-def _hours(value: str) -> float:
+def _positive(unit: str):
+    """An argparse type: a finite number above 0 of ``unit``, else an error naming the unit."""
+    def parse(value: str) -> float:
+        try:
+            number = float(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number of {unit}: {value!r}") from None
+        if not 0 < number < float("inf"):
+            raise argparse.ArgumentTypeError(f"must be a positive number of {unit}, got {value!r}")
+        return number
+
+    return parse
+
+
+_hours = _positive("hours")
+_megabytes = _positive("megabytes")
+
+
+def _count(value: str) -> int:
     try:
-        hours = float(value)
+        number = int(value)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of hours: {value!r}") from None
-    if not 0 < hours < float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a positive number of hours, got {value!r}")
-    return hours
+        raise argparse.ArgumentTypeError(f"not a whole number: {value!r}") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value!r}")
+    return number
 
 
 def url_host(host: str) -> str:
@@ -77,6 +96,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         data_dir=_data_dir(args.data_dir),
         archive_ttl_seconds=args.archive_ttl_hours * 3600,
         test_hooks=os.environ.get("CELLHUB_TEST_HOOKS") == "1",
+        max_active_exports_per_user=args.max_active_exports_per_user,
+        archive_quota_bytes=int(args.archive_quota_mb * 1024 * 1024),
+        round_robin=args.scheduling == "round-robin",
     )
     # The port first: a sign-in link (or a data folder) made for a port another program holds
     # would lead to that program.
@@ -163,6 +185,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--port", type=int, default=8000)
     run.add_argument("--data-dir", default=DEFAULT_DATA_DIR, help="SQLite database and files (created if missing)")
     run.add_argument("--archive-ttl-hours", type=_hours, default=24.0, help="how long a finished archive is kept")
+    run.add_argument("--max-active-exports-per-user", type=_count, default=3, metavar="N",
+                     help="queued + running exports per user over all projects; one more is refused (429)")
+    run.add_argument("--archive-quota-mb", type=_megabytes, default=2048.0, metavar="MB",
+                     help="kept export archives per user; a start beyond it is refused (507)")
+    run.add_argument("--scheduling", choices=("round-robin", "fifo"), default="round-robin",
+                     help="which queued export a free worker runs: the oldest of the user who waited "
+                          "longest (round-robin), or the oldest of all (fifo)")
     run.add_argument("--log-level", default="warning")
     run.set_defaults(func=cmd_run)
 
@@ -184,6 +213,9 @@ def build_parser() -> argparse.ArgumentParser:
     users_sub.add_parser("list", help="list users")
     users.set_defaults(func=cmd_users)
 
+    from server.projects_cli import add_projects_parser
+
+    add_projects_parser(sub, DEFAULT_DATA_DIR)
     try:
         from server.imports.cli import add_import_parser
     except ImportError:

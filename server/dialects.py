@@ -19,9 +19,11 @@ compare-and-set rules hold without a stronger level.
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
-from sqlalchemy import ColumnElement, Engine, Table, create_engine, event, literal_column
+from sqlalchemy import ColumnElement, Connection, Engine, Table, create_engine, event, literal_column
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.pool import QueuePool
 
@@ -86,3 +88,34 @@ def keeps_a_connection_per_thread(engine: Engine) -> bool:
     and the check-out is most of a short transaction's cost); PostgreSQL no (server
     connections are few, the pool shares them)."""
     return engine.dialect.name == "sqlite"
+
+
+@contextmanager
+def migration_transaction(engine: Engine) -> Iterator[Connection]:
+    """A connection inside the one transaction a migration runs in.
+
+    SQLite: foreign keys are off for its duration and checked before it commits, as SQLite
+    prescribes for schema changes: a table that Alembic's batch mode rebuilds (copy, drop,
+    rename) must not cascade its drop to the tables that refer to it; ``BEGIN IMMEDIATE``.
+    PostgreSQL: a plain transaction (its DDL is transactional and ALTERs in place)."""
+    with engine.connect() as conn:
+        if engine.dialect.name != "sqlite":
+            with conn.begin():
+                yield conn
+            return
+        _outside_transaction(conn, "PRAGMA foreign_keys=OFF")  # a no-op inside a transaction
+        try:
+            conn.execution_options(**{BEGIN_OPTION: "IMMEDIATE"})
+            with conn.begin():
+                yield conn
+                broken = conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+                if broken:
+                    raise RuntimeError(f"the migration left rows whose foreign keys point nowhere: {broken[:5]}")
+        finally:
+            _outside_transaction(conn, "PRAGMA foreign_keys=ON")
+
+
+def _outside_transaction(conn: Connection, sql: str) -> None:
+    conn.execution_options(**{BEGIN_OPTION: "NONE"})
+    conn.exec_driver_sql(sql)
+    conn.commit()

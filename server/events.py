@@ -52,6 +52,10 @@ class Hub:
             if not conns:
                 self.connections.pop(conn.user_id, None)
 
+    def connected_users(self) -> list[int]:
+        """The users with at least one open connection now."""
+        return list(self.connections)
+
     def publish(self, user_id: int, event: dict[str, Any]) -> None:
         loop = self.loop
         if loop is None or loop.is_closed():

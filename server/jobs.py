@@ -23,12 +23,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Callable, Mapping, Optional
 
-from sqlalchemy import ColumnElement, and_, bindparam, insert, or_, select, update
+from sqlalchemy import ColumnElement, and_, bindparam, delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from app.models import ExportEvent, ExportJob, ExportOptions
+from server import fair_use
 from server.db import Database, utc_now_iso
+from server.fair_use import FairUse
 from server.dialects import insertion_order
+from server.scheduler import FairQueue
 from server.schema import ACTIVE_STATUSES, jobs
 
 EventSink = Callable[[int, dict], None]  # (user_id, event dict) -> None; must be thread-safe
@@ -124,16 +127,19 @@ _CANCEL = _transition(or_(_ACTIVE, and_(jobs.c.status == "completed", jobs.c.del
                       finished_at=bindparam("new_finished_at"))
 _EXPIRE = _transition(jobs.c.status == "completed", status="expired", stage="expired", message="Archive expired")
 _GET = select(jobs).where(jobs.c.id == _JOB_ID)
+_ACTIVE_OF_PROJECT = select(jobs).where(jobs.c.user_id == bindparam("user_id"),
+                                        jobs.c.project_id == bindparam("project_id"), _ACTIVE)
 
 
 class JobStore:
     """Job rows and their state changes. Every method is safe to call from any thread."""
 
-    def __init__(self, db: Database, exports_dir: Path, emit: EventSink) -> None:
+    def __init__(self, db: Database, exports_dir: Path, emit: EventSink, limits: FairUse = FairUse()) -> None:
         self.db = db
         self.exports_dir = Path(exports_dir)
         self.exports_dir.mkdir(parents=True, exist_ok=True)
         self.emit = emit
+        self.limits = limits
 
     # --- paths -----------------------------------------------------------------
     def archive_path(self, job_id: str) -> Path:
@@ -172,8 +178,23 @@ class JobStore:
         return [job_from_row(r) for r in rows]
 
     def unfinished(self) -> list[Mapping]:
-        """``{id, attempts}`` of every queued or running job (R7: what a restart finds)."""
-        return self.db.all(select(jobs.c.id, jobs.c.attempts).where(_ACTIVE))
+        """``{id, user_id, attempts}`` of every queued or running job, oldest first (R7: what a
+        restart finds)."""
+        return self.db.all(select(jobs.c.id, jobs.c.user_id, jobs.c.attempts).where(_ACTIVE)
+                           .order_by(jobs.c.created_at))
+
+    def of_project(self, project_id: int) -> list[Mapping]:
+        """``{id, user_id, status, delivered}`` of every job of the project."""
+        return self.db.all(select(jobs.c.id, jobs.c.user_id, jobs.c.status, jobs.c.delivered)
+                           .where(jobs.c.project_id == project_id))
+
+    def delete(self, job_id: str) -> bool:
+        """Remove a finished job (not queued or running): its row and its files. False if the
+        job is active or gone."""
+        if self.db.execute(delete(jobs).where(jobs.c.id == job_id, ~_ACTIVE)) != 1:
+            return False
+        self.remove_files(job_id)
+        return True
 
     # --- transitions -------------------------------------------------------------
     def by_start_token(self, user_id: int, start_token: str) -> Optional[ExportJob]:
@@ -182,11 +203,12 @@ class JobStore:
         return job_from_row(row) if row is not None else None
 
     def create(self, user_id: int, project_id: int, options: ExportOptions,
-               start_token: Optional[str] = None) -> tuple[ExportJob, str]:
+               start_token: Optional[str] = None, _retry: bool = True) -> tuple[ExportJob, str]:
         """Insert a queued job (R1). Returns ``(job, "created")``; ``(job, "repeated")`` when
         ``start_token`` names a job this user already started (any status, any project: a
         repeated request gets what the first one made); ``(active job, "active")`` when the
-        user already has an active export of this project."""
+        user already has an active export of this project. Raises ``StartRefused`` when a
+        fair-use limit (``self.limits``, R10) refuses a new job."""
         if start_token is not None:
             earlier = self.by_start_token(user_id, start_token)
             if earlier is not None:
@@ -194,6 +216,12 @@ class JobStore:
         job_id = secrets.token_hex(8)
         try:
             with self.db.writing() as conn:
+                if self.limits != FairUse():
+                    fair_use.lock_user(conn, user_id)
+                    active = conn.execute(_ACTIVE_OF_PROJECT, {"user_id": user_id, "project_id": project_id}).mappings().first()
+                    if active is not None:  # R1 before the limits: a second tab attaches to it
+                        return job_from_row(active), "active"
+                    fair_use.check(conn, user_id, self.limits)
                 row = conn.execute(insert(jobs).values(
                     id=job_id, user_id=user_id, project_id=project_id, status="queued", seq=1,
                     created_at=utc_now_iso(), options_json=options.model_dump_json(), stage="queued",
@@ -207,8 +235,10 @@ class JobStore:
             active = self.active_for(user_id, project_id)
             if active:
                 return active[0], "active"
+            if not _retry:
+                raise  # not R1 (e.g. the project was deleted meanwhile)
             # The active job finished between our insert and our read: try once more.
-            return self.create(user_id, project_id, options, start_token)
+            return self.create(user_id, project_id, options, start_token, _retry=False)
         job = job_from_row(row)
         self._emit(user_id, job)
         return job, "created"
@@ -307,7 +337,8 @@ def _iso_to_ts(value: str) -> float:
 
 
 class Runner:
-    """Runs export jobs on worker threads; ``build`` writes one archive.
+    """Runs export jobs on ``workers`` threads, taking them from a ``FairQueue`` (round-robin
+    over users, R10); ``build`` writes one archive.
 
     ``build(job, dest_path, checkpoint) -> warnings`` must call ``checkpoint(stage, fraction,
     message)`` often; ``checkpoint`` raises ``JobCancelled`` once the job is cancelled. It is
@@ -316,26 +347,35 @@ class Runner:
     at most every 100 ms.
     """
 
-    def __init__(self, store: JobStore, build: Callable, hooks: Optional[TestHooks] = None, workers: int = 2) -> None:
-        from concurrent.futures import ThreadPoolExecutor
-
+    def __init__(self, store: JobStore, build: Callable, hooks: Optional[TestHooks] = None, workers: int = 2,
+                 round_robin: bool = True) -> None:
         self.store = store
         self.build = build
         self.hooks = hooks
         self.cancel_events: dict[str, threading.Event] = {}
         self._lock = threading.Lock()
-        self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="export")
+        self.queue = FairQueue(round_robin)
+        self._workers = [threading.Thread(target=self._work, name=f"export-{n}", daemon=True) for n in range(workers)]
+        for worker in self._workers:
+            worker.start()
 
-    def submit(self, job_id: str) -> None:
+    def submit(self, job_id: str, user_id: Optional[int] = None) -> None:
+        """Queue a job for the workers (``user_id``: its owner, looked up when not given)."""
+        if user_id is None:
+            row = self.store.get_row(job_id)
+            if row is None:
+                return
+            user_id = int(row["user_id"])
         with self._lock:
             self.cancel_events.setdefault(job_id, threading.Event())
-        self.pool.submit(self._run, job_id)
+        self.queue.put(user_id, job_id)
 
     def cancel(self, job_id: str) -> Optional[ExportJob]:
         job = self.store.cancel(job_id)
         if job is not None:
+            discarded = self.queue.discard(job_id)  # never started: no worker will look at it
             with self._lock:
-                event = self.cancel_events.get(job_id)
+                event = self.cancel_events.pop(job_id, None) if discarded else self.cancel_events.get(job_id)
             if event is not None:
                 event.set()
         return job
@@ -343,9 +383,18 @@ class Runner:
     def shutdown(self) -> None:
         with self._lock:
             events = list(self.cancel_events.values())
+        self.queue.close()  # queued jobs stay queued in the database: the next start runs them (R7)
         for event in events:
             event.set()  # workers stop at their next checkpoint; their jobs are re-run on restart (R7)
-        self.pool.shutdown(wait=True, cancel_futures=True)
+        for worker in self._workers:
+            worker.join()
+
+    def _work(self) -> None:
+        while (job_id := self.queue.get()) is not None:
+            try:
+                self._run(job_id)
+            except BaseException:  # noqa: BLE001 - a worker thread must outlive any job
+                traceback.print_exc()
 
     def _run(self, job_id: str) -> None:
         with self._lock:

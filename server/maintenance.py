@@ -15,7 +15,7 @@ def recover_jobs(store: JobStore, runner: Runner) -> None:
             store.fail(row["id"], "Export failed: the server stopped twice while it ran. Please start it again.")
             continue
         store.requeue_after_restart(row["id"])
-        runner.submit(row["id"])
+        runner.submit(row["id"], row["user_id"])
 
 
 async def expiry_loop(store: JobStore, ttl_seconds: float, stop: asyncio.Event) -> None:

@@ -1,7 +1,8 @@
 """Schema migrations with Alembic: create a database or bring it up to date, in place.
 
 ``upgrade(db)`` runs every migration under ``server/migrations/versions`` that the database
-has not had yet, inside one write transaction (SQLite: ``BEGIN IMMEDIATE``, so two processes
+has not had yet, inside one write transaction (``dialects.migration_transaction``; SQLite:
+foreign keys off while tables are rebuilt, ``BEGIN IMMEDIATE``, so two processes
 opening one data folder at once migrate it once; DDL is transactional in both dialects, so a
 failed migration leaves the database as it was). It is idempotent: a database at the newest
 revision is left alone. A data folder made before migrations existed has no
@@ -22,6 +23,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
 from server.db import Database
+from server.dialects import migration_transaction
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
@@ -51,7 +53,7 @@ def upgrade(db: Database, revision: str = "head") -> None:
     if revision == "head" and current_revision(db) == head_revision():
         return  # the common case at every start, without a write lock
     config = alembic_config()
-    with db.writing() as conn:
+    with migration_transaction(db.engine) as conn:
         config.attributes["connection"] = conn
         command.upgrade(config, revision)
 
@@ -59,7 +61,7 @@ def upgrade(db: Database, revision: str = "head") -> None:
 def downgrade(db: Database, revision: str) -> None:
     """Take ``db`` back to ``revision`` (``"base"``: no tables at all). Used by tests."""
     config = alembic_config()
-    with db.writing() as conn:
+    with migration_transaction(db.engine) as conn:
         config.attributes["connection"] = conn
         command.downgrade(config, revision)
 

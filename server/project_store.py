@@ -9,18 +9,18 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Mapping, Optional
 
-from sqlalchemy import Connection, func, insert, select
+from sqlalchemy import Connection, and_, delete, func, insert, null, or_, select, update
 from sqlalchemy.engine import RowMapping
 
 from server.db import Database, utc_now_iso
 from server.domain import ImageRecord, ProjectRecord, SegObject
-from server.schema import images, objects, projects
+from server.schema import ROLES, images, jobs, objects, project_members, projects, users
 
 
-def insert_project(conn: Connection, project: ProjectRecord) -> int:
-    """Insert the project row (inside the caller's write transaction); its id."""
+def insert_project(conn: Connection, project: ProjectRecord, owner_id: int, public: bool = False) -> int:
+    """Insert the project row owned by ``owner_id`` (inside the caller's write transaction); its id."""
     result = conn.execute(insert(projects).values(
         name=project.name,
         description=project.description,
@@ -28,6 +28,8 @@ def insert_project(conn: Connection, project: ProjectRecord) -> int:
         pixel_size_um=project.pixel_size_um,
         synthetic=bool(project.synthetic),
         created_at=utc_now_iso(),
+        owner_id=owner_id,
+        public=public,
     ))
     return int(result.inserted_primary_key[0])
 
@@ -52,23 +54,74 @@ def has_projects(db: Database) -> bool:
     return db.scalar(select(projects.c.id).limit(1)) is not None
 
 
-def list_projects(db: Database) -> list[dict[str, Any]]:
-    """Every project, oldest first: ``{id, name, description, synthetic, pixel_size_um, image_count}``."""
+_owner = users.alias("owner")
+
+
+def _listing(*where: Any, member_role: Any = None):
     image_count = (select(func.count()).select_from(images)
                    .where(images.c.project_id == projects.c.id).scalar_subquery())
-    rows = db.all(select(projects.c.id, projects.c.name, projects.c.description, projects.c.synthetic,
-                         projects.c.pixel_size_um, image_count.label("image_count")).order_by(projects.c.id))
-    return [
-        {
-            "id": r["id"],
-            "name": r["name"],
-            "description": r["description"],
-            "synthetic": bool(r["synthetic"]),
-            "pixel_size_um": r["pixel_size_um"],
-            "image_count": r["image_count"],
-        }
-        for r in rows
-    ]
+    query = select(projects.c.id, projects.c.name, projects.c.description, projects.c.synthetic,
+                   projects.c.pixel_size_um, projects.c.public, projects.c.owner_id,
+                   _owner.c.username.label("owner"), image_count.label("image_count"),
+                   (member_role if member_role is not None else null()).label("member_role"))
+    return query.select_from(projects.outerjoin(_owner, _owner.c.id == projects.c.owner_id)).where(*where)
+
+
+def _listed(row: Mapping, user_id: Optional[int]) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "name": row["name"],
+        "description": row["description"],
+        "synthetic": bool(row["synthetic"]),
+        "pixel_size_um": row["pixel_size_um"],
+        "image_count": row["image_count"],
+        "owner": row["owner"],
+        "public": bool(row["public"]),
+        "access": access_from(user_id, row["owner_id"], row["member_role"], row["public"]),
+    }
+
+
+def access_from(user_id: Optional[int], owner_id: Optional[int], member_role: Optional[str], public: bool) -> Optional[str]:
+    """R9: how ``user_id`` may use a project: ``"owner"``, ``"editor"``, ``"viewer"``,
+    ``"public"`` (signed in, the project is public: as a viewer) or None (not at all).
+    A member's role counts before the public flag."""
+    if user_id is not None and owner_id == user_id:
+        return "owner"
+    if member_role in ROLES:
+        return member_role
+    return "public" if public else None
+
+
+def list_projects(db: Database) -> list[dict[str, Any]]:
+    """Every project, oldest first (the CLI's view): ``{id, name, description, synthetic,
+    pixel_size_um, image_count, owner, public, access: None}``."""
+    return [_listed(r, None) for r in db.all(_listing().order_by(projects.c.id))]
+
+
+def visible_projects(db: Database, user_id: int, project_id: Optional[int] = None) -> list[dict[str, Any]]:
+    """The projects ``user_id`` may see (owned, shared with them, public), oldest first, each
+    with its ``owner`` (username) and the user's ``access`` (see ``access_from``); only
+    ``project_id`` when given (an empty list if the user may not see it)."""
+    member = project_members.alias("me")
+    query = (_listing(member_role=member.c.role)
+             .outerjoin(member, and_(member.c.project_id == projects.c.id, member.c.user_id == user_id))
+             .where(or_(projects.c.owner_id == user_id, member.c.user_id.is_not(None), projects.c.public.is_(True)))
+             .order_by(projects.c.id))
+    if project_id is not None:
+        query = query.where(projects.c.id == project_id)
+    return [_listed(r, user_id) for r in db.all(query)]
+
+
+def project_access(db: Database, user_id: int, project_id: int) -> tuple[Optional[RowMapping], Optional[str]]:
+    """``(project row, access)``; ``(None, None)`` when there is no such project, ``(row,
+    None)`` when the user may not see it (callers answer both alike: 404)."""
+    row = db.one(select(projects, project_members.c.role.label("member_role"))
+                 .select_from(projects.outerjoin(project_members, and_(
+                     project_members.c.project_id == projects.c.id, project_members.c.user_id == user_id)))
+                 .where(projects.c.id == project_id))
+    if row is None:
+        return None, None
+    return row, access_from(user_id, row["owner_id"], row["member_role"], row["public"])
 
 
 def project_row(db: Database, project_id: int) -> Optional[RowMapping]:
@@ -134,3 +187,25 @@ def load_image(db: Database, img: RowMapping, files_root: Path) -> ImageRecord:
             for o in rows
         ],
     )
+
+
+def update_project(db: Database, project_id: int, changes: dict[str, Any]) -> None:
+    """Set ``name``, ``description`` and/or ``public`` (only those keys) of the project."""
+    allowed = {key: value for key, value in changes.items() if key in ("name", "description", "public")}
+    if allowed:
+        db.execute(update(projects).where(projects.c.id == project_id).values(**allowed))
+
+
+def delete_project(db: Database, project_id: int) -> list[RowMapping]:
+    """Remove the project's rows: its jobs, members, images and objects, and itself, in one
+    transaction. Returns the removed images (``id``, ``rel_path``) for their files."""
+    with db.writing() as conn:
+        removed = list(conn.execute(select(images.c.id, images.c.rel_path)
+                                    .where(images.c.project_id == project_id)).mappings())
+        conn.execute(delete(jobs).where(jobs.c.project_id == project_id))
+        conn.execute(delete(project_members).where(project_members.c.project_id == project_id))
+        conn.execute(delete(objects).where(objects.c.image_id.in_(
+            select(images.c.id).where(images.c.project_id == project_id))))
+        conn.execute(delete(images).where(images.c.project_id == project_id))
+        conn.execute(delete(projects).where(projects.c.id == project_id))
+    return removed

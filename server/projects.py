@@ -11,9 +11,9 @@ import re
 import shutil
 import uuid
 from pathlib import Path
-from typing import Mapping, Union
+from typing import Mapping, Optional, Union
 
-from server import project_store
+from server import accounts, project_store
 from server.db import Database
 from server.domain import ProjectRecord
 
@@ -25,12 +25,16 @@ def _safe_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._")[:100] or "image"
 
 
-def persist_project(db: Database, files_root: Path, project: ProjectRecord, sources: list[ImageSource]) -> int:
-    """Store ``project`` with its images; ``sources[i]`` is the file content (bytes) or the path
-    of ``project.images[i]``. Returns the new project id. Raises whatever failed (OSError,
-    sqlalchemy.exc.SQLAlchemyError, ValueError) after undoing everything."""
+def persist_project(db: Database, files_root: Path, project: ProjectRecord, sources: list[ImageSource],
+                    owner_id: Optional[int] = None, public: bool = False) -> int:
+    """Store ``project`` with its images, owned by ``owner_id`` (default:
+    ``accounts.default_owner``), private unless ``public``; ``sources[i]`` is the file content
+    (bytes) or the path of ``project.images[i]``. Returns the new project id. Raises whatever
+    failed (OSError, sqlalchemy.exc.SQLAlchemyError, ValueError) after undoing everything."""
     if len(sources) != len(project.images):
         raise ValueError("one image source is needed per image")
+    if owner_id is None:
+        owner_id = accounts.default_owner(db)
     staging = files_root / f".staging-{uuid.uuid4().hex}"
     staging.mkdir(parents=True)
     final_dir = None
@@ -45,7 +49,7 @@ def persist_project(db: Database, files_root: Path, project: ProjectRecord, sour
                 shutil.copyfile(source, target)
             rel_names.append(name)
         with db.writing() as conn:
-            project_id = project_store.insert_project(conn, project)
+            project_id = project_store.insert_project(conn, project, owner_id, public)
             folder = f"p{project_id}-{uuid.uuid4().hex[:8]}"
             for position, (image, name) in enumerate(zip(project.images, rel_names)):
                 project_store.insert_image(conn, project_id, position, image, f"{folder}/{name}")
@@ -61,14 +65,15 @@ def persist_project(db: Database, files_root: Path, project: ProjectRecord, sour
 
 def seed_demo_if_empty(db: Database, files_root: Path, n_images: int = 12, size: int = 512) -> None:
     """Create the synthetic demo project on first start (no projects yet); ``n_images`` images
-    of ``size`` x ``size`` pixels (smaller only in tests)."""
+    of ``size`` x ``size`` pixels (smaller only in tests). It belongs to the first user (see
+    ``accounts.default_owner``) and is public: every signed-in user can see and export it."""
     if project_store.has_projects(db):
         return
     from server.demo import generate_demo
 
     demo = generate_demo(n_images=n_images, size=size)
     sources = [demo.image_bytes[image.id] for image in demo.project.images]
-    persist_project(db, files_root, demo.project, sources)
+    persist_project(db, files_root, demo.project, sources, public=True)
 
 
 def thumbnail_path(data_dir: Path, files_root: Path, image_row: Mapping) -> Path:

@@ -11,6 +11,10 @@ needs a migration there. Types are chosen to mean the same in both dialects:
 - flags are ``BOOLEAN`` (SQLite stores 0/1, as the tables made before SQLAlchemy did);
 - JSON is text (``*_json`` columns), written and read by the code.
 
+Visibility (R9): a project is seen by its owner (``projects.owner_id``), its members
+(``project_members``, role ``viewer`` or ``editor``) and, when ``projects.public``, by every
+signed-in user (read-only, as a viewer who cannot be removed).
+
 Personal API tokens (``api_tokens``) are kept like sessions: only the SHA-256 of the secret,
 times in seconds since the epoch; a revoked token keeps its row (``revoked_at``) so that a
 script using it is told so. ``jobs.archive_sha256`` is the finished archive's SHA-256, the
@@ -22,7 +26,7 @@ The two partial unique indexes carry rules of the contract and exist in both dia
 """
 from __future__ import annotations
 
-from sqlalchemy import (BigInteger, Boolean, Column, Float, ForeignKey, Index, Integer, MetaData, Table,
+from sqlalchemy import (BigInteger, Boolean, CheckConstraint, Column, Float, ForeignKey, Index, Integer, MetaData, Table,
                         Text, false, text)
 
 metadata = MetaData()
@@ -73,6 +77,25 @@ projects = Table(
     Column("pixel_size_um", Float),
     Column("synthetic", Boolean, nullable=False, server_default=false()),
     Column("created_at", Text, nullable=False),
+    # Every project has an owner; the column admits NULL only because SQLite cannot add a
+    # NOT NULL column to a table that has rows (revision 0002 fills it for old projects).
+    Column("owner_id", RowId, ForeignKey("users.id", name="project_owner")),
+    Column("public", Boolean, nullable=False, server_default=false()),
+    Index("projects_by_owner", "owner_id"),
+)
+
+ROLES = ("viewer", "editor")
+"""R9: ``viewer`` sees, exports and downloads its own exports; ``editor`` also renames,
+shares and deletes."""
+
+project_members = Table(
+    "project_members", metadata,
+    Column("project_id", RowId, ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True),
+    Column("user_id", RowId, ForeignKey("users.id"), primary_key=True),
+    Column("role", Text, nullable=False),
+    Column("added_at", Text, nullable=False),
+    CheckConstraint("role IN ('viewer', 'editor')", name="member_role"),
+    Index("members_by_user", "user_id"),
 )
 
 images = Table(

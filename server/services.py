@@ -9,9 +9,11 @@ from typing import Optional
 from server import project_store
 from server.db import Database
 from server.events import Hub
+from server.fair_use import FairUse
 from server.jobs import JobStore, Runner, TestHooks
 from server.page_assets import PageAssets
 from server.settings import Settings
+from server.sharing import AccessChanges
 
 DATABASE_FILE = "cellhub.sqlite3"
 
@@ -27,6 +29,7 @@ class Services:
     runner: Runner
     hooks: Optional[TestHooks]
     page: PageAssets
+    access: AccessChanges
 
 
 def open_data_dir(data_dir: Path) -> Database:
@@ -44,7 +47,8 @@ def open_services(settings: Settings) -> Services:
     files_root = data_dir / "files"
     files_root.mkdir(exist_ok=True)
     hub = Hub()
-    store = JobStore(db, data_dir / "exports", hub.publish)
+    limits = FairUse(settings.max_active_exports_per_user, settings.archive_quota_bytes)
+    store = JobStore(db, data_dir / "exports", hub.publish, limits)
     hooks = TestHooks() if settings.test_hooks else None
 
     def build(job, dest: Path, checkpoint) -> list[str]:
@@ -54,6 +58,8 @@ def open_services(settings: Settings) -> Services:
         result = write_archive(project, project.images, job.options, dest, checkpoint)
         return list(getattr(result, "warnings", []) or [])
 
-    runner = Runner(store, build, hooks, workers=settings.workers)
+    runner = Runner(store, build, hooks, workers=settings.workers, round_robin=settings.round_robin)
+    access = AccessChanges(db, store, data_dir, files_root, cancel=runner.cancel, publish=hub.publish,
+                           connected=hub.connected_users)
     return Services(settings=settings, data_dir=data_dir, files_root=files_root, db=db, hub=hub, store=store,
-                    runner=runner, hooks=hooks, page=PageAssets.load())
+                    runner=runner, hooks=hooks, page=PageAssets.load(), access=access)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 
 @dataclass
@@ -18,4 +18,10 @@ class Settings:
     demo_images: int = 12
     demo_size: int = 512
     max_upload_bytes: int = 200 * 1024 * 1024
+    max_active_exports_per_user: Optional[int] = 3
+    """R10: queued + running exports per user over all projects (None: no limit)."""
+    archive_quota_bytes: Optional[int] = 2048 * 1024 * 1024
+    """R10: kept archives per user (None: no limit)."""
+    round_robin: bool = True
+    """R10: the next job is the oldest of the user who waited longest (False: first in, first out)."""
     extra: dict[str, Any] = field(default_factory=dict)

@@ -13,6 +13,7 @@ from typing import Any, Callable
 import js  # type: ignore[import-not-found]
 
 from app.browser.dom import Component, attr, el, h, set_text
+from app.browser.export_delete import FINISHED
 from app.browser.interop import is_missing
 from app.browser.options_form import describe_options
 from app.browser.page_state import PageState
@@ -32,11 +33,13 @@ def _options(item: dict) -> ExportOptions:
 class HistoryView(Component):
     """The ``<ol id="history-list">`` of ``state.history``; ``on_refresh()`` reloads it."""
 
-    def __init__(self, state: PageState, controller: Any, on_refresh: Callable[[], None]) -> None:
+    def __init__(self, state: PageState, controller: Any, on_refresh: Callable[[], None],
+                 on_delete: Callable[[str], None] = lambda job_id: None) -> None:
         super().__init__()
         self.state = state
         self.controller = controller
         self.on_refresh = on_refresh
+        self.on_delete = on_delete
         self._rows: dict[str, tuple[tuple, Any]] = {}
         self._described: dict[tuple[str, int], str] = {}
 
@@ -60,6 +63,9 @@ class HistoryView(Component):
             self.controller.download(job_id)
         elif action == "download-link" and job_id:
             self.state.mark_downloaded(job_id)
+        elif action == "delete" and job_id:
+            target.disabled = True
+            self.on_delete(job_id)
 
     def _render(self) -> None:
         items = self.state.history.value
@@ -121,7 +127,7 @@ class HistoryView(Component):
             label = "Download again" if item.get("delivered") or downloaded else "Download"
             action = ("button", "Download") if offered else ("link", label)
         return (job_id, status, created or "", created_ms, relative_time(created_ms, now), size, what,
-                " · ".join(notes), action)
+                " · ".join(notes), action, status in FINISHED)
 
     def _describe(self, job_id: str, item: dict, total: int) -> str:
         key = (job_id, total)
@@ -131,7 +137,7 @@ class HistoryView(Component):
         return text
 
     def _build_row(self, spec: tuple) -> Any:
-        job_id, status, created, created_ms, when_text, size, what, notes, action = spec
+        job_id, status, created, created_ms, when_text, size, what, notes, action, deletable = spec
         title = str(js.Date.new(created_ms).toLocaleString()) if created_ms else ""
         when = h("time", {"datetime": created, "title": title}, when_text)
         head = h("div", {"class_": "history-head"},
@@ -152,5 +158,12 @@ class HistoryView(Component):
                                   "aria-label": f"{label}: export of {when_text}"},
                             label)
             actions = h("div", {"class_": "history-actions"}, control)
+        if deletable:  # R10: a finished export's archive can be deleted (frees the quota)
+            remove = h("button", {"type": "button", "class_": "linkish",
+                                  "data": {"action": "delete", "job-id": job_id},
+                                  "aria-label": f"Delete the export of {when_text}"}, "Delete")
+            if actions is None:
+                actions = h("div", {"class_": "history-actions"})
+            actions.append(remove)
         return h("li", {"class_": "history-item", "data": {"job-id": job_id, "status": status}},
                  head, body, note_el, actions)

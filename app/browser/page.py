@@ -29,6 +29,11 @@ from app.browser.interop import LiveProxies, js_object
 from app.browser.net import Unreachable, prefetched_json, request_json
 from app.browser.options_form import encode_preferences, initial_form
 from app.browser.page_state import PageState
+from app.browser.empty_state import show_no_projects
+from app.browser.export_delete import delete_export
+from app.browser.project_gone import GoneSocket, show_project_gone
+from app.browser.project_picker import fill_picker
+from app.browser.share_panel import mount_access
 from app.browser.texts import status_line
 from app.browser.tokens_panel import TokensPanel
 from app.export_hook import create_export_controller
@@ -124,19 +129,8 @@ async def fill_header(project_id: int, monitor_signed_out: Callable[[], None]) -
             request_json("GET", "/api/projects"), request_json("GET", "/api/session"))
     except Unreachable:
         return False
-    select = el("project-select")
     if status == 200 and isinstance(projects, list) and projects:
-        options = []
-        for item in projects:
-            pid = int(item.get("id", 0))
-            count = item.get("image_count")
-            label = f"{item.get('name', pid)}" + (f" ({count} images)" if count is not None else "")
-            options.append(h("option", {"value": pid, "selected": pid == project_id}, label))
-        select.replaceChildren(*options)
-        select.disabled = False
-        button = el("project-open")
-        button.hidden = len(projects) < 2  # nothing to switch to
-        button.disabled = len(projects) < 2
+        fill_picker(projects, project_id)
     if s_status == 200 and isinstance(session, dict) and session.get("username"):
         set_text(el("user-name"), str(session["username"]))
         el("sign-out").hidden = False
@@ -154,12 +148,13 @@ class Page(Component):
         super().__init__()
         self.project_id = int(project["id"])
         ports = browser_ports()
+        ports.socket = GoneSocket(ports.socket, self.on_project_event)  # R9: project.* events are the page's
         self.storage = ports.storage
         self.state = PageState(project, initial_form(project.get("pixel_size_um"), saved_preferences(ports.storage)))
         self.controller, self.unmount_hook = create_export_controller(self.project_id, ports)
         self.images = ImagesView(self.state)
         self.panel = ExportPanel(self.state, self.controller)
-        self.history = HistoryView(self.state, self.controller, self.refresh_history)
+        self.history = HistoryView(self.state, self.controller, self.refresh_history, self.delete_export)
         self.monitor = ConnectionMonitor(self.state, self.controller.socket_connected, self.on_back_online)
         self.history_seq = 0
         self.status_line = el("export-status")
@@ -191,6 +186,9 @@ class Page(Component):
         self.effect(self.render_connection)
         self.effect(self.follow_history, [self.controller.history_phase, self.controller.current_job])
         self.effect(self.keep_preferences, [self.state.validation])
+        share = mount_access(self.state.project)
+        if share is not None:
+            self.on_unmount(share.unmount)
         self.monitor.start()
         self.on_unmount(self.monitor.stop)
         self.listen(el("panel-toggle"), "click", lambda event: self.set_panel(not self.panel.mounted))
@@ -252,6 +250,27 @@ class Page(Component):
         if validation.options is not None:
             save_preferences(self.storage, encode_preferences(validation.options))
 
+    # -- the project may go (R9)
+    def on_project_event(self, message: dict) -> None:
+        if message.get("type") == "project.gone" and message.get("project_id") == self.project_id:
+            self.gone()
+
+    def gone(self) -> None:
+        """The user may no longer see this project: stop everything, say so, link the rest."""
+        if not self.mounted:
+            return
+        self.unmount()
+        show_project_gone()
+
+    def delete_export(self, job_id: str) -> None:
+        async def run() -> None:
+            problem = await delete_export(job_id)
+            if problem:
+                self.state.history_error.value = problem
+            self.refresh_history()
+
+        asyncio.ensure_future(run())
+
     # -- requests
     def on_back_online(self) -> None:
         """The server answers again: catch up on what could not be loaded meanwhile."""
@@ -280,6 +299,9 @@ class Page(Component):
         if status == 401:
             self.monitor.report_signed_out()
             return
+        if status == 404:
+            self.gone()
+            return
         if status != 200 or not isinstance(body, list):
             self.state.history_error.value = f"Recent exports could not be loaded (HTTP {status})."
             return
@@ -302,8 +324,7 @@ async def start_page(prefetched_project: Any = None) -> None:
     body = js.document.body
     raw = str(body.dataset.projectId or "")
     if not raw.isdigit():
-        set_text(el("export-status"), "There is no project yet. Import one with `python -m server import`.")
-        el("boot-indicator").remove()
+        show_no_projects()
         body.dataset.ready = "true"
         return
     project = await load_project(int(raw), prefetched_project)

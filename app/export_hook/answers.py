@@ -34,14 +34,16 @@ def _body(resp: HttpResponse) -> dict:
 
 def start_answer(resp: HttpResponse) -> Union[StartAccepted, StartFailed]:
     """POST start: 2xx with the job -> accepted; 409 with the active job -> attached (R1);
-    5xx -> a failure worth a retry; any other answer -> a failure naming the server's reason."""
+    5xx -> a failure worth a retry, except 507 (the user's archive quota, R10: asking again
+    cannot help until they delete exports); any other answer -> a failure naming the server's
+    reason."""
     if resp.status in (200, 201, 202):
         job = parse_job(resp.body)
         return StartAccepted(job) if job is not None else StartFailed(MALFORMED, retryable=True)
     active = parse_job(_body(resp).get("job")) if resp.status == 409 else None
     if active is not None:
         return StartAccepted(active, conflict=True)
-    return StartFailed(error_text(resp.body, resp.status), retryable=resp.status >= 500)
+    return StartFailed(error_text(resp.body, resp.status), retryable=resp.status >= 500 and resp.status != 507)
 
 
 def cancel_answer(resp: HttpResponse) -> CancelAnswered:

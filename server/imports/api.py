@@ -546,14 +546,16 @@ def _load(form: ImportForm, folder: Path, max_file_bytes: int, scrub: PathScrubb
     return dsb.load_dsb_folders(root, name=form.name or default, **common)
 
 
-def run_import(app: FastAPI, form: ImportForm, folder: Path) -> dict:
-    """Validate with the loader and persist (blocking: run in a threadpool); the 201 body."""
+def run_import(app: FastAPI, form: ImportForm, folder: Path, owner_id: int) -> dict:
+    """Validate with the loader and persist, owned by ``owner_id`` (blocking: run in a
+    threadpool); the 201 body."""
     from server.projects import persist_project
 
     settings = app.state.settings
     scrub = PathScrubber(folder, Path(os.path.abspath(settings.data_dir)), form.format)
     plan = build_plan(form, folder, settings.max_upload_bytes, scrub)
-    project_id = persist_project(app.state.db, app.state.files_root, plan.to_project(), plan.sources())
+    project_id = persist_project(app.state.db, app.state.files_root, plan.to_project(), plan.sources(),
+                                 owner_id=owner_id)
     return {"project_id": project_id, "name": plan.name, "images": len(plan.images),
             "objects": plan.object_count, "warnings": [scrub.scrub(w) for w in plan.warnings]}
 
@@ -581,7 +583,7 @@ def add_import_routes(app: FastAPI) -> None:
             finally:
                 await run_in_threadpool(receiver.close_all)
             form = check_form(got)
-            body = await run_in_threadpool(run_import, app, form, folder)
+            body = await run_in_threadpool(run_import, app, form, folder, user_id)
             return JSONResponse(status_code=201, content=body)
         except Refused as exc:
             return JSONResponse(status_code=exc.status, content={"detail": exc.problems})

@@ -68,7 +68,16 @@ def cmd_import(args: argparse.Namespace) -> int:
     files_root = data_dir / "files"
     files_root.mkdir(parents=True, exist_ok=True)
     db = Database(data_dir / "cellhub.sqlite3")
-    project_id = persist_project(db, files_root, plan.to_project(), plan.sources())
+    owner_id = None
+    if args.owner is not None:
+        from server import accounts
+
+        owner_id = accounts.user_id(db, args.owner)
+        if owner_id is None:
+            print(f"error: there is no user named {args.owner!r}; add one with: python -m server users add {args.owner}",
+                  file=sys.stderr)
+            return 2
+    project_id = persist_project(db, files_root, plan.to_project(), plan.sources(), owner_id=owner_id)
     print(f"imported project {project_id}: {summary}")
     return 0
 
@@ -88,6 +97,8 @@ def add_import_parser(sub: argparse._SubParsersAction) -> None:
         p.add_argument("--max-file-mb", type=float, default=DEFAULT_MAX_FILE_BYTES / 2**20,
                        help="refuse any file larger than this")
         p.add_argument("--dry-run", action="store_true", help="validate and summarise only")
+        p.add_argument("--owner", metavar="NAME",
+                       help="the user who owns the new project (default: the first user); private to them until shared")
         p.set_defaults(func=cmd_import)
 
     p = formats.add_parser("labels", help="integer label images (cellpose, StarDist), paired by stem or --pair")

@@ -1,4 +1,8 @@
-"""Exports: start (R1), history, one job, cancel (R2), download (R4)."""
+"""Exports: start (R1, with the fair-use limits of R10), history, one job, cancel (R2),
+download (R4), delete a finished one (R10).
+
+A job is its owner's alone, and only while its owner may see its project: anyone else's job,
+an unknown one, or one of a project its owner no longer sees answers 404 (R4, R9)."""
 from __future__ import annotations
 
 import os
@@ -12,9 +16,9 @@ from pydantic import ValidationError
 
 from app.models import ExportOptions
 from server import auth, byte_ranges, project_store
-from server.routes.deps import RowId, services
+from server.fair_use import StartRefused
+from server.routes.deps import RowId, services, visible_project
 from server.routes.errors import first_few, unprocessable, validation_detail
-from server.routes.projects import project_or_404
 from server.services import Services
 
 router = APIRouter()
@@ -44,7 +48,7 @@ def start_export(
     user_id: int = Depends(auth.require_user),
     svc: Services = Depends(services),
 ):
-    project_or_404(svc, project_id)
+    visible_project(svc, user_id, project_id)
     if start_token is not None and not START_TOKEN.fullmatch(start_token):
         return unprocessable("start_token", "1-64 characters of A-Z, a-z, 0-9, '.', '_' and '-'")
     try:
@@ -55,7 +59,10 @@ def start_export(
         unknown = sorted(set(options.image_ids) - project_store.image_ids(svc.db, project_id))
         if unknown:
             return unprocessable("image_ids", "not images of this project: " + first_few(unknown))
-    job, outcome = svc.store.create(user_id, project_id, options, start_token)
+    try:
+        job, outcome = svc.store.create(user_id, project_id, options, start_token)
+    except StartRefused as exc:
+        return JSONResponse(status_code=exc.status, content={"detail": exc.detail})
     if outcome == "repeated":
         if job.project_id != project_id:
             return unprocessable("start_token", "already used for an export of another project")
@@ -65,13 +72,13 @@ def start_export(
             status_code=409,
             content={"detail": "an export of this project is already running", "job": job.model_dump()},
         )
-    svc.runner.submit(job.id)
+    svc.runner.submit(job.id, user_id)
     return job.model_dump()
 
 
 @router.get("/api/projects/{project_id}/exports")
 def export_history(project_id: RowId, user_id: int = Depends(auth.require_user), svc: Services = Depends(services)):
-    project_or_404(svc, project_id)
+    visible_project(svc, user_id, project_id)
     out = []
     for job in svc.store.history(user_id, project_id):
         item = job.model_dump()
@@ -81,10 +88,14 @@ def export_history(project_id: RowId, user_id: int = Depends(auth.require_user),
 
 
 def own_job_row(svc: Services, job_id: str, user_id: int):
-    """The job's row if ``user_id`` started it; 404 for anyone else's or an unknown job."""
+    """The job's row if ``user_id`` started it and may still see its project; 404 otherwise."""
     row = svc.store.get_row(job_id)
     if row is None or row["user_id"] != user_id:
         raise HTTPException(404, "no such export")
+    try:
+        visible_project(svc, user_id, row["project_id"])
+    except HTTPException:
+        raise HTTPException(404, "no such export") from None
     return row
 
 
@@ -158,7 +169,8 @@ def download_export(job_id: str, request: Request, user_id: int = Depends(auth.r
 
 def _not_downloadable(store, job_id: str) -> HTTPException:
     """Why the job has no archive to send: 410 once it is gone for good, 409 while it runs."""
-    status = store.get(job_id).status
+    job = store.get(job_id)
+    status = job.status if job is not None else "deleted"
     if status in ("cancelled", "expired", "failed"):
         return HTTPException(410, f"the export is {status}; its archive is gone")
     if status in ("queued", "running"):
@@ -175,3 +187,23 @@ def _file_part(handle, first: int, length: int, chunk: int = 1024 * 1024):
             yield data
     finally:
         handle.close()
+
+
+@router.delete("/api/exports/{job_id}")
+def delete_export(job_id: str, user_id: int = Depends(auth.require_user), svc: Services = Depends(services)):
+    """Delete a finished export: its archive and its entry. A completed export not yet
+    downloaded is cancelled first (R2), so no tab downloads it; a queued or running one is
+    409 (cancel it first)."""
+    row = own_job_row(svc, job_id, user_id)
+    if row["status"] in ("queued", "running"):
+        return JSONResponse(status_code=409, content={
+            "detail": "the export is still running; cancel it first", "job": svc.store.get(job_id).model_dump()})
+    if row["status"] == "completed" and not row["delivered"]:
+        svc.runner.cancel(job_id)
+    if not svc.store.delete(job_id):
+        current = svc.store.get(job_id)
+        if current is None:
+            raise HTTPException(404, "no such export")
+        return JSONResponse(status_code=409, content={
+            "detail": f"the export is {current.status}", "job": current.model_dump()})
+    return {"deleted": job_id}

@@ -17,8 +17,9 @@ router = APIRouter()
 
 
 def no_such_project(asked: str, projects: list[dict]) -> HTMLResponse:
-    """404 page for ``/?project=<asked>`` when there is no such project (a stale link, a typo):
-    it says so and links every project there is, instead of showing another one."""
+    """404 page for ``/?project=<asked>`` when there is no such project the user may see (a
+    stale link, a typo, a project not shared with them): it says so and links the projects
+    they may see, instead of showing another one."""
     items = "".join(f'<li><a href="/?project={p["id"]}">{html.escape(p["name"])}</a></li>' for p in projects)
     body = (f"<!doctype html><html lang=\"en\"><meta charset=\"utf-8\"><title>No such project</title>"
             f"<h1>No project {html.escape(asked)} here</h1>"
@@ -28,11 +29,12 @@ def no_such_project(asked: str, projects: list[dict]) -> HTMLResponse:
 
 @router.get("/", response_class=HTMLResponse)
 def index(request: Request, project: Optional[str] = None, svc: Services = Depends(services)):
-    if auth.session_user(svc.db, request.cookies.get(auth.SESSION_COOKIE)) is None:
+    user_id = auth.session_user(svc.db, request.cookies.get(auth.SESSION_COOKIE))
+    if user_id is None:
         # Back to the project that was asked for, once signed in.
         target = "/signin" if project is None else "/signin?" + urlencode({"next": f"/?project={project}"})
         return RedirectResponse(target, status_code=303)
-    projects = project_store.list_projects(svc.db)
+    projects = project_store.visible_projects(svc.db, user_id)  # R9: never another user's
     if project is None:
         chosen = projects[0] if projects else None
     else:

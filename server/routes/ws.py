@@ -8,7 +8,7 @@ import time
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from app.models import ExportEvent
-from server import auth, bearer
+from server import auth, bearer, project_store
 from server.events import HEARTBEAT_SECONDS, Connection
 
 router = APIRouter()
@@ -26,8 +26,11 @@ async def ws(websocket: WebSocket):
     await websocket.accept()
     conn = Connection(websocket, user_id, token.token_id if token else None)
     svc.hub.add(conn)
-    # A (re)connecting client first gets the current state of its active jobs.
+    # A (re)connecting client first gets the current state of its active jobs (of the
+    # projects it may still see: R9).
     for job in svc.store.active_for(user_id):
+        if project_store.project_access(svc.db, user_id, job.project_id)[1] is None:
+            continue
         conn.queue.put_nowait(ExportEvent.from_job(job, time.time() * 1000).model_dump())
     sender = asyncio.create_task(conn.sender())
 

@@ -1,12 +1,16 @@
 // Starts the PyScript worker of client_worker.py (no Python on this page's main thread) and
-// asks it to export: the hub is this page's origin; the token and the project come in the
+// asks it to export: the hub is this page's origin (the worker's too); the token and the project come in the
 // URL's fragment (#token=...&project=...), which is never sent to the server.
 import { PyWorker } from "/static/vendor/pyscript/0.7.31/core.js";
 
 const params = new URLSearchParams(location.hash.slice(1));
 try {
-  const worker = await PyWorker("/static/test/client_worker.py", { config: "/static/test/client_worker.toml" });
-  const report = await worker.sync.export_project(location.origin, params.get("token"), Number(params.get("project")));
+  // The page's vendored Pyodide: a worker made from JS takes its interpreter as `version`.
+  const version = new URL("/static/vendor/pyodide/314.0.7/pyodide.mjs", location.href).href;
+  // async: the worker's code awaits at top level (it installs the client as a notebook would).
+  const worker = await PyWorker("/static/test/client_worker.py",
+                                { config: "/static/test/client_worker.toml", version, async: true });
+  const report = await worker.sync.export_project(params.get("token"), Number(params.get("project")));
   document.getElementById("result").textContent = report;
   document.body.dataset.ready = "true";
 } catch (error) {

@@ -31,6 +31,7 @@ def body(j: ExportJob) -> dict:
     (HttpResponse(422, field_errors([("pixel_size_um", "too large")])),
      StartFailed("pixel_size_um: too large", retryable=False)),
     (HttpResponse(503, {"detail": "busy"}), StartFailed("busy", retryable=True)),
+    (HttpResponse(507, {"detail": "quota"}), StartFailed("quota", retryable=False)),  # R10: no retry
     (HttpResponse(502, None), StartFailed("HTTP 502", retryable=True)),
 ])
 def test_start_answers(resp, event):

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from app import persistence
 from app.errors import field_errors
 from app.export_hook import AUTO_DOWNLOAD_DELAY_MS, CANCEL_REQUEST_DELAY_MS, POLL_INTERVAL_MS
@@ -371,6 +373,20 @@ def test_server_validation_error_is_shown(world):
     a.start()
     world.settle()
     assert a.status == "failed" and "pixel_size_um: too large" in a.controller.error_message.value
+
+
+@pytest.mark.parametrize("status, detail", [
+    (429, "You already have 3 exports queued or running; the limit is 3 per user."),
+    (507, "Your finished exports keep 2048.0 MiB of archives on the server; your quota is 2048.0 MiB."),
+])
+def test_a_start_refused_by_a_fair_use_limit_is_shown_once_and_not_retried(world, status, detail):
+    (a,) = open_tabs(world, 1)
+    world.server.inject("POST", r"/api/projects/\d+/exports", HttpResponse(status, {"detail": detail}))
+    a.start()
+    world.settle()
+    world.advance(60_000)
+    assert a.status == "failed" and detail in a.controller.error_message.value
+    assert not [r for r in world.server.requests if r[1] == "POST"]  # an injected answer is not recorded: no retry
 
 
 def test_a_failed_job(world):

@@ -15,7 +15,7 @@ import pytest
 import uvicorn
 from websockets.sync.client import connect as ws_connect
 
-from server import auth, project_store
+from server import accounts, auth, project_store
 from server.web import Settings, create_app
 from testkit import free_port
 
@@ -41,6 +41,18 @@ class Live:
         assert r.status_code == 200, r.text
         client.username = name
         return client
+
+    def add_project(self, owner: "Client", name: str = "Private nuclei", images: int = 1, public: bool = False) -> int:
+        """A new project of ``images`` small synthetic images owned by ``owner``; its id."""
+        from server.demo import generate_demo
+        from server.projects import persist_project
+
+        demo = generate_demo(n_images=images, size=64)
+        demo.project.name = name
+        sources = [demo.image_bytes[image.id] for image in demo.project.images]
+        db = self.app.state.db
+        return persist_project(db, self.app.state.files_root, demo.project, sources,
+                               owner_id=accounts.user_id(db, owner.username), public=public)
 
     @property
     def project_id(self) -> int:

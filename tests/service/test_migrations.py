@@ -146,3 +146,57 @@ def test_downgrading_to_base_removes_every_table_and_upgrading_brings_them_back(
     assert set(inspect(db.engine).get_table_names()) == {"alembic_version"}
     migrate.upgrade(db)
     assert _differences(db) == []
+
+
+def _old_folder_with_data(path, users: bool = True) -> None:
+    with sqlite3.connect(path) as conn:
+        conn.executescript(PRE_MIGRATION_SCHEMA)
+        if not users:
+            conn.execute("DELETE FROM jobs")
+            conn.execute("DELETE FROM users")
+        conn.execute("INSERT INTO users(id, username, created_at) VALUES (7, 'zoe', '2026-02-01T00:00:00.000+00:00')"
+                     if users else "SELECT 1")
+        conn.execute("INSERT INTO projects(id, name, categories_json, synthetic, created_at)"
+                     " VALUES (2, 'Imported', '[\"cell\"]', 0, '2026-01-02T00:00:00.000+00:00')")
+        for image_id, project_id in ((10, 1), (11, 2), (12, 2)):
+            conn.execute("INSERT INTO images(id, project_id, position, file_name, width, height, rel_path)"
+                         f" VALUES ({image_id}, {project_id}, 0, 'a.png', 8, 8, 'p{project_id}/a.png')")
+            conn.execute("INSERT INTO objects(image_id, number, category, polygons_json)"
+                         f" VALUES ({image_id}, 1, 'cell', '[[[[0,0],[1,0],[1,1]]]]')")
+
+
+def test_an_old_data_folder_gets_owners_its_demo_stays_public_and_keeps_every_row(tmp_path):
+    """Revision 0002 (ownership) on a folder made before it: projects go to the first user,
+    the synthetic demo is public, imported projects private; rebuilding the projects table
+    (SQLite's way to add a foreign key) deletes no image, object or job through its cascades."""
+    path = tmp_path / "cellhub.sqlite3"
+    _old_folder_with_data(path)
+    db = Database(path)
+    rows = db.all("SELECT id, owner_id, public FROM projects ORDER BY id")
+    assert [dict(r) for r in rows] == [{"id": 1, "owner_id": 1, "public": 1}, {"id": 2, "owner_id": 1, "public": 0}]
+    assert db.scalar("SELECT COUNT(*) FROM images") == 3 and db.scalar("SELECT COUNT(*) FROM objects") == 3
+    assert db.scalar("SELECT COUNT(*) FROM jobs") == 1
+    assert db.all("PRAGMA foreign_key_check") == [] and db.one("PRAGMA foreign_keys")["foreign_keys"] == 1
+    from server import project_store
+
+    zoe = project_store.visible_projects(db, 7)
+    assert [(p["id"], p["access"], p["owner"]) for p in zoe] == [(1, "public", "local")]
+
+
+def test_an_old_data_folder_without_users_gets_the_default_user_as_owner(tmp_path):
+    path = tmp_path / "cellhub.sqlite3"
+    _old_folder_with_data(path, users=False)
+    db = Database(path)
+    local = db.one("SELECT id FROM users WHERE username = 'local'")
+    assert local is not None
+    assert {r["owner_id"] for r in db.all("SELECT owner_id FROM projects")} == {local["id"]}
+
+
+def test_a_folder_made_at_the_baseline_revision_is_upgraded_to_ownership(tmp_path):
+    db = Database(tmp_path / "db.sqlite3", migrate=False)
+    migrate.upgrade(db, "0001")
+    db.execute("INSERT INTO users(id, username, created_at) VALUES (3, 'ann', 'x')")
+    db.execute("INSERT INTO projects(id, name, categories_json, created_at) VALUES (5, 'P', '[]', 'x')")
+    migrate.upgrade(db)
+    assert dict(db.one("SELECT owner_id, public FROM projects")) == {"owner_id": 3, "public": 0}
+    assert _differences(db) == []

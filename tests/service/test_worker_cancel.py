@@ -28,7 +28,7 @@ def test_cancel_while_an_overlay_is_decoded_stops_inside_that_step(tmp_path):
     db = Database(tmp_path / "db.sqlite3")
     user = accounts.ensure_user(db, "u")
     with db.writing() as conn:
-        project_id = project_store.insert_project(conn, project)
+        project_id = project_store.insert_project(conn, project, user)
     store = JobStore(db, tmp_path / "exports", lambda _user, _event: None)
     seen: list[tuple[str, float, str]] = []
     reached, resume = threading.Event(), threading.Event()
@@ -75,7 +75,7 @@ def test_the_delay_hook_sleeps_per_report_not_per_repeated_cancel_check(tmp_path
     db = Database(tmp_path / "db.sqlite3")
     user = accounts.ensure_user(db, "u")
     with db.writing() as conn:
-        project_id = project_store.insert_project(conn, ProjectRecord(1, "p", ["cell"]))
+        project_id = project_store.insert_project(conn, ProjectRecord(1, "p", ["cell"]), user)
     store = JobStore(db, tmp_path / "exports", lambda _user, _event: None)
     sleeps: list[float] = []
     monkeypatch.setattr(server.jobs.time, "sleep", sleeps.append)
