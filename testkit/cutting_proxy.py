@@ -14,7 +14,9 @@ the request target) and acts on the next ``times`` of them:
 - ``hold``: keep the request until ``rule.release`` is set (the client waits meanwhile);
 - ``rate``: relay the answer at about that many bytes per second.
 
-``rule.matched`` is set once a request matched (tests wait on it). Not product code.
+``rule.matched`` is set once a request matched (tests wait on it); ``proxy.requests`` lists
+every request's ``(method, target)`` and ``proxy.headers`` its headers (names in lower case),
+in the same order. Not product code.
 """
 from __future__ import annotations
 
@@ -57,6 +59,7 @@ class CuttingProxy:
         self.port = self.listener.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
         self.requests: list[tuple[str, str]] = []
+        self.headers: list[dict[str, str]] = []
         self.closed = False
         threading.Thread(target=self._accept, daemon=True).start()
 
@@ -87,9 +90,10 @@ class CuttingProxy:
             upstream = socket.create_connection(("127.0.0.1", self.upstream_port))
             _Link(self, client, upstream).start()
 
-    def _rule_for(self, method: str, target: str) -> Optional[Rule]:
+    def _rule_for(self, method: str, target: str, headers: dict[str, str]) -> Optional[Rule]:
         with self.lock:
             self.requests.append((method, target))
+            self.headers.append(headers)
             for rule in self.rules:
                 if rule.wants(method, target):
                     rule.applied += 1
@@ -151,7 +155,9 @@ class _Link:
 
     def _forward(self, request: bytes) -> None:
         match = _REQUEST_LINE.match(request)
-        rule = self.proxy._rule_for(match.group(1).decode(), match.group(2).decode()) if match else None
+        rule = None
+        if match:
+            rule = self.proxy._rule_for(match.group(1).decode(), match.group(2).decode(), _headers(request))
         if rule is not None and rule.hold:
             rule.release.wait()
         self.current, self.sent_of_answer = rule, 0
@@ -186,3 +192,9 @@ class _Link:
         else:
             self.client.sendall(data)
         self.sent_of_answer += len(data)
+
+
+def _headers(request: bytes) -> dict[str, str]:
+    """The header fields of a request (names in lower case; the last of a repeated name)."""
+    head = request.split(b"\r\n\r\n", 1)[0].decode("latin-1").split("\r\n")[1:]
+    return {name.strip().lower(): value.strip() for name, _, value in (line.partition(":") for line in head)}

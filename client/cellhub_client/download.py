@@ -32,6 +32,11 @@ from cellhub_client.transport import RETRIED_STATUSES, Transport, backoff
 from cellhub_client.verify import check_digest, check_members
 
 CHUNK = 1 << 20
+NET_CHUNK = 1 << 16
+"""Bytes asked of the network per read: a read cut short by a broken connection loses what
+it had gathered (urllib3 raises instead of returning the short piece), so a cut costs at
+most this much of what had arrived, and a connection that breaks every few hundred KB
+still makes progress."""
 MAX_FAILURES = 8
 """Tries in a row that bring no byte before giving up (a try that brings bytes resets it)."""
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
@@ -114,7 +119,7 @@ def _receive(transport: Transport, job: ExportJob, partial: _Partial, progress: 
                 if total is not None and partial.size >= total:
                     return etag or "", resumes
                 with open(partial.path, "ab") as out:
-                    for chunk in response.iter_content(CHUNK):
+                    for chunk in response.iter_content(NET_CHUNK):
                         out.write(chunk)
                         partial.sha.update(chunk)
                         partial.size += len(chunk)

@@ -74,6 +74,11 @@ def test_a_download_cut_twice_resumes_where_it_stopped(cellhub, hub: Hub, tmp_pa
     state = hub.job_state(job.id)
     assert state["downloads_served"] == 3  # one 200, then two 206 that continue it
     assert sha256_of(result.path) == state["sha256"] and leftovers(tmp_path) == ["out.zip"]
+    asked = [h for (m, t), h in zip(proxy.requests, proxy.headers) if t.endswith("/download")]
+    assert "range" not in asked[0]
+    firsts = [int(h["range"].removeprefix("bytes=").removesuffix("-")) for h in asked[1:]]
+    assert len(firsts) == 2 and 0 < firsts[0] < firsts[1] < job.size_bytes  # each try continues the last
+    assert all(h["if-range"] == f'"{state["sha256"]}"' for h in asked[1:])
 
 
 def test_a_part_file_left_by_an_earlier_run_is_resumed(cellhub, hub: Hub, tmp_path):
@@ -81,9 +86,12 @@ def test_a_part_file_left_by_an_earlier_run_is_resumed(cellhub, hub: Hub, tmp_pa
     job = client.wait(client.start_export(hub.project_id, OPTIONS))
     whole = hub.user.http.get(f"/api/exports/{job.id}/download").content
     (tmp_path / f".out.zip.{job.id}.part").write_bytes(whole[:1000])
-    result = client.download(job.id, tmp_path / "out.zip")
+    with hub.proxy() as proxy:
+        result = cellhub.Client(proxy.url, token=hub.token).download(job.id, tmp_path / "out.zip")
     assert result.path.read_bytes() == whole and leftovers(tmp_path) == ["out.zip"]
     assert hub.job_state(job.id)["downloads_served"] == 2
+    asked = [h for (m, t), h in zip(proxy.requests, proxy.headers) if t.endswith("/download")]
+    assert [h.get("range") for h in asked] == ["bytes=1000-"]  # only the missing bytes were asked for
 
 
 def test_a_damaged_archive_is_refused_and_nothing_is_kept(cellhub, hub: Hub, tmp_path):
