@@ -4,7 +4,7 @@ Time to interactive: navigation start (``performance.timeOrigin``) until ``body[
 becomes ``true``, stamped in the page by a MutationObserver with ``performance.now()``.
 First paint: the ``first-contentful-paint`` entry (the static markup, before Python runs).
 
-Baseline, in the same run: ``static/bench/bare.html``, served by the same server, which boots
+Baseline, in the same run: ``testkit/pages/bench/bare.html`` (at ``/test-pages/bench/bare.html``), served by the same server, which boots
 the same PyScript and Pyodide, loads the same wheels and imports pydantic, nothing else.
 Cold: a new browser context (empty HTTP cache, so also no cached compiled wasm); warm: the
 same URL again in that context. The operating system's file cache is warm in both.
@@ -31,7 +31,7 @@ so the medians need more than a handful of samples."""
 READY_TIMEOUT_MS = 180_000
 BYTECODE_TIMEOUT_S = 300
 TARGET = 1.15
-BARE = "/static/bench/bare.html"
+BARE = "/test-pages/bench/bare.html"
 BOOT_PHASES = (("py:ready -> boot", "py_ready", "cellhub:boot"),
                ("bytecode + wheels", "cellhub:boot", "cellhub:wheels"),
                ("imports", "cellhub:wheels", "cellhub:imports"),
@@ -67,10 +67,10 @@ def check_bare_page() -> None:
     """Raise ``AssertionError`` unless the bare page uses the export page's PyScript and
     Pyodide (so a version bump cannot silently leave the baseline behind)."""
     index = (ROOT / "index.html").read_text()
-    bare = (ROOT / "static" / "bench" / "bare.html").read_text()
+    bare = (ROOT / "testkit" / "pages" / "bench" / "bare.html").read_text()
     core = re.search(r'src="(/static/vendor/pyscript/[^"]+/core\.js)"', index)
     assert core and core.group(1) in bare, "bare.html must load the export page's PyScript core.js"
-    bare_toml = tomllib.loads((ROOT / "static" / "bench" / "bare.toml").read_text())
+    bare_toml = tomllib.loads((ROOT / "testkit" / "pages" / "bench" / "bare.toml").read_text())
     assert bare_toml["interpreter"] == interpreter_url(), "bare.toml must name the export page's Pyodide"
 
 

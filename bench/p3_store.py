@@ -4,7 +4,7 @@ The workload is ``bench/store_workload.py`` (one signal, n computeds, n effects;
 re-runs all of them). In CPython both libraries run in this process, interleaved, several
 runs each. In Pyodide (optional; ``--no-pyodide`` skips it) the same file, the ``app/store/``
 package and reaktiv's own source files are written into the file system of a Pyodide page of the
-same server (``static/bench/pyodide.html``, the export page's Pyodide) and run there; that
+same server (``testkit/pages/bench/pyodide.html``, the export page's Pyodide) and run there; that
 part is informational (the target is about CPython).
 """
 from __future__ import annotations
@@ -70,7 +70,7 @@ def _pyodide(env: Any, runs: int, scale: float) -> dict:
     context = browser.browser.new_context()
     try:
         page = context.new_page()
-        page.goto(f"{server.base_url}/static/bench/pyodide.html?interpreter={interpreter_url()}")
+        page.goto(f"{server.base_url}/test-pages/bench/pyodide.html?interpreter={interpreter_url()}")
         page.wait_for_selector("body[data-ready='true']", timeout=180_000, state="attached")
         plan = []
         for run in range(-1, runs):  # run -1: warm-up (wasm tiers up, caches fill), not kept

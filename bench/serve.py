@@ -14,6 +14,7 @@ from pathlib import Path
 def main(argv: list[str] | None = None) -> int:
     import uvicorn
 
+    from server.cli import UVICORN_OPTIONS
     from server.web import Settings, create_app
 
     parser = argparse.ArgumentParser(prog="python -m bench.serve")
@@ -22,6 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=Settings.workers)
     parser.add_argument("--demo-images", type=int, default=Settings.demo_images)
     parser.add_argument("--demo-size", type=int, default=Settings.demo_size)
+    parser.add_argument("--behind-proxy", help="trusted proxy addresses, comma-separated (as the run command)")
     parser.add_argument("--max-active-exports-per-user", type=int, default=Settings.max_active_exports_per_user)
     parser.add_argument("--scheduling", choices=("round-robin", "fifo"), default="round-robin")
     args = parser.parse_args(argv)
@@ -31,12 +33,13 @@ def main(argv: list[str] | None = None) -> int:
         workers=args.workers,
         demo_images=args.demo_images,
         demo_size=args.demo_size,
+        behind_proxy=args.behind_proxy.split(",") if args.behind_proxy else None,
         max_active_exports_per_user=args.max_active_exports_per_user,
         round_robin=args.scheduling == "round-robin",
     )
     app = create_app(settings)
     # The same server options as ``server.cli.cmd_run``.
-    uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning", ws_ping_interval=20)
+    uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning", **UVICORN_OPTIONS)
     return 0
 
 

@@ -108,6 +108,48 @@ def browser_type_launch_args(browser_type_launch_args):
     return {**browser_type_launch_args, "executable_path": CHROMIUM, "args": CHROMIUM_ARGS}
 
 
+CSP_WATCH_JS = """
+(() => {
+  // Every Content-Security-Policy violation of the document, reported to the test run
+  // (window.__cellhubCspViolation is bound by the context) and to the console.
+  document.addEventListener('securitypolicyviolation', (e) => {
+    const text = `CSP violation: ${e.effectiveDirective} blocked ${e.blockedURI || '(inline)'}`
+      + ` at ${e.sourceFile || document.location.href}:${e.lineNumber}:${e.columnNumber}`;
+    if (window.__cellhubCspViolation) window.__cellhubCspViolation(document.location.href + ' ' + text);
+    console.error(text);
+  });
+})();
+"""
+CSP_VIOLATIONS: list[str] = []
+"""Violations seen by any page of any context since the current test began."""
+
+
+@pytest.fixture(scope="session")
+def browser(browser):
+    """pytest-playwright's browser, whose every new context watches for CSP violations
+    (``CSP_WATCH_JS``): the whole suite runs under the server's real policy, and any
+    violation fails the test that caused it (``fail_on_csp_violations``)."""
+    new_context = browser.new_context
+
+    def watched_context(*args, **kwargs):
+        context = new_context(*args, **kwargs)
+        context.expose_function("__cellhubCspViolation", lambda text: CSP_VIOLATIONS.append(text))
+        context.add_init_script(CSP_WATCH_JS)
+        return context
+
+    browser.new_context = watched_context
+    return browser
+
+
+@pytest.fixture(autouse=True)
+def fail_on_csp_violations():
+    CSP_VIOLATIONS.clear()
+    yield
+    seen = list(CSP_VIOLATIONS)
+    CSP_VIOLATIONS.clear()
+    assert not seen, f"Content-Security-Policy violations: {seen}"
+
+
 @dataclass
 class Tab:
     """One page with what it did: requests, console errors and warnings, downloads."""

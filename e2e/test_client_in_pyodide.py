@@ -14,7 +14,7 @@ def test_a_pyscript_worker_exports_with_the_client_from_the_hubs_own_wheels(user
     assert status == 201, made
     status, projects = user.api("GET", "/api/projects")
     project_id = projects[0]["id"]
-    tab = user.start_tab(f"/static/test/client_worker.html#token={made['token']}&project={project_id}")
+    tab = user.start_tab(f"/test-pages/test/client_worker.html#token={made['token']}&project={project_id}")
     tab.page.wait_for_selector("body[data-ready]", state="attached", timeout=180_000)
     assert tab.page.locator("body").get_attribute("data-ready") == "true", tab.page.locator("#error").inner_text()
     report = json.loads(tab.page.locator("#result").inner_text())

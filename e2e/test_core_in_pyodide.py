@@ -1,6 +1,6 @@
 """The pure core runs the same in Pyodide (Chromium) as in CPython: the fixed scenario of
 ``app.trace_scenario`` (store effect order, hook commits, machine transitions) gives the
-same trace in the page's Python (``static/test/trace.html``) as here."""
+same trace in the page's Python (``testkit/pages/test/trace.html``) as here."""
 from __future__ import annotations
 
 import json
@@ -10,7 +10,7 @@ from app.trace_scenario import MACHINE_EVENTS, run_trace
 
 
 def test_store_hooks_and_machine_trace_in_pyodide_equals_cpython(user):
-    tab = user.open_tab("/static/test/trace.html")
+    tab = user.open_tab("/test-pages/test/trace.html")
     version = tab.page.locator("#python-version").inner_text()
     in_browser = json.loads(tab.page.locator("#trace").inner_text())
     here = run_trace()

@@ -1,7 +1,8 @@
 """Rows of users, sessions and one-time sign-in tokens (the SQL behind ``server.auth``).
 
 Tokens are stored only as their SHA-256 hex digests (``token_hash``), computed by the caller.
-Times of sessions and tokens are seconds since the Unix epoch.
+Times of sessions and tokens are seconds since the Unix epoch. A sign-in token carries the
+boot id of the server start that issued it (``Services.boot_id``) and works only there.
 """
 from __future__ import annotations
 
@@ -60,17 +61,21 @@ def list_users(db: Database) -> list[tuple[str, str]]:
     return [(r["username"], r["created_at"]) for r in rows]
 
 
-def insert_login_token(db: Database, token_hash: str, user_id: int, now: float) -> None:
-    db.execute(insert(login_tokens).values(token_hash=token_hash, user_id=user_id, created_at=now))
+def insert_login_token(db: Database, token_hash: str, user_id: int, now: float, boot_id: str) -> None:
+    """Record a one-time sign-in token issued at ``now`` by the server start ``boot_id``."""
+    db.execute(insert(login_tokens).values(token_hash=token_hash, user_id=user_id, created_at=now,
+                                           boot_id=boot_id))
 
 
-def spend_login_token(db: Database, token_hash: str) -> Optional[int]:
+def spend_login_token(db: Database, token_hash: str, boot_id: str, not_before: float) -> Optional[int]:
     """Mark the unused token used (one compare-and-set); its user's id, or None if it was
-    unknown or used already."""
+    unknown, used already, issued by another server start than ``boot_id`` or before
+    ``not_before``."""
     with db.writing() as conn:
         row = conn.execute(
             update(login_tokens)
-            .where(login_tokens.c.token_hash == token_hash, login_tokens.c.used.is_(False))
+            .where(login_tokens.c.token_hash == token_hash, login_tokens.c.used.is_(False),
+                   login_tokens.c.boot_id == boot_id, login_tokens.c.created_at >= not_before)
             .values(used=True)
             .returning(login_tokens.c.user_id)
         ).first()

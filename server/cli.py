@@ -2,7 +2,8 @@
 
 - ``run [--host 127.0.0.1] [--port 8000] [--data-dir DIR]``: start the service; prints the URL
   with a one-time sign-in token for the local default user (as Jupyter does).
-- ``users add NAME`` (password from ``--password`` or asked for), ``users list``.
+- ``users add NAME`` (the password asked for on the terminal, or the first line of standard
+  input; never an argument, which ``ps`` would show), ``users list``.
 - ``projects list|share|unshare|delete``: projects and their members (``server.projects_cli``).
 - ``import ...``: bring your own images and segmentations (see ``python -m server import -h``).
 - ``migrate [--data-dir DIR | --database-url URL]``: create the database or bring its schema
@@ -22,6 +23,13 @@ from pathlib import Path
 from typing import Optional
 
 DEFAULT_DATA_DIR = ".data"
+UVICORN_OPTIONS = {
+    "ws_ping_interval": 20,
+    "ws_max_size": 64 * 1024,  # clients send the WebSocket nothing the server reads
+    "proxy_headers": False,  # X-Forwarded-* are trusted by the app itself, only with --behind-proxy
+    "server_header": False,
+}
+"""What ``uvicorn.run`` gets besides the app, host and port (benchmarks and tests use the same)."""
 
 
 def _data_dir(value: str) -> Path:
@@ -54,6 +62,41 @@ def _count(value: str) -> int:
     if number < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value!r}")
     return number
+
+
+def _default_pixels() -> int:
+    from server.image_budget import DEFAULT_MAX_IMAGE_PIXELS
+
+    return DEFAULT_MAX_IMAGE_PIXELS
+
+
+def _pixel_count(value: str) -> int:
+    from server.imports.cli import pixel_count
+
+    return pixel_count(value)
+
+
+def auth_link_minutes() -> float:
+    from server.auth import LOGIN_LINK_MINUTES
+
+    return LOGIN_LINK_MINUTES
+
+
+def _minutes(value: str) -> float:
+    try:
+        minutes = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of minutes: {value!r}") from None
+    if not 0 < minutes <= 7 * 24 * 60:
+        raise argparse.ArgumentTypeError(f"must be more than 0 and at most a week (10080), got {value!r}")
+    return minutes
+
+
+def _names(value: str) -> list[str]:
+    names = [n.strip() for n in value.split(",") if n.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError("give at least one name")
+    return names
 
 
 def url_host(host: str) -> str:
@@ -90,12 +133,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     import uvicorn
 
     from server import accounts, auth
+    from server.guard.hosts import default_allowed_hosts
     from server.web import Settings, create_app
 
     settings = Settings(
         data_dir=_data_dir(args.data_dir),
         archive_ttl_seconds=args.archive_ttl_hours * 3600,
         test_hooks=os.environ.get("CELLHUB_TEST_HOOKS") == "1",
+        allowed_hosts=args.allowed_hosts or default_allowed_hosts(args.host),
+        secure_cookies=args.secure_cookies,
+        behind_proxy=args.behind_proxy,
+        login_link_minutes=args.login_link_minutes,
+        max_image_pixels=args.max_image_pixels,
         max_active_exports_per_user=args.max_active_exports_per_user,
         archive_quota_bytes=int(args.archive_quota_mb * 1024 * 1024),
         round_robin=args.scheduling == "round-robin",
@@ -110,25 +159,41 @@ def cmd_run(args: argparse.Namespace) -> int:
     app = create_app(settings)
     db = app.state.db
     user_id = accounts.ensure_user(db, auth.DEFAULT_USER)
-    token = auth.new_login_token(db, user_id)
+    token = auth.new_login_token(db, user_id, app.state.services.boot_id)
     url = f"http://{url_host(args.host)}:{args.port}/login?token={token}"
     print(f"Cell segmentation hub export: data in {settings.data_dir}", flush=True)
     if settings.test_hooks:
         print("WARNING: test hooks are ON (CELLHUB_TEST_HOOKS=1); never do this outside tests", flush=True)
     print(f"Open this URL to sign in (one-time link):\n    {url}", flush=True)
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, ws_ping_interval=20)
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, **UVICORN_OPTIONS)
     return 0
+
+
+def read_new_password(name: str) -> Optional[str]:
+    """A new password from the terminal (asked twice, not echoed) or, when standard input
+    is not a terminal, its first line. Never from the command line, where ``ps`` shows it.
+    None when nothing usable was given (or the two typed ones differ)."""
+    if sys.stdin is not None and sys.stdin.isatty():
+        first = getpass.getpass(f"Password for {name}: ")
+        if first != getpass.getpass("Once more: "):
+            print("the two passwords differ", file=sys.stderr)
+            return None
+        return first or None
+    line = sys.stdin.readline() if sys.stdin is not None else ""
+    return line.rstrip("\r\n") or None
 
 
 def cmd_users(args: argparse.Namespace) -> int:
     from server import accounts, auth
     from server.services import open_data_dir
 
-    db = open_data_dir(_data_dir(args.data_dir))
+    db = open_data_dir(_data_dir(args.data_dir))  # made private: 0700, files 0600
     if args.users_cmd == "add":
-        password = args.password
+        password = read_new_password(args.name)
         if password is None:
-            password = getpass.getpass(f"Password for {args.name}: ")
+            print("error: no password given (type it at the prompt, or pipe it on standard input)",
+                  file=sys.stderr)
+            return 2
         try:
             auth.add_user(db, args.name, password)
         except ValueError as exc:
@@ -150,8 +215,9 @@ def cmd_migrate(args: argparse.Namespace) -> int:
         db = Database.from_url(args.database_url)
         where = db.engine.url.render_as_string(hide_password=True)
     else:
-        data_dir = _data_dir(args.data_dir)
-        data_dir.mkdir(parents=True, exist_ok=True)
+        from server.guard.private_files import make_private
+
+        data_dir = make_private(_data_dir(args.data_dir))
         db = Database(data_dir / DATABASE_FILE, migrate=False)
         where = str(data_dir)
     before = migrate.current_revision(db)
@@ -193,6 +259,21 @@ def build_parser() -> argparse.ArgumentParser:
                      help="which queued export a free worker runs: the oldest of the user who waited "
                           "longest (round-robin), or the oldest of all (fifo)")
     run.add_argument("--log-level", default="warning")
+    run.add_argument("--max-image-pixels", type=_pixel_count, default=_default_pixels(),
+                     help="pixel budget of one image (all TIFF pages together), checked from its header "
+                          "before decoding: imports refuse more, thumbnails and overlays skip it "
+                          "(default 100,000,000)")
+    run.add_argument("--login-link-minutes", type=_minutes, default=auth_link_minutes(),
+                     help="how long the printed one-time sign-in link works (default 15); "
+                          "every link dies at the next start anyway")
+    run.add_argument("--allowed-hosts", type=_names, metavar="NAMES",
+                     help="comma-separated host names the server answers to (*.domain for subdomains); "
+                          "default: --host (unless a wildcard), localhost, 127.0.0.1, ::1")
+    run.add_argument("--secure-cookies", action="store_true",
+                     help="mark the session cookie Secure (the page is reached over https)")
+    run.add_argument("--behind-proxy", type=_names, nargs="?", const=["127.0.0.1"], metavar="ADDRESSES",
+                     help="trust X-Forwarded-Proto/-For from these proxy addresses only (default 127.0.0.1); "
+                          "the cookie is Secure when the proxy says https")
     run.set_defaults(func=cmd_run)
 
     sub.add_parser("bytecode", help="build the page's precompiled bytecode bundle now").set_defaults(
@@ -207,9 +288,9 @@ def build_parser() -> argparse.ArgumentParser:
     users = sub.add_parser("users", help="manage users")
     users.add_argument("--data-dir", default=DEFAULT_DATA_DIR)
     users_sub = users.add_subparsers(dest="users_cmd", required=True)
-    add = users_sub.add_parser("add", help="add a user with a password")
+    add = users_sub.add_parser("add", help="add a user; the password is asked for on the terminal "
+                                             "or read from the first line of standard input")
     add.add_argument("name")
-    add.add_argument("--password", help="password (asked for when omitted)")
     users_sub.add_parser("list", help="list users")
     users.set_defaults(func=cmd_users)
 

@@ -4,7 +4,8 @@ Everything else (schema, statements, migrations) is written once with SQLAlchemy
 
 SQLite (the embedded deployment, one file per data directory):
 - WAL journal (readers never wait for the writer), ``synchronous=NORMAL``, foreign keys on,
-  a 30 s busy timeout;
+  a 30 s busy timeout (which SQLite does not apply to the switch of a new file to WAL while
+  another connection writes to it: ``_use_wal`` waits for that itself);
 - the driver's own transaction handling is off (``isolation_level = None``) and each
   transaction begins with the statement its connection asks for (``begin`` execution
   option): ``BEGIN IMMEDIATE`` for writes (the write lock is taken at the start, so two
@@ -19,6 +20,8 @@ compare-and-set rules hold without a stronger level.
 """
 from __future__ import annotations
 
+import sqlite3
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -60,7 +63,7 @@ def _sqlite_engine(url: URL) -> Engine:
     def _on_connect(dbapi_connection, _record) -> None:
         dbapi_connection.isolation_level = None  # SQLAlchemy's "begin" below starts transactions
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
+        _use_wal(cursor)
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
@@ -72,6 +75,22 @@ def _sqlite_engine(url: URL) -> Engine:
             connection.exec_driver_sql(f"BEGIN {mode}")
 
     return engine
+
+
+def _use_wal(cursor, timeout_s: float = SQLITE_BUSY_TIMEOUT_S) -> None:
+    """Switch the connection's file to the WAL journal. A file not yet in WAL mode needs an
+    exclusive lock for it, and SQLite answers "database is locked" at once, without the busy
+    timeout, while another connection writes; so that answer is retried here, for at most
+    ``timeout_s`` like any other wait for the lock."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.01)
 
 
 def insertion_order(table: Table, dialect: str) -> ColumnElement:

@@ -14,6 +14,8 @@ import numpy as np
 import tifffile
 from PIL import Image
 
+from server.image_budget import DEFAULT_MAX_IMAGE_PIXELS, ImageHeaderError, check_budget
+
 Source = Union[str, os.PathLike, bytes, bytearray, memoryview]
 
 _TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")  # classic and BigTIFF
@@ -77,7 +79,8 @@ class _CheckedReader(io.RawIOBase):
         super().close()
 
 
-def read_image(source: Source, check: Optional[Callable[[], None]] = None) -> np.ndarray:
+def read_image(source: Source, check: Optional[Callable[[], None]] = None,
+               max_pixels: Optional[int] = None) -> np.ndarray:
     """Decode an image file (path or the file's bytes) into a numpy array.
 
     Shapes: ``(H, W)`` for grey or label data (uint8, uint16, int32/uint32 or float as stored;
@@ -88,11 +91,19 @@ def read_image(source: Source, check: Optional[Callable[[], None]] = None) -> np
     ``check`` (optional, no arguments) is called before every block the decoder reads from the
     file; whatever it raises (a cancellation) propagates unchanged and ends the decoding.
 
-    Raises ``FileNotFoundError`` for a missing path and ``ImageReadError`` for anything that
+    The header is checked against the pixel budget first (``max_pixels``, default 100
+    megapixels; ``server.image_budget``): nothing is decoded from an image over it.
+
+    Raises ``FileNotFoundError`` for a missing path, ``server.image_budget.ImageTooLarge``
+    (a ``ValueError``) for an image over the budget and ``ImageReadError`` for anything that
     is not a decodable image.
     """
     if not isinstance(source, (bytes, bytearray, memoryview)) and not Path(source).is_file():
         raise FileNotFoundError(f"no such image file: {os.fspath(source)}")
+    try:
+        check_budget(source, max_pixels or DEFAULT_MAX_IMAGE_PIXELS)
+    except ImageHeaderError as exc:
+        raise _read_error(source, exc.__cause__ or exc) from exc
     if check is None:
         return _decode(source, _as_file(source))
     raw = io.BytesIO(bytes(source)) if isinstance(source, (bytes, bytearray, memoryview)) else open(source, "rb", buffering=0)
@@ -201,13 +212,17 @@ def contrast_stretch(arr: np.ndarray, low_pct: float = 1.0, high_pct: float = 99
 
 
 def preview_png(arr: np.ndarray, max_side: int = 256) -> bytes:
-    """An 8-bit PNG thumbnail of ``arr`` (any shape :func:`read_image` returns): contrast
-    stretched with :func:`contrast_stretch` (percentiles 1 and 99.8), then shrunk so that its
+    """An 8-bit PNG thumbnail of ``arr`` (any shape :func:`read_image` returns): sampled down
+    to every step-th pixel where it is over twice ``max_side``, contrast stretched with
+    :func:`contrast_stretch` (percentiles 1 and 99.8), then shrunk so that its
     longer side is at most ``max_side`` pixels (aspect kept; never enlarged). Raises
     ``ValueError`` if ``max_side < 1``."""
     if max_side < 1:
         raise ValueError("max_side must be at least 1")
-    img = Image.fromarray(contrast_stretch(arr))
+    # Every step-th pixel of a big image first (at most twice the thumbnail's side is left
+    # for the Lanczos filter): the stretch then works on a few MB, whatever the image's size.
+    step = max(1, -(-max(arr.shape[:2]) // (2 * max_side)))
+    img = Image.fromarray(contrast_stretch(arr[::step, ::step]))
     img.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
     return encode_png(np.asarray(img))
 

@@ -76,16 +76,37 @@ def seed_demo_if_empty(db: Database, files_root: Path, n_images: int = 12, size:
     persist_project(db, files_root, demo.project, sources, public=True)
 
 
-def thumbnail_path(data_dir: Path, files_root: Path, image_row: Mapping) -> Path:
-    """A contrast-stretched PNG preview of an image (at most 256 px a side), made once."""
-    from server.imaging import preview_png, read_image
+def thumbnail_path(data_dir: Path, files_root: Path, image_row: Mapping,
+                   max_pixels: Optional[int] = None) -> Path:
+    """A contrast-stretched PNG preview of an image (at most 256 px a side), made once. An
+    image that cannot be previewed -- over the pixel budget (``server.image_budget``,
+    ``max_pixels``, default 100 MP), unreadable, missing -- gets the shared placeholder
+    instead (never an error: one bad stored image must not break the page of the project)."""
+    from server.imaging import ImageReadError, preview_png, read_image
 
     thumbs = data_dir / "thumbnails"
-    thumbs.mkdir(exist_ok=True)
+    thumbs.mkdir(mode=0o700, exist_ok=True)
     path = thumbs / f"{image_row['id']}.png"
     if not path.exists():
-        pixels = read_image(files_root / image_row["rel_path"])
+        try:
+            pixels = read_image(files_root / image_row["rel_path"], max_pixels=max_pixels)
+        except (ImageReadError, ValueError, OSError, MemoryError):
+            return placeholder_path(thumbs)
         tmp = path.with_suffix(".tmp")
         tmp.write_bytes(preview_png(pixels, THUMBNAIL_SIDE))
+        tmp.replace(path)
+    return path
+
+
+def placeholder_path(thumbs: Path) -> Path:
+    """The thumbnail shown for an image that has none: a flat grey square, made once."""
+    path = thumbs / "unavailable.png"
+    if not path.exists():
+        from server.imaging import encode_png
+
+        import numpy as np
+
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(encode_png(np.full((64, 64), 200, np.uint8)))
         tmp.replace(path)
     return path

@@ -66,6 +66,7 @@ login_tokens = Table(
     Column("user_id", RowId, ForeignKey("users.id"), nullable=False),
     Column("created_at", Float, nullable=False),
     Column("used", Boolean, nullable=False, server_default=false()),
+    Column("boot_id", Text),
 )
 
 projects = Table(

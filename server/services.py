@@ -1,14 +1,18 @@
 """The parts of one running service, made once by ``open_services`` and shared by every route
-(``request.app.state.services``): database, job store, workers, event hub, page assets."""
+(``request.app.state.services``): database, job store, workers, event hub, page assets,
+the sign-in guard and the boot id of this start."""
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from server import project_store
+from server import auth, project_store
 from server.db import Database
 from server.events import Hub
+from server.guard.private_files import make_private
+from server.guard.signin import SignInGuard
 from server.fair_use import FairUse
 from server.jobs import JobStore, Runner, TestHooks
 from server.page_assets import PageAssets
@@ -29,15 +33,18 @@ class Services:
     runner: Runner
     hooks: Optional[TestHooks]
     page: PageAssets
+    signin: SignInGuard
+    """Password sign-in: throttled, bounded in parallel (``server.guard.signin``)."""
+    boot_id: str
+    """This start of the server: its one-time sign-in links work only here (``server.auth``)."""
     access: AccessChanges
 
 
 def open_data_dir(data_dir: Path) -> Database:
     """The data directory's SQLite database (directory and database created, schema
-    migrated to the newest revision, if needed): the embedded deployment."""
-    data_dir = Path(data_dir)
-    data_dir.mkdir(parents=True, exist_ok=True)
-    return Database(data_dir / DATABASE_FILE)
+    migrated to the newest revision, if needed): the embedded deployment. The directory is
+    made private first (0700, its files 0600, umask 077: ``server.guard.private_files``)."""
+    return Database(make_private(Path(data_dir)) / DATABASE_FILE)
 
 
 def open_services(settings: Settings) -> Services:
@@ -55,11 +62,14 @@ def open_services(settings: Settings) -> Services:
         from server.archive.writer import write_archive
 
         project = project_store.load_project(db, job.project_id, files_root, job.options.image_ids)
-        result = write_archive(project, project.images, job.options, dest, checkpoint)
+        result = write_archive(project, project.images, job.options, dest, checkpoint,
+                               max_image_pixels=settings.max_image_pixels)
         return list(getattr(result, "warnings", []) or [])
 
     runner = Runner(store, build, hooks, workers=settings.workers, round_robin=settings.round_robin)
     access = AccessChanges(db, store, data_dir, files_root, cancel=runner.cancel, publish=hub.publish,
                            connected=hub.connected_users)
+    signin = SignInGuard(lambda name, password: auth.check_password(db, name, password))
     return Services(settings=settings, data_dir=data_dir, files_root=files_root, db=db, hub=hub, store=store,
-                    runner=runner, hooks=hooks, page=PageAssets.load(), access=access)
+                    runner=runner, hooks=hooks, page=PageAssets.load(), access=access, signin=signin,
+                    boot_id=secrets.token_hex(16))

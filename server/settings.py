@@ -5,6 +5,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
+from server.auth import LOGIN_LINK_MINUTES
+from server.guard.hosts import default_allowed_hosts
+from server.image_budget import DEFAULT_MAX_IMAGE_PIXELS
+
 
 @dataclass
 class Settings:
@@ -18,6 +22,14 @@ class Settings:
     demo_images: int = 12
     demo_size: int = 512
     max_upload_bytes: int = 200 * 1024 * 1024
+    max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
+    """Pixel budget of one image (``server.image_budget``): imports, thumbnails, overlays."""
+    allowed_hosts: list[str] = field(default_factory=lambda: default_allowed_hosts("127.0.0.1"))
+    """Host names the server answers to (``server.guard.hosts``)."""
+    secure_cookies: bool = False
+    login_link_minutes: float = LOGIN_LINK_MINUTES
+    behind_proxy: Optional[list[str]] = None
+    """Addresses of the reverse proxy whose X-Forwarded-Proto/-For are trusted (None: no proxy)."""
     max_active_exports_per_user: Optional[int] = 3
     """R10: queued + running exports per user over all projects (None: no limit)."""
     archive_quota_bytes: Optional[int] = 2048 * 1024 * 1024

@@ -7,6 +7,8 @@
 - ``POST /api/test/jobs/{id}/release``: let a held job go on to its completion CAS.
 - ``POST /api/test/ws/drop``: close every WebSocket connection.
 - ``POST /api/test/ws/block`` ``{blocked}``: refuse new WebSocket connections.
+- ``/test-pages/...``: the test and benchmark pages of ``testkit/pages/`` (the core trace
+  page, the P1 baseline page, the P3 Pyodide runner).
 - ``POST /api/test/reset``: no hold, no delay, every held job released, WebSockets allowed
   (what a test's teardown calls so a failed test cannot leave a worker held).
 
@@ -28,6 +30,8 @@ from server.events import Hub
 from server.jobs import Runner, TestHooks
 
 
+TEST_PAGES = "/test-pages"
+"""Where the test and benchmark pages (``testkit/pages/``) are served, with the hooks only."""
 _DOWNLOAD_PATH = re.compile(r"^/api/exports/([^/]+)/download$")
 
 
@@ -56,8 +60,11 @@ class DownloadCounter:
 
 
 def add_test_routes(app: FastAPI, hooks: TestHooks, hub: Hub, runner: Runner) -> None:
+    from server.page_assets import ROOT, VersionedStatic
+
     counts = {"requests": Counter(), "served": Counter(), "lock": threading.Lock()}
     app.add_middleware(DownloadCounter, counts=counts)
+    app.mount(TEST_PAGES, VersionedStatic(directory=ROOT / "testkit" / "pages"), name="test-pages")
 
     @app.post("/api/test/hooks")
     def set_hooks(body: dict = Body(...)):

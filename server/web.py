@@ -2,7 +2,9 @@
 
 ``create_app(settings)`` builds one app over one data directory (``server.services``); the
 routes live in ``server.routes`` (one router per concern). Errors are JSON
-``{"detail": ...}``; validation errors are 422 naming the field and the reason (R8).
+``{"detail": ...}``; validation errors are 422 naming the field and the reason (R8). The
+guards against hostile input (``server.guard``) wrap every route: bounded bodies, the Host
+check, security headers; ``/openapi.json`` needs a session and there are no docs pages.
 """
 from __future__ import annotations
 
@@ -11,6 +13,8 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from server.guard.api_schema import add_private_schema
+from server.guard.wiring import add_guards
 from server.maintenance import expiry_loop, recover_jobs
 from server.routes import exports, members, pages, projects, runtime, session, tokens, ws
 from server.routes.errors import add_error_handlers
@@ -36,9 +40,13 @@ def create_app(settings: Settings) -> FastAPI:
             stop.set()
             expiry.cancel()
             await asyncio.get_running_loop().run_in_executor(None, svc.runner.shutdown)
+            svc.signin.close()
             svc.db.dispose()
 
-    app = FastAPI(title="Cell segmentation hub: export", lifespan=lifespan)
+    app = FastAPI(title="Cell segmentation hub: export", lifespan=lifespan,
+                  openapi_url=None, docs_url=None, redoc_url=None)  # schema: server.guard.api_schema
+    add_guards(app, settings)
+    add_private_schema(app)
     _expose(app, svc)
     if settings.seed_demo:
         from server.projects import seed_demo_if_empty
@@ -71,3 +79,4 @@ def _expose(app: FastAPI, svc: Services) -> None:
     app.state.hub = svc.hub
     app.state.hooks = svc.hooks
     app.state.files_root = svc.files_root
+    app.state.signin = svc.signin

@@ -27,11 +27,26 @@ _END, _ABORT = object(), object()
 METRICS_SCHEMA_VERSION = 1
 
 
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+"""What a spreadsheet may read as the start of a formula (OWASP, "CSV Injection")."""
+
+
+def csv_text(value: Any) -> Any:
+    """``value`` as a CSV cell that no spreadsheet runs as a formula: a string starting with
+    one of ``FORMULA_START`` gets a single quote before it (OWASP's rule; spreadsheets show
+    the rest as text); numbers, negative ones too, and other strings are left alone."""
+    if type(value) is str and value.startswith(FORMULA_START):
+        return "'" + value
+    return value
+
+
 class CsvMetricsWriter:
     """RFC 4180 CSV (``csv`` module, ``excel`` dialect) with one header row of column names.
 
     ``stream`` is a text stream opened with ``newline=""``. Floats are written with full
-    precision (``repr``); ``None`` is written as an empty field."""
+    precision (``repr``); ``None`` is written as an empty field. Text cells go through
+    :func:`csv_text` (formula injection); quoting per RFC 4180 keeps a separator or quote in
+    a text from starting a cell of its own."""
 
     def __init__(self, stream: IO[str], columns: list[dict]) -> None:
         self.names = [c["name"] for c in columns]
@@ -39,11 +54,11 @@ class CsvMetricsWriter:
         self._writer.writerow(self.names)
 
     def write(self, row: dict[str, Any]) -> None:
-        self._writer.writerow(["" if row.get(n) is None else row[n] for n in self.names])
+        self._writer.writerow(["" if row.get(n) is None else csv_text(row[n]) for n in self.names])
 
     def write_rows(self, rows: Sequence[Sequence[Any]]) -> None:
         """Rows as value lists in column order (the csv module writes ``None`` as empty)."""
-        self._writer.writerows(rows)
+        self._writer.writerows([csv_text(v) for v in row] for row in rows)
 
     def close(self) -> None:
         """Nothing to finish (the caller owns the stream)."""

@@ -22,6 +22,7 @@ from PIL import Image, ImageDraw, ImageFont
 from app.models import VisualizationOptions
 from server.archive.geometry import clean_polygons, to_shapely
 from server.domain import ImageRecord
+from server.image_budget import DEFAULT_MAX_IMAGE_PIXELS, check_canvas
 from server.imaging import read_image
 
 _DIM_LIMIT = 128
@@ -84,6 +85,7 @@ def render_overlay(
     source: Optional[Union[str, os.PathLike, bytes]] = None,
     progress: Optional[Callable[[int, int], None]] = None,
     check: Optional[Callable[[], None]] = None,
+    max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
 ) -> Image.Image:
     """The overlay of ``image`` as an RGB Pillow image of the source's size.
 
@@ -95,11 +97,13 @@ def render_overlay(
     of the long steps: called for every block the decoder reads and between decoding,
     contrast stretch, drawing and compositing; whatever it raises propagates unchanged.
     Raises ``FileNotFoundError`` or ``server.imaging.ImageReadError`` (a ``ValueError``) for a
-    missing or unreadable file.
+    missing or unreadable file, ``server.image_budget.ImageTooLarge`` (a ``ValueError``) when
+    the image or ``image.width`` x ``image.height`` is over the pixel budget ``max_pixels``.
     """
     check = check or _never
+    check_canvas(image.width, image.height, max_pixels)
     if source is not None:
-        pixels = read_image(source, check)
+        pixels = read_image(source, check, max_pixels)
         check()
         base = display_rgb(pixels, check)
         del pixels

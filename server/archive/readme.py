@@ -77,7 +77,10 @@ def _metrics(options: ExportOptions) -> list[str]:
         "Objects without area are left out (see metadata.json `warnings`). Lengths are those of the "
         "polygons as stored: an outline traced along pixel edges keeps some of the pixel staircase, "
         "which makes the perimeter longer, and circularity and convexity lower, than for the smooth shape.",
-        "CSV: comma-separated, header row, UTF-8. XLSX: sheet `metrics`, and sheet `columns` with these "
+        "CSV: comma-separated, header row, UTF-8. A text cell that starts with =, +, -, @, tab or carriage "
+        "return gets a single quote (') before it, so that a spreadsheet shows it as text instead of running "
+        "it as a formula (OWASP, \"CSV Injection\"); numbers, negative ones too, are written as they are. "
+        "XLSX: sheet `metrics` (texts are text cells, as given), and sheet `columns` with these "
         "definitions. JSON: `columns` (these definitions) and `rows`.",
         "",
         "| column | definition | source |",

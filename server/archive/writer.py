@@ -67,6 +67,7 @@ from server.archive.readme import readme_text
 from server.archive.progress import Checkpoint, Progress
 from server.archive.zip_sink import ZipSink
 from server.domain import ImageRecord, ProjectRecord
+from server.image_budget import DEFAULT_MAX_IMAGE_PIXELS, ImageTooLarge
 
 MAX_WARNINGS = 200
 _PACKAGES = ("numpy", "pillow", "pycocotools", "shapely", "rustpy-xlsxwriter", "orjson", "pyyaml", "pydantic", "tifffile")
@@ -103,6 +104,7 @@ def write_archive(
     dest_path: str | os.PathLike,
     checkpoint: Checkpoint,
     tmpdir: Optional[str] = None,
+    max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
 ) -> ArchiveResult:
     """Write the export archive of ``images`` (of ``project``, filtered by ``options.image_ids``)
     to ``dest_path`` (created or overwritten) with the parts chosen in ``options``.
@@ -114,7 +116,9 @@ def write_archive(
     nothing changed (the job runner's is: a flag test, and a database write at most every
     100 ms). Any exception it raises (the caller's cancellation) propagates unchanged; the
     partial ``dest_path`` is then the caller's to delete.
-    ``tmpdir``: where the metrics temporaries go (default: the system's). Metrics use
+    ``tmpdir``: where the metrics temporaries go (default: the system's).
+    ``max_image_pixels``: the pixel budget (``server.image_budget``); an overlay of an image
+    over it is left out with a warning. Metrics use
     ``options.pixel_size_um`` (None = px units). Raises ``OSError`` on write errors (disk
     full...). A missing or unreadable image file is not an error: it is left out of
     ``images/`` and its overlay is drawn on black, with a warning.
@@ -149,7 +153,8 @@ def write_archive(
             if options.include_images:
                 counts["image_files"] = _write_images(sink, selected, names, warnings, progress)
             if options.include_visualizations:
-                counts["visualizations"] = _write_overlays(sink, selected, names, options, warnings, progress)
+                counts["visualizations"] = _write_overlays(sink, selected, names, options, warnings, progress,
+                                                           max_image_pixels)
             if metrics_files is not None:
                 _add_metrics_files(sink, metrics_files, progress)
         except BaseException:
@@ -283,7 +288,7 @@ def _write_images(sink: ZipSink, selected, names: Names, warnings, progress: Pro
 
 
 def _write_overlays(sink: ZipSink, selected, names: Names, options: ExportOptions, warnings,
-                    progress: Progress) -> int:
+                    progress: Progress, max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> int:
     n, written = len(selected), 0
     for index, image in enumerate(selected):
         message = f"Visualizations: {index + 1} of {n}"
@@ -297,10 +302,19 @@ def _write_overlays(sink: ZipSink, selected, names: Names, options: ExportOption
         if source is None:
             warnings.append(f"{where}: file is missing; outlines drawn on black")
         try:
-            picture = render_overlay(image, options.visualization, source, on_objects, progress.poll)
-        except (OSError, ValueError, Image.DecompressionBombError) as exc:  # unreadable or unsupported file
-            warnings.append(f"{where}: file could not be read ({exc}); outlines drawn on black")
-            picture = render_overlay(image, options.visualization, None, on_objects, progress.poll)
+            try:
+                picture = render_overlay(image, options.visualization, source, on_objects, progress.poll,
+                                         max_image_pixels)
+            except ImageTooLarge:
+                raise
+            except (OSError, ValueError, Image.DecompressionBombError) as exc:  # unreadable or unsupported file
+                warnings.append(f"{where}: file could not be read ({exc}); outlines drawn on black")
+                picture = render_overlay(image, options.visualization, None, on_objects, progress.poll,
+                                         max_image_pixels)
+        except ImageTooLarge as exc:  # stored before the budget was set this low: skipped, not failed
+            warnings.append(f"{where}: {exc}; no overlay")
+            progress.advance(1)
+            continue
         progress.report("visualizations", 0.8, message)
         with sink.member(f"visualizations/{names[image.id].stem}_overlay.png") as raw:
             write_overlay_png(picture, raw)

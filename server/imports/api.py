@@ -47,6 +47,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
 from server import auth
+from server.image_budget import DEFAULT_MAX_IMAGE_PIXELS
 from server.imports.plan import ImportPlan, ImportValidationError
 
 FORMATS = ("coco", "labels", "patches", "dsb")
@@ -494,14 +495,15 @@ def _pairs_problems(form: ImportForm) -> list[dict]:
     return problems
 
 
-def build_plan(form: ImportForm, folder: Path, max_file_bytes: int, scrub: PathScrubber) -> ImportPlan:
+def build_plan(form: ImportForm, folder: Path, max_file_bytes: int, scrub: PathScrubber,
+               max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> ImportPlan:
     """Run the loader of ``form.format`` on the saved uploads. Raises :class:`Refused` (422)
     listing every problem -- the form's, the pairing's and the loader's together -- and
     :class:`TooLarge` for a zip that unpacks too large."""
     problems = list(form.problems)
     plan = None
     try:
-        plan = _load(form, folder, max_file_bytes, scrub, problems)
+        plan = _load(form, folder, max_file_bytes, scrub, problems, max_image_pixels)
     except ImportValidationError as exc:
         problems += scrub.problems(exc.problems)
     except Refused as exc:
@@ -514,10 +516,11 @@ def build_plan(form: ImportForm, folder: Path, max_file_bytes: int, scrub: PathS
 
 
 def _load(form: ImportForm, folder: Path, max_file_bytes: int, scrub: PathScrubber,
-          problems: list[dict]) -> Optional[ImportPlan]:
+          problems: list[dict], max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> Optional[ImportPlan]:
     from server.imports import coco, dsb, labels
 
-    common = dict(pixel_size_um=form.pixel_size_um, max_file_bytes=max_file_bytes)
+    common = dict(pixel_size_um=form.pixel_size_um, max_file_bytes=max_file_bytes,
+                  max_image_pixels=max_image_pixels)
     if form.format in ("labels", "patches"):
         problems += _pairs_problems(form)
         try:
@@ -553,7 +556,7 @@ def run_import(app: FastAPI, form: ImportForm, folder: Path, owner_id: int) -> d
 
     settings = app.state.settings
     scrub = PathScrubber(folder, Path(os.path.abspath(settings.data_dir)), form.format)
-    plan = build_plan(form, folder, settings.max_upload_bytes, scrub)
+    plan = build_plan(form, folder, settings.max_upload_bytes, scrub, settings.max_image_pixels)
     project_id = persist_project(app.state.db, app.state.files_root, plan.to_project(), plan.sources(),
                                  owner_id=owner_id)
     return {"project_id": project_id, "name": plan.name, "images": len(plan.images),
@@ -566,6 +569,7 @@ def add_import_routes(app: FastAPI) -> None:
     previous process (killed mid-upload) are removed now."""
     uploads = Path(os.path.abspath(app.state.settings.data_dir)) / "uploads"
     shutil.rmtree(uploads, ignore_errors=True)
+    uploads.mkdir(mode=0o700)  # there from the start: a refused upload leaves the folder as it found it
 
     @app.post("/api/projects/import", status_code=201)
     async def import_project(request: Request, user_id: int = Depends(auth.require_user)):

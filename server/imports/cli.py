@@ -15,6 +15,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from server.image_budget import DEFAULT_MAX_IMAGE_PIXELS
 from server.imports.plan import DEFAULT_MAX_FILE_BYTES, ImportPlan, ImportValidationError
 
 
@@ -25,11 +26,23 @@ def _pixel_size(value: str) -> float:
     return size
 
 
+def pixel_count(value: str) -> int:
+    """``--max-image-pixels``: a whole number of pixels, at least 1 (``_`` and ``,`` allowed)."""
+    try:
+        count = int(value.replace("_", "").replace(",", ""))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number of pixels: {value!r}") from None
+    if count < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return count
+
+
 def _plan(args: argparse.Namespace) -> ImportPlan:
     from server.imports import coco, dsb, labels
 
     limit = int(args.max_file_mb * 1024 * 1024)
-    common = dict(name=args.name, pixel_size_um=args.pixel_size_um, max_file_bytes=limit)
+    common = dict(name=args.name, pixel_size_um=args.pixel_size_um, max_file_bytes=limit,
+                  max_image_pixels=args.max_image_pixels)
     if args.format == "labels":
         if args.pair:
             pairs = [tuple(p) for p in args.pair]
@@ -64,9 +77,11 @@ def cmd_import(args: argparse.Namespace) -> int:
     from server.db import Database
     from server.projects import persist_project
 
-    data_dir = Path(args.data_dir).expanduser().resolve()
+    from server.guard.private_files import make_private
+
+    data_dir = make_private(Path(args.data_dir).expanduser().resolve())
     files_root = data_dir / "files"
-    files_root.mkdir(parents=True, exist_ok=True)
+    files_root.mkdir(exist_ok=True)
     db = Database(data_dir / "cellhub.sqlite3")
     owner_id = None
     if args.owner is not None:
@@ -96,6 +111,9 @@ def add_import_parser(sub: argparse._SubParsersAction) -> None:
         p.add_argument("--pixel-size-um", type=_pixel_size, help="micrometres per pixel")
         p.add_argument("--max-file-mb", type=float, default=DEFAULT_MAX_FILE_BYTES / 2**20,
                        help="refuse any file larger than this")
+        p.add_argument("--max-image-pixels", type=pixel_count, default=DEFAULT_MAX_IMAGE_PIXELS,
+                       help="refuse any image, mask or label image of more pixels (all pages together) "
+                            "than this (default 100,000,000)")
         p.add_argument("--dry-run", action="store_true", help="validate and summarise only")
         p.add_argument("--owner", metavar="NAME",
                        help="the user who owns the new project (default: the first user); private to them until shared")

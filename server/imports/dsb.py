@@ -14,6 +14,8 @@ import numpy as np
 
 from server.domain import ImageRecord, SegObject
 from server.imports.masks import DEFAULT_MIN_IOU, DEFAULT_TOLERANCE, trace_mask
+from server.image_budget import DEFAULT_MAX_IMAGE_PIXELS
+from server.imports.bounds import MAX_OBJECTS_PER_IMAGE
 from server.imports.plan import DEFAULT_MAX_FILE_BYTES, Checker, ImportPlan, absolute
 
 
@@ -31,6 +33,7 @@ def _foreground(arr: np.ndarray) -> np.ndarray:
 
 def load_dsb_folders(root: os.PathLike | str, *, name: Optional[str] = None, category: str = "nucleus",
                      pixel_size_um: Optional[float] = None, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
+                      max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
                      tolerance: float = DEFAULT_TOLERANCE) -> ImportPlan:
     """Import every ``<root>/<ImageId>/`` folder that has an ``images`` subfolder, in sorted
     order. Each mask file is one object (ids 1..k in sorted file-name order); its non-zero
@@ -42,7 +45,7 @@ def load_dsb_folders(root: os.PathLike | str, *, name: Optional[str] = None, cat
     ``masks`` folders, files that are not images, files over ``max_file_bytes``, masks whose
     shape differs from the image, and empty masks (no object pixel).
     """
-    check = Checker(max_file_bytes)
+    check = Checker(max_file_bytes, max_image_pixels)
     check.options(pixel_size_um, tolerance)
     root = absolute(root)
     folders = sorted(p for p in root.iterdir() if (p / "images").is_dir()) if root.is_dir() else []
@@ -58,11 +61,16 @@ def load_dsb_folders(root: os.PathLike | str, *, name: Optional[str] = None, cat
         mask_files = _visible_files(mask_dir) if mask_dir.is_dir() else []
         if not mask_files:
             check.problem(f"no mask files in {mask_dir}")
+        if len(mask_files) > MAX_OBJECTS_PER_IMAGE:
+            check.problem(f"{len(mask_files):,} mask files in {mask_dir}, more than the limit of "
+                          f"{MAX_OBJECTS_PER_IMAGE:,} objects per image")
+            continue
         if pixels is None:
             for mask_path in mask_files:  # still report what is wrong with the masks
                 check.read(mask_path, "mask")
             continue
         height, width = pixels.shape[:2]
+        del pixels  # only its size is needed from here on
         coverage = np.zeros((height, width), dtype=np.uint16)
         objects: list[SegObject] = []
         for mask_path in mask_files:

@@ -8,13 +8,57 @@ from typing import Optional, Sequence
 
 import numpy as np
 from scipy import ndimage
+from skimage import measure
 
 from server.domain import ImageRecord, SegObject
+from server.image_budget import DEFAULT_MAX_IMAGE_PIXELS
+from server.imports.bounds import MAX_BOX_COVER, MAX_LABELS_PER_IMAGE
 from server.imports.masks import DEFAULT_MIN_IOU, DEFAULT_TOLERANCE, trace_mask
 from server.imports.plan import DEFAULT_MAX_FILE_BYTES, Checker, ImportPlan, absolute
 
 PathLike = os.PathLike | str
 Pair = tuple[PathLike, PathLike]
+
+
+_DIRECT_LABELS = 1 << 20
+"""Label values up to this are used as they are (``find_objects`` keeps one slot per value);
+larger ones are first numbered 1..k."""
+
+
+class TooManyLabels(ValueError):
+    """A label image or patch mask is over a bound (``MAX_LABELS_PER_IMAGE`` distinct
+    values, or boxes covering more than ``MAX_BOX_COVER`` times the image)."""
+
+
+def _check_boxes(boxes: list, shape: tuple[int, ...]) -> None:
+    count = sum(1 for sl in boxes if sl is not None)
+    if count > MAX_LABELS_PER_IMAGE:
+        raise TooManyLabels(f"holds {count:,} distinct labels, more than the limit of "
+                            f"{MAX_LABELS_PER_IMAGE:,} per image")
+    cover = sum((sl[0].stop - sl[0].start) * (sl[1].stop - sl[1].start) for sl in boxes if sl is not None)
+    if cover > MAX_BOX_COVER * max(1, shape[0] * shape[1]):
+        raise TooManyLabels(f"has objects whose bounding boxes together cover {cover / (shape[0] * shape[1]):,.0f} "
+                            f"times the image, more than the limit of {MAX_BOX_COVER}")
+
+
+def _numbered(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(plane, values)``: a label plane whose non-zero values are 1..k (or the values
+    themselves when small enough) and the source value of each plane value (``values[k]``).
+    Extra memory: one sorted copy, then 4 bytes per pixel, made row block by row block."""
+    top = int(labels.max()) if labels.size else 0
+    if top <= _DIRECT_LABELS:
+        return labels, np.arange(top + 1)
+    values = np.unique(labels)
+    if values[0] != 0:
+        values = np.concatenate([[0], values])
+    if len(values) - 1 > MAX_LABELS_PER_IMAGE:
+        raise TooManyLabels(f"holds {len(values) - 1:,} distinct labels, more than the limit of "
+                            f"{MAX_LABELS_PER_IMAGE:,} per image")
+    plane = np.empty(labels.shape, dtype=np.uint32)
+    step = max(1, (1 << 22) // max(1, labels.shape[1]))
+    for row in range(0, labels.shape[0], step):
+        plane[row:row + step] = np.searchsorted(values, labels[row:row + step])
+    return plane, values
 
 
 def objects_from_labels(labels: np.ndarray, category: str, *, where: str = "",
@@ -24,18 +68,17 @@ def objects_from_labels(labels: np.ndarray, category: str, *, where: str = "",
     the value as its id (ids need not be consecutive; a value in several separate pieces is
     one object with several polygons). Objects come in increasing id order. Polygons are
     traced with :func:`server.imports.masks.trace_mask`; an object whose rasterised polygons
-    reach IoU < 0.99 with its pixels adds a line to ``warnings`` (``where`` names the image)."""
-    ids, inverse = np.unique(labels, return_inverse=True)
-    inverse = inverse.reshape(labels.shape)
-    if ids[0] != 0:  # no background pixel at all: every value is an object
-        inverse = inverse + 1
-        ids = np.concatenate([[0], ids])
+    reach IoU < 0.99 with its pixels adds a line to ``warnings`` (``where`` names the image).
+    Raises :class:`TooManyLabels` past ``MAX_LABELS_PER_IMAGE`` values (before tracing any)."""
+    plane, values = _numbered(labels)
+    boxes = ndimage.find_objects(plane)
+    _check_boxes(boxes, plane.shape)
     objects = []
-    for k, sl in enumerate(ndimage.find_objects(inverse), start=1):
+    for k, sl in enumerate(boxes, start=1):
         if sl is None:
             continue
-        label_id = int(ids[k])
-        traced = trace_mask(inverse[sl] == k, (sl[1].start, sl[0].start), tolerance=tolerance)
+        label_id = int(values[k])
+        traced = trace_mask(plane[sl] == k, (sl[1].start, sl[0].start), tolerance=tolerance)
         if traced.iou < DEFAULT_MIN_IOU and warnings is not None:
             warnings.append(f"{where}: object {label_id} traced with IoU {traced.iou:.3f} (< {DEFAULT_MIN_IOU})")
         objects.append(SegObject(id=label_id, category=category, polygons=traced.polygons))
@@ -86,13 +129,21 @@ def _pairs_plan(pairs: Sequence[Pair], check: Checker, what: str, to_objects, *,
                 f"{image_path} is {pixels.shape[1]}x{pixels.shape[0]}"
             )
             continue
-        objects = to_objects(labels, label_path, image_path.name)
+        height, width = pixels.shape[:2]
+        del pixels  # only its size is needed from here on: one image in memory at a time
+        try:
+            objects = to_objects(labels, label_path, image_path.name)
+        except TooManyLabels as exc:
+            check.problem(f"{what} {label_path} {exc}")
+            continue
+        finally:
+            del labels
         if objects is None:
             continue
         if not objects:
             check.warn(f"{image_path.name}: no objects (the {what} is all background)")
-        images.append(ImageRecord(id=index, file_name=image_path.name, width=int(pixels.shape[1]),
-                                  height=int(pixels.shape[0]), path=str(image_path), objects=objects))
+        images.append(ImageRecord(id=index, file_name=image_path.name, width=int(width),
+                                  height=int(height), path=str(image_path), objects=objects))
     check.raise_if_any()
     folder = absolute(pairs[0][0]).parent
     if folder.name.lower() in ("images", "image", "imgs", "img", "raw") and folder.parent.name:
@@ -105,6 +156,7 @@ def _pairs_plan(pairs: Sequence[Pair], check: Checker, what: str, to_objects, *,
 
 def load_label_images(pairs: Sequence[Pair], *, name: Optional[str] = None, category: str = "nucleus",
                       pixel_size_um: Optional[float] = None, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
+                      max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
                       tolerance: float = DEFAULT_TOLERANCE) -> ImportPlan:
     """Import ``(image_path, label_path)`` pairs where the label file is an integer instance
     label image of the same height and width (PNG or TIFF, 8/16/32-bit or integral float;
@@ -116,7 +168,7 @@ def load_label_images(pairs: Sequence[Pair], *, name: Optional[str] = None, cate
     image whose shape differs from its image or that is in colour, non-integer or negative.
     An all-background label image is accepted with a warning (an image without objects).
     """
-    check = Checker(max_file_bytes)
+    check = Checker(max_file_bytes, max_image_pixels)
     check.options(pixel_size_um, tolerance)
 
     def to_objects(arr, label_path, image_name):
@@ -131,14 +183,20 @@ def load_label_images(pairs: Sequence[Pair], *, name: Optional[str] = None, cate
 
 
 def patch_keys(arr: np.ndarray) -> np.ndarray:
-    """The ``(H, W)`` int64 patch key of a colour-coded mask: for RGB(A), the colour as one
-    number ``(R * M + G) * M + B`` (``M`` = 1 + the dtype's max; pixels with alpha 0 are
-    background), for a single-channel image the value itself. 0 = background."""
+    """The ``(H, W)`` patch key of a colour-coded mask: for RGB(A), the colour as one number
+    ``(R * M + G) * M + B`` (``M`` = 1 + the dtype's max; pixels with alpha 0 are
+    background), for a single-channel image the value itself. 0 = background. The keys of
+    8-bit colours are uint32 (4 bytes per pixel), others int64."""
     if arr.ndim == 2:
-        return arr.astype(np.int64)
-    colour = arr[..., :3].astype(np.int64)
-    m = int(np.iinfo(arr.dtype).max) + 1 if np.issubdtype(arr.dtype, np.integer) else 1 << 16
-    keys = (colour[..., 0] * m + colour[..., 1]) * m + colour[..., 2]
+        return arr if np.issubdtype(arr.dtype, np.integer) else arr.astype(np.int64)
+    small = arr.dtype == np.uint8
+    kind = np.uint32 if small else np.int64
+    m = 256 if small else int(np.iinfo(arr.dtype).max) + 1 if np.issubdtype(arr.dtype, np.integer) else 1 << 16
+    keys = arr[..., 0].astype(kind)
+    keys *= m
+    keys += arr[..., 1]
+    keys *= m
+    keys += arr[..., 2]
     if arr.shape[-1] == 4:
         keys[arr[..., 3] == 0] = 0
     return keys
@@ -149,25 +207,33 @@ def objects_from_patches(keys: np.ndarray, category: str, *, connectivity: int =
                          tolerance: float = DEFAULT_TOLERANCE) -> list[SegObject]:
     """One ``SegObject`` per connected patch of one non-zero key value (``connectivity`` 4 or
     8), ids 1..k in order of (key value, scan order of the patch's first pixel). Two touching
-    patches of different values are two objects; two separate patches of the same value too."""
-    structure = ndimage.generate_binary_structure(2, 1 if connectivity == 4 else 2)
+    patches of different values are two objects; two separate patches of the same value too.
+    The patches are found in one pass (scikit-image ``measure.label``, equal neighbours
+    connected), whatever the number of values. Raises :class:`TooManyLabels` past
+    ``MAX_LABELS_PER_IMAGE`` patches (before tracing any)."""
+    patches = measure.label(keys, background=0, connectivity=1 if connectivity == 4 else 2)
+    boxes = ndimage.find_objects(patches)
+    _check_boxes(boxes, patches.shape)
+    order = []
+    for k, sl in enumerate(boxes, start=1):
+        top, left = sl[0].start, sl[1].start  # the first pixel in scan order is on the box's top row
+        first = left + int(np.flatnonzero(patches[top, sl[1]] == k)[0])
+        order.append((keys[top, first], k, sl))
+    order.sort(key=lambda item: (item[0], item[1]))
     objects: list[SegObject] = []
-    for value in np.unique(keys):
-        if value == 0:
-            continue
-        patches, _ = ndimage.label(keys == value, structure=structure)
-        for k, sl in enumerate(ndimage.find_objects(patches), start=1):
-            traced = trace_mask(patches[sl] == k, (sl[1].start, sl[0].start), tolerance=tolerance)
-            obj_id = len(objects) + 1
-            if traced.iou < DEFAULT_MIN_IOU and warnings is not None:
-                warnings.append(f"{where}: object {obj_id} traced with IoU {traced.iou:.3f} (< {DEFAULT_MIN_IOU})")
-            objects.append(SegObject(id=obj_id, category=category, polygons=traced.polygons))
+    for _, k, sl in order:
+        traced = trace_mask(patches[sl] == k, (sl[1].start, sl[0].start), tolerance=tolerance)
+        obj_id = len(objects) + 1
+        if traced.iou < DEFAULT_MIN_IOU and warnings is not None:
+            warnings.append(f"{where}: object {obj_id} traced with IoU {traced.iou:.3f} (< {DEFAULT_MIN_IOU})")
+        objects.append(SegObject(id=obj_id, category=category, polygons=traced.polygons))
     return objects
 
 
 def load_patch_labels(pairs: Sequence[Pair], *, connectivity: int = 4, name: Optional[str] = None,
                       category: str = "nucleus", pixel_size_um: Optional[float] = None,
                       max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
+                      max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
                       tolerance: float = DEFAULT_TOLERANCE) -> ImportPlan:
     """Import ``(image_path, mask_path)`` pairs where the mask is colour-coded: every connected
     patch (``connectivity`` 4 or 8) of one non-zero value/colour is one object, and touching
@@ -182,7 +248,7 @@ def load_patch_labels(pairs: Sequence[Pair], *, connectivity: int = 4, name: Opt
     """
     if connectivity not in (4, 8):
         raise ValueError("connectivity must be 4 or 8")
-    check = Checker(max_file_bytes)
+    check = Checker(max_file_bytes, max_image_pixels)
     check.options(pixel_size_um, tolerance)
 
     def to_objects(arr, label_path, image_name):

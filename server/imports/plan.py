@@ -4,7 +4,9 @@ Loaders are pure: they read files and return a plan; they never touch the databa
 checks everything first and reports ALL problems of the input in one
 :class:`ImportValidationError`, so a user can fix a dataset in one go. Every loader also
 refuses a ``pixel_size_um`` outside 0.001..1000 and a negative simplification ``tolerance``,
-and any file larger than ``max_file_bytes`` (default 512 MiB).
+any file larger than ``max_file_bytes`` (default 512 MiB), and any image, mask or label image
+over the pixel budget ``max_image_pixels`` (``server.image_budget``, checked from the header
+before anything is decoded).
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from typing import Optional
 import numpy as np
 
 from server.domain import ImageRecord, ProjectRecord
+from server.image_budget import DEFAULT_MAX_IMAGE_PIXELS, ImageTooLarge
 from server.imaging import ImageReadError, read_image
 
 DEFAULT_MAX_FILE_BYTES = 512 * 1024 * 1024  # per file; a 16-bit 16k x 16k plane is 512 MiB
@@ -79,10 +82,12 @@ class ImportPlan:
 class Checker:
     """Collects problems and warnings while a loader runs (internal helper of the loaders)."""
 
-    def __init__(self, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES):
-        if max_file_bytes <= 0:
-            raise ValueError("max_file_bytes must be positive")
+    def __init__(self, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
+                 max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS):
+        if max_file_bytes <= 0 or max_image_pixels <= 0:
+            raise ValueError("max_file_bytes and max_image_pixels must be positive")
         self.max_file_bytes = max_file_bytes
+        self.max_image_pixels = max_image_pixels
         self.problems: list[str] = []
         self.warnings: list[str] = []
 
@@ -115,12 +120,15 @@ class Checker:
         return True
 
     def read(self, path: Path, what: str) -> Optional[np.ndarray]:
-        """The decoded image at ``path``, or None with a problem recorded (missing, too large,
-        not an image)."""
+        """The decoded image at ``path``, or None with a problem recorded (missing, too large
+        a file, over the pixel budget, not an image)."""
         if not self.file_ok(path, what):
             return None
         try:
-            return read_image(path)
+            return read_image(path, max_pixels=self.max_image_pixels)
+        except ImageTooLarge as exc:
+            self.problem(f"{what} too large: {path} {exc}")
+            return None
         except (ImageReadError, OSError) as exc:
             self.problem(f"not an image file ({what}): {path}: {exc}")
             return None

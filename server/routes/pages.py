@@ -1,4 +1,7 @@
-"""The page (``/``, ``/?project=ID``), the sign-in page and the page for an unknown project."""
+"""The page (``/``, ``/?project=ID``), the sign-in page and the page for an unknown project.
+
+A page's inline scripts carry this response's CSP nonce (``server.guard.headers``), put in
+before any data is inserted, so inserted text can never gain it."""
 from __future__ import annotations
 
 import html
@@ -9,6 +12,8 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from server import auth, project_store
+from server.guard.headers import nonce_page
+from server.guard.next_path import safe_next
 from server.page_assets import boot_manifest
 from server.routes.deps import services
 from server.services import Services
@@ -41,7 +46,8 @@ def index(request: Request, project: Optional[str] = None, svc: Services = Depen
         chosen = next((p for p in projects if str(p["id"]) == project.strip()), None)
         if chosen is None:
             return no_such_project(project, projects)
-    page = svc.page.index_template.replace("{{PROJECT_ID}}", str(chosen["id"] if chosen else ""))
+    page = nonce_page(svc.page.index_template, request.state.csp_nonce)  # first: nothing inserted gets the nonce
+    page = page.replace("{{PROJECT_ID}}", str(chosen["id"] if chosen else ""))
     page = page.replace("{{PROJECT_NAME}}", html.escape(chosen["name"] if chosen else "No project yet"))
     page = page.replace(
         "{{PROJECT_NOTE}}", html.escape(chosen["description"] if chosen and chosen["synthetic"] else "")
@@ -52,5 +58,8 @@ def index(request: Request, project: Optional[str] = None, svc: Services = Depen
 
 
 @router.get("/signin", response_class=HTMLResponse)
-def signin(svc: Services = Depends(services)):
-    return HTMLResponse(svc.page.signin_page, headers={"Cache-Control": "no-store"})
+def signin(next: str = "", svc: Services = Depends(services)):
+    """The sign-in page; ``next`` (where to go once signed in) only if it is a path on this
+    site (``server.guard.next_path``), else ``/``."""
+    page = svc.page.signin_page.replace("{{NEXT}}", html.escape(safe_next(next), quote=True))
+    return HTMLResponse(page, headers={"Cache-Control": "no-store"})

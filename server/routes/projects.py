@@ -107,6 +107,6 @@ def thumbnail(project_id: RowId, image_id: RowId, user_id: int = Depends(auth.re
     row = project_store.image_row(svc.db, project_id, image_id)
     if row is None:
         raise HTTPException(404, "no such image")
-    path = thumbnail_path(svc.data_dir, svc.files_root, row)
+    path = thumbnail_path(svc.data_dir, svc.files_root, row, svc.settings.max_image_pixels)
     return FileResponse(path, media_type="image/png", headers={"Cache-Control": "private, max-age=86400"})
 

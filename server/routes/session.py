@@ -1,12 +1,19 @@
-"""Sign-in and sign-out: the one-time link, username and password, the session cookie."""
+"""Sign-in and sign-out: the one-time link, username and password, the session cookie.
+
+Password sign-in goes through the sign-in guard (``server.guard.signin``: throttled per name
+and address, 429 with Retry-After, bounded in parallel); a one-time link works
+``--login-link-minutes`` and only on the server start that printed it. The cookie is
+``Secure`` over https (or behind a trusted proxy that says so) and with ``--secure-cookies``.
+"""
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
 
 from server import accounts, auth
-from server.db import Database
+from server.guard.signin import Throttled
 from server.routes.deps import services
 from server.services import Services
 
@@ -14,42 +21,47 @@ router = APIRouter()
 
 
 class SessionBody(BaseModel):
-    username: str
-    password: str
+    username: str = Field(max_length=256)
+    password: str = Field(max_length=auth.MAX_PASSWORD_CHARS)
 
 
-def _set_session(db: Database, response: Response, user_id: int) -> None:
-    token = auth.new_session(db, user_id)
-    response.set_cookie(
-        auth.SESSION_COOKIE, token, httponly=True, samesite="strict", max_age=auth.SESSION_SECONDS, path="/"
-    )
+def _set_session(svc: Services, request: Request, response: Response, user_id: int) -> None:
+    token = auth.new_session(svc.db, user_id)
+    secure = svc.settings.secure_cookies or request.url.scheme == "https"
+    response.set_cookie(auth.SESSION_COOKIE, token, httponly=True, samesite="strict",
+                        max_age=auth.SESSION_SECONDS, path="/", secure=secure)
 
 
 @router.get("/login")
-def login_with_token(token: str = "", svc: Services = Depends(services)):
-    user_id = auth.use_login_token(svc.db, token) if token else None
+def login_with_token(request: Request, token: str = "", svc: Services = Depends(services)):
+    user_id = (auth.use_login_token(svc.db, token, svc.boot_id, svc.settings.login_link_minutes * 60)
+               if token else None)
     if user_id is None:
         return HTMLResponse(
-            "<!doctype html><title>Sign-in link used</title><p>This sign-in link is unknown or was already used."
-            " Restart the server for a new one, or <a href='/signin'>sign in with a password</a>.</p>",
+            "<!doctype html><title>Sign-in link used</title><p>This sign-in link is unknown, was already used,"
+            " is older than the server's last start or has expired. Restart the server for a new one,"
+            " or <a href='/signin'>sign in with a password</a>.</p>",
             status_code=403,
         )
     response = RedirectResponse("/", status_code=303)
-    _set_session(svc.db, response, user_id)
+    _set_session(svc, request, response, user_id)
     return response
 
 
 @router.post("/api/session")
-def sign_in(request: Request, body: SessionBody, svc: Services = Depends(services)):
-    if request.headers.get(auth.CSRF_HEADER) != auth.CSRF_VALUE or not auth.same_origin(
-        request.headers.get("origin"), request.headers.get("host")
-    ):
+async def sign_in(request: Request, body: SessionBody, svc: Services = Depends(services)):
+    if not auth.genuine_state_change(request):
         raise HTTPException(403, "cross-site request refused")
-    user_id = auth.check_password(svc.db, body.username, body.password)
+    try:
+        user_id = await svc.signin.sign_in(request.client.host if request.client else "",
+                                           body.username, body.password)
+    except Throttled as exc:
+        return JSONResponse(status_code=429, content={"detail": exc.reason},
+                            headers={"Retry-After": str(exc.retry_after)})
     if user_id is None:
         raise HTTPException(401, "wrong username or password")
     response = JSONResponse({"username": body.username})
-    _set_session(svc.db, response, user_id)
+    await run_in_threadpool(_set_session, svc, request, response, user_id)
     return response
 
 

@@ -16,6 +16,7 @@ import uvicorn
 from websockets.sync.client import connect as ws_connect
 
 from server import accounts, auth, project_store
+from server.cli import UVICORN_OPTIONS
 from server.web import Settings, create_app
 from testkit import free_port
 
@@ -94,7 +95,7 @@ def start_live(data_dir: Path, **settings: Any) -> Live:
     opts.update(settings)
     app = create_app(Settings(data_dir=data_dir, **opts))
     port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", **UVICORN_OPTIONS)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

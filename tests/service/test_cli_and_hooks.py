@@ -10,17 +10,21 @@ from server.db import Database
 from tests.service.conftest import start_live
 
 
-def test_users_add_hashes_the_password_and_refuses_duplicates(tmp_path, capsys):
+def test_users_add_hashes_the_password_and_refuses_duplicates(tmp_path, capsys, monkeypatch):
+    import io
+    import sys
+
     data = tmp_path / "data"
-    assert main(["users", "--data-dir", str(data), "add", "alice", "--password", "s3cret"]) == 0
+    monkeypatch.setattr(sys, "stdin", io.StringIO("s3cret\nx\nx\n"))
+    assert main(["users", "--data-dir", str(data), "add", "alice"]) == 0
     db = Database(data / "cellhub.sqlite3")
     stored = db.one("SELECT password_hash FROM users WHERE username = 'alice'")["password_hash"]
     assert stored.startswith("$argon2id$") and "s3cret" not in stored
     assert auth.check_password(db, "alice", "s3cret") is not None
     assert auth.check_password(db, "alice", "wrong") is None
-    assert main(["users", "--data-dir", str(data), "add", "alice", "--password", "x"]) == 2
+    assert main(["users", "--data-dir", str(data), "add", "alice"]) == 2
     assert "already exists" in capsys.readouterr().err
-    assert main(["users", "--data-dir", str(data), "add", "bad name!", "--password", "x"]) == 2
+    assert main(["users", "--data-dir", str(data), "add", "bad name!"]) == 2
     assert main(["users", "--data-dir", str(data), "list"]) == 0
     assert "alice" in capsys.readouterr().out
 

@@ -118,6 +118,22 @@ def test_two_processes_opening_a_new_data_folder_at_once_migrate_it_once(tmp_pat
     assert db.all("SELECT version_num FROM alembic_version") == [{"version_num": migrate.head_revision()}]
 
 
+def test_a_new_database_file_waits_for_a_writer_before_it_turns_to_wal(tmp_path):
+    """SQLite answers ``PRAGMA journal_mode=WAL`` "database is locked" at once, without its
+    busy timeout, while another connection writes to a file not yet in WAL mode: what two
+    processes opening a new data folder at once met now and then."""
+    path = tmp_path / "cellhub.sqlite3"
+    writer = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    writer.execute("CREATE TABLE other (x)")
+    writer.execute("BEGIN IMMEDIATE")
+    writer.execute("INSERT INTO other VALUES (1)")
+    threading.Timer(0.5, writer.execute, ("COMMIT",)).start()
+    db = Database(path)
+    assert db.one("PRAGMA journal_mode")["journal_mode"] == "wal"
+    assert migrate.current_revision(db) == migrate.head_revision()
+    writer.close()
+
+
 def test_the_migrate_command_creates_then_finds_the_schema_up_to_date(tmp_path, capsys):
     data = tmp_path / "data"
     assert main(["migrate", "--data-dir", str(data)]) == 0

@@ -45,7 +45,7 @@ def test_the_one_time_login_link_works_once(live: Live):
     from server import accounts, auth
 
     db = live.app.state.db
-    token = auth.new_login_token(db, accounts.ensure_user(db, auth.DEFAULT_USER))
+    token = auth.new_login_token(db, accounts.ensure_user(db, auth.DEFAULT_USER), live.app.state.services.boot_id)
     client = httpx.Client(base_url=live.base_url)
     first = client.get(f"/login?token={token}", follow_redirects=False)
     assert first.status_code == 303

@@ -8,8 +8,8 @@ try {
   // The page's vendored Pyodide: a worker made from JS takes its interpreter as `version`.
   const version = new URL("/static/vendor/pyodide/314.0.7/pyodide.mjs", location.href).href;
   // async: the worker's code awaits at top level (it installs the client as a notebook would).
-  const worker = await PyWorker("/static/test/client_worker.py",
-                                { config: "/static/test/client_worker.toml", version, async: true });
+  const worker = await PyWorker("/test-pages/test/client_worker.py",
+                                { config: "/test-pages/test/client_worker.toml", version, async: true });
   const report = await worker.sync.export_project(params.get("token"), Number(params.get("project")));
   document.getElementById("result").textContent = report;
   document.body.dataset.ready = "true";
