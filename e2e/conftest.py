@@ -218,12 +218,13 @@ class UserSession:
     username: str
     tabs: list[Tab] = field(default_factory=list)
 
-    def open_tab(self, path: str = "/") -> Tab:
-        return self.open_tabs(1, path)[0]
+    def open_tab(self, path: str = "/", boot: str = "snapshot") -> Tab:
+        return self.open_tabs(1, path, boot)[0]
 
-    def open_tabs(self, n: int, path: str = "/") -> list[Tab]:
-        """Open ``n`` tabs at once (their runtimes boot side by side) and wait until each is ready."""
-        return wait_ready([self.start_tab(path) for _ in range(n)])
+    def open_tabs(self, n: int, path: str = "/", boot: str = "snapshot") -> list[Tab]:
+        """Open ``n`` tabs at once (their runtimes boot side by side) and wait until each is
+        ready, booted the ``boot`` way (``wait_ready``)."""
+        return wait_ready([self.start_tab(path) for _ in range(n)], boot)
 
     def start_tab(self, path: str = "/") -> Tab:
         """Open a tab and start loading ``path`` without waiting for the page to be ready
@@ -299,10 +300,18 @@ def user(server, browser) -> UserSession:
     close_user_session(session)
 
 
-def wait_ready(tabs: list[Tab]) -> list[Tab]:
-    """Wait until every tab's page says ``body[data-ready=true]``; returns ``tabs``."""
+BOOT = "snapshot"
+"""How every page of the suite boots (``body[data-boot]``, ``static/boot/snapshot-boot.mjs``):
+from the memory snapshot the set-up built; a test of the other path says so."""
+
+
+def wait_ready(tabs: list[Tab], boot: str = BOOT) -> list[Tab]:
+    """Wait until every tab's page says ``body[data-ready=true]``; AssertionError unless it
+    booted the ``boot`` way. Returns ``tabs``."""
     for tab in tabs:
         tab.page.wait_for_selector("body[data-ready='true']", timeout=PAGE_READY_TIMEOUT_MS)
+        booted = tab.page.evaluate("() => [document.body.dataset.boot, document.body.dataset.bootReason]")
+        assert booted[0] == boot, f"page booted {booted[0]} ({booted[1]}), expected {boot}"
     return tabs
 
 

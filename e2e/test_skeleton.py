@@ -29,7 +29,10 @@ def test_page_loads_runtime_and_wheels_from_the_server_and_enables_export(user):
     expect(page.locator("#project-name")).to_have_text(project["name"])
     urls = tab.requests
     assert any(u.endswith("pyodide.asm.wasm") for u in urls)
-    assert any(re.search(r"/static/wheels/pydantic_core-.*\.whl$", u) for u in urls)
+    # Booted from the memory snapshot (the fixture checks body[data-boot]): it brings the
+    # wheels, so neither they nor the bytecode bundle are asked for.
+    assert any(re.search(r"/snapshot-[0-9a-f]{32}\.bin$", u) for u in urls)
+    assert not any(u.endswith(".whl") or "/bytecode-" in u for u in urls)
     assert any(re.search(r"/app-[0-9a-f]{16}\.zip$", u) for u in urls)
     # The user fixture fails the test if any request left the server's origin.
     assert all(u.startswith(user.server.base_url) or u.startswith(("data:", "blob:")) for u in urls)

@@ -96,6 +96,12 @@ fi
 say "page bytecode bundle"
 .venv/bin/python -m server bytecode || say "no bytecode bundle: the page compiles its modules itself"
 
+# 3c. The page's memory snapshot (server/snapshot.py): the interpreter with the wheels loaded
+# and the app imported, restored by the page instead of starting Python (CELLHUB_SNAPSHOT=0:
+# none). Built likewise once per change of its sources (about a minute). A failure costs speed only.
+say "page memory snapshot"
+.venv/bin/python -m server snapshot || say "no memory snapshot: the page boots Python from the start"
+
 # 4. Chromium from Debian (tests only).
 if [[ $want_browser == 1 ]]; then
   if [[ -x /usr/bin/chromium ]]; then

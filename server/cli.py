@@ -10,6 +10,7 @@
   up to date (Alembic; idempotent). ``run`` does this itself for its data folder.
 - ``bytecode``: build the page's precompiled bytecode bundle now (``server.bytecode``; the
   set-up runs it; without it the first page starts a build in the background).
+- ``snapshot``: build the page's memory snapshot now (``server.snapshot``; likewise).
 """
 from __future__ import annotations
 
@@ -242,6 +243,17 @@ def cmd_bytecode(args: argparse.Namespace) -> int:
     return 0 if not bundle.enabled else 1
 
 
+def cmd_snapshot(args: argparse.Namespace) -> int:
+    from server.page_assets import page_snapshot
+
+    snapshot = page_snapshot()
+    if snapshot.build():
+        print(f"memory snapshot: {snapshot.path}")
+        return 0
+    print("no memory snapshot (turned off, no Node.js, or the build failed): the page boots without one")
+    return 0 if not snapshot.enabled else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m server", description="Cell segmentation hub: export service")
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -284,6 +296,8 @@ def build_parser() -> argparse.ArgumentParser:
     where.add_argument("--data-dir", default=DEFAULT_DATA_DIR, help="the data folder's SQLite database")
     where.add_argument("--database-url", help="a SQLAlchemy URL instead, e.g. postgresql+psycopg://user@host/db")
     mig.set_defaults(func=cmd_migrate)
+
+    sub.add_parser("snapshot", help="build the page's memory snapshot now").set_defaults(func=cmd_snapshot)
 
     users = sub.add_parser("users", help="manage users")
     users.add_argument("--data-dir", default=DEFAULT_DATA_DIR)

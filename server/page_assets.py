@@ -1,5 +1,6 @@
 """What the server hands the browser to start the page: the ``app`` package as a zip, the
-bytecode bundle, the boot manifest, the page templates and the static folder's cache rules."""
+bytecode bundle, the memory snapshot, the boot manifest, the page templates and the static
+folder's cache rules."""
 from __future__ import annotations
 
 import hashlib
@@ -14,9 +15,13 @@ from typing import Optional
 from fastapi.staticfiles import StaticFiles
 
 from server.bytecode import BytecodeBundle
+from server.snapshot import SnapshotBundle
 
 ROOT = Path(__file__).resolve().parents[1]
 IMMUTABLE = "public, max-age=31536000, immutable"
+BOOT_MODULE = "/boot/pyodide.mjs"
+"""The interpreter module the served ``pyscript.toml`` names: the vendored Pyodide wrapped
+to restore the memory snapshot (``server.routes.snapshot``)."""
 
 
 def build_app_zip(root: Optional[Path] = None) -> bytes:
@@ -39,30 +44,46 @@ def build_app_zip(root: Optional[Path] = None) -> bytes:
 def page_bytecode_bundle(app_zip: Optional[bytes] = None) -> BytecodeBundle:
     """The ``BytecodeBundle`` of the page as served: ``app_zip`` (default: ``build_app_zip()``),
     the static folder's wheels and the interpreter ``pyscript.toml`` names."""
-    interpreter = tomllib.loads((ROOT / "pyscript.toml").read_text(encoding="utf-8"))["interpreter"]
-    return BytecodeBundle(build_app_zip() if app_zip is None else app_zip, ROOT / "static", interpreter)
+    return BytecodeBundle(build_app_zip() if app_zip is None else app_zip, ROOT / "static", vendored_interpreter())
 
 
-def boot_manifest(bytecode: BytecodeBundle, wheels: list[str], project_id: Optional[int]) -> str:
+def vendored_interpreter() -> str:
+    """The URL of the vendored ``pyodide.mjs`` that ``pyscript.toml`` names."""
+    return tomllib.loads((ROOT / "pyscript.toml").read_text(encoding="utf-8"))["interpreter"]
+
+
+def page_snapshot(app_zip: Optional[bytes] = None) -> SnapshotBundle:
+    """The page's ``SnapshotBundle``, of the same sources as ``page_bytecode_bundle``."""
+    return SnapshotBundle(build_app_zip() if app_zip is None else app_zip, ROOT / "static", vendored_interpreter())
+
+
+def boot_manifest(bytecode: BytecodeBundle, wheels: list[str], project_id: Optional[int],
+                  snapshot: Optional[str] = None) -> str:
     """What the page's inline script requests before Python starts (``index.html``): the
-    project JSON, the wheels and, once built, the bytecode bundle; as a JS literal."""
+    project JSON, the wheels, once built the bytecode bundle, and the memory snapshot's
+    URL when one is offered (``SnapshotBundle.offered``); as a JS literal."""
     manifest = {
         "project": f"/api/projects/{project_id}" if project_id is not None else None,
         "wheels": [f"/static/wheels/{name}" for name in wheels],
         "bytecode": bytecode.url() if bytecode.current() is not None else None,
     }
+    if snapshot is not None:
+        manifest["snapshot"] = snapshot
     return json.dumps(manifest).replace("<", "\\u003c")  # never a "</script>" inside the script
 
 
 @dataclass
 class PageAssets:
     """The page's files as served, read once at start: the app zip (and its content-hashed
-    name), the bytecode bundle, ``index.html`` and the sign-in page, the wheels' names and
-    ``pyscript.toml`` pointing at the hashed app zip."""
+    name), the bytecode bundle, the memory snapshot and the vendored interpreter it wraps,
+    ``index.html`` and the sign-in page, the wheels' names and ``pyscript.toml`` pointing at
+    the hashed app zip and at ``BOOT_MODULE``."""
 
     app_zip: bytes
     app_zip_name: str
     bytecode: BytecodeBundle
+    snapshot: SnapshotBundle
+    interpreter_url: str
     index_template: str
     signin_page: str
     wheel_names: list[str]
@@ -73,16 +94,20 @@ class PageAssets:
         app_zip = build_app_zip()
         app_zip_name = f"app-{hashlib.sha256(app_zip).hexdigest()[:16]}.zip"
         wheels_json = ROOT / "static" / "wheels" / "wheels.json"
+        interpreter_url = vendored_interpreter()
         return cls(
             app_zip=app_zip,
             app_zip_name=app_zip_name,
             bytecode=page_bytecode_bundle(app_zip),
+            snapshot=page_snapshot(app_zip),
+            interpreter_url=interpreter_url,
             index_template=(ROOT / "index.html").read_text(encoding="utf-8"),
             signin_page=(ROOT / "static" / "signin.html").read_text(encoding="utf-8"),
             wheel_names=json.loads(wheels_json.read_text()) if wheels_json.is_file() else [],
-            # The app zip's name carries its content hash, so it can be cached for good.
+            # The app zip's name carries its content hash, so it can be cached for good; the
+            # page's interpreter is the boot module, which wraps the vendored Pyodide.
             pyscript_config=(ROOT / "pyscript.toml").read_text(encoding="utf-8").replace(
-                '"/app.zip"', f'"/{app_zip_name}"'),
+                '"/app.zip"', f'"/{app_zip_name}"').replace(f'"{interpreter_url}"', f'"{BOOT_MODULE}"'),
         )
 
 

@@ -1,4 +1,7 @@
 """First Python to run in the page: precompiled bytecode, the pinned wheels, then the page.
+When the interpreter was restored from the memory snapshot (``window.cellhubBoot.path`` is
+"snapshot", ``static/boot/snapshot-boot.mjs``), the wheels are loaded and the page's modules
+imported already, and the boot goes straight to the page.
 
 What the boot needs is requested by ``index.html`` before Python starts, and left in
 ``window.cellhubBoot``: ``project`` (the promise of the project JSON's ``[status, text]``),
@@ -50,6 +53,16 @@ async def install_bytecode(pending: Any) -> Optional[bytecode.BytecodeFinder]:
         return None
 
 
+def _pending_bytecode(first: Any) -> Any:
+    """The bundle's bytes as requested by ``index.html``; requested now when the page had
+    expected a memory snapshot instead (it fell back: ``static/boot/snapshot-boot.mjs``)."""
+    if first is None:
+        return None
+    if _missing(first.bytecode) and not _missing(getattr(first, "bytecodeUrl", None)):
+        return js.fetch(first.bytecodeUrl).then(lambda r: r.arrayBuffer() if r.ok else None)
+    return first.bytecode
+
+
 async def load_wheels(urls: list[str]) -> None:
     if not urls:
         response = await js.fetch("/static/wheels/wheels.json")
@@ -65,9 +78,11 @@ async def boot() -> None:
     os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
     first = getattr(js.window, "cellhubBoot", None)
     first = None if _missing(first) else first
-    finder = await install_bytecode(first.bytecode if first is not None else None)
-    wheels = [str(js.URL.new(url, js.location.href).href) for url in first.wheels] if first is not None else []
-    await load_wheels(wheels)
+    finder = None
+    if str(getattr(first, "path", "")) != "snapshot":  # restored: wheels and modules are in
+        finder = await install_bytecode(_pending_bytecode(first))
+        wheels = [str(js.URL.new(url, js.location.href).href) for url in first.wheels] if first is not None else []
+        await load_wheels(wheels)
     js.performance.mark("cellhub:wheels")
     from app.browser.page import start_page
 

@@ -52,8 +52,9 @@ def index(request: Request, project: Optional[str] = None, svc: Services = Depen
     page = page.replace(
         "{{PROJECT_NOTE}}", html.escape(chosen["description"] if chosen and chosen["synthetic"] else "")
     )
+    offered = svc.page.snapshot.offered(request.headers.get("accept-encoding"))
     page = page.replace("{{BOOT}}", boot_manifest(svc.page.bytecode, svc.page.wheel_names,
-                                                  chosen["id"] if chosen else None))
+                                                  chosen["id"] if chosen else None, offered))
     return HTMLResponse(page, headers={"Cache-Control": "no-store"})
 
 

@@ -2,12 +2,15 @@
 bytecode bundle and the static folder (vendored Pyodide/PyScript, wheels, CSS)."""
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, FastAPI, HTTPException
+import gzip
+
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
 from fastapi.responses import Response
 
 from server.page_assets import IMMUTABLE, ROOT, VersionedStatic
 from server.routes.deps import services
 from server.services import Services
+from server.snapshot import encoding_for
 
 router = APIRouter()
 
@@ -31,13 +34,16 @@ def app_package_versioned(digest: str, svc: Services = Depends(services)):
 
 
 @router.get("/bytecode-{digest}.bin")
-def bytecode_bundle(digest: str, svc: Services = Depends(services)):
+def bytecode_bundle(digest: str, request: Request, svc: Services = Depends(services)):
+    """The bundle, stored gzip-compressed: sent so to a client that takes gzip, else as is."""
     bytecode = svc.page.bytecode
     data = bytecode.current() if digest == bytecode.key else None
     if data is None:
         raise HTTPException(404, "no such bytecode bundle")
-    return Response(data, media_type="application/octet-stream",
-                    headers={"Cache-Control": IMMUTABLE, "Content-Encoding": "gzip"})
+    headers = {"Cache-Control": IMMUTABLE, "Vary": "Accept-Encoding"}
+    if encoding_for(request.headers.get("accept-encoding"), ("gzip",)) is None:
+        return Response(gzip.decompress(data), media_type="application/octet-stream", headers=headers)
+    return Response(data, media_type="application/octet-stream", headers={**headers, "Content-Encoding": "gzip"})
 
 
 def mount_static(app: FastAPI) -> None:

@@ -20,7 +20,10 @@ def test_versioned_assets_are_immutable_and_the_app_zip_is_content_addressed(liv
     assert zipped.status_code == 200 and "immutable" in zipped.headers["cache-control"]
     assert client.get("/app-0000000000000000.zip").status_code == 404
     interpreter = re.search(r'interpreter = "([^"]+)"', config.text).group(1)
-    wasm = client.get(interpreter.replace("pyodide.mjs", "pyodide.asm.wasm"))
+    boot = client.get(interpreter)  # the boot module (server/routes/snapshot.py) wraps the vendored one
+    assert boot.status_code == 200 and boot.headers["cache-control"] == "no-cache"
+    vendored = re.search(r'export \* from "([^"]+)"', boot.text).group(1)
+    wasm = client.get(vendored.replace("pyodide.mjs", "pyodide.asm.wasm"))
     assert wasm.status_code == 200 and "immutable" in wasm.headers["cache-control"]
     wheels = client.get("/static/wheels/wheels.json")
     assert wheels.headers["cache-control"] == "no-cache"
