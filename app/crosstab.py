@@ -26,9 +26,9 @@ from app.ports import Stop, Clock, Storage
 
 CHANNEL_NAME = "cellhub-export"
 MessageKind = Literal["started", "progress", "cancel-requested", "cancelled", "completed",
-                      "download-claimed", "downloaded", "dismissed"]
+                      "download-claimed", "downloaded", "download-failed", "dismissed"]
 MESSAGE_KINDS: tuple[str, ...] = ("started", "progress", "cancel-requested", "cancelled", "completed",
-                                  "download-claimed", "downloaded", "dismissed")
+                                  "download-claimed", "downloaded", "download-failed", "dismissed")
 STATUS_KINDS = frozenset({"started", "progress", "completed", "cancelled"})
 """Kinds that carry a job status change; the others are tab-to-tab facts."""
 

@@ -8,13 +8,21 @@ Keys (all under ``cellhub.export.v1.``):
   R5), of an unknown version, for another project, or not valid JSON/model.
 - ``cellhub.export.v1.cancelled.<job_id>``: a cancel was clicked for the job (C1),
   written before the cancel request leaves.
-- ``cellhub.export.v1.downloaded.<job_id>``: the job was downloaded (C4), written by the
-  lock holder before the download starts.
+- ``cellhub.export.v1.claimed.<job_id>``: a tab of this browser handed the job's archive
+  to the browser (C4), written by the lock holder before the download starts; removed when
+  the server never recorded that download.
+- ``cellhub.export.v1.downloaded.<job_id>``: the server recorded this browser's download
+  of the job (C9): written only after the server said so.
+- ``cellhub.export.v1.undelivered.<job_id>``: this browser's download of the job did not
+  reach the server in time (C9): every tab, and a reload, offer it again; removed by the
+  next claim.
 - ``cellhub.export.v1.ended.<job_id>``: the tombstone ``clear`` leaves behind: the tab
   that settled the job (cancelled, failed, gone, dismissed) removed its record, and no
   tab may write it back from news still on its way (I5: storage never keeps a job after
   its cancel or failure settled). ``save`` refuses a job with a tombstone or a
   ``cancelled`` mark.
+- ``cellhub.export.v1.browser``: this browser's id, shared by its tabs (``app.identity``,
+  C10).
 - ``cellhub.export.v1.start-cancelled.<start_token>``: a cancel was clicked while the
   start request named ``start_token`` was unanswered (the job id unknown). The server keeps
   the token on the job it made (R1), so any tab that meets that job turns this mark into
@@ -40,7 +48,7 @@ PREFIX = "cellhub.export.v1."
 PERSIST_VERSION = 1
 PERSIST_TTL_MS = 24 * 3600 * 1000.0
 MARK_TTL_MS = 24 * 3600 * 1000.0
-MARK_KINDS = ("cancelled", "downloaded")
+MARK_KINDS = ("cancelled", "claimed", "downloaded", "undelivered")
 TOMBSTONE = "ended"
 
 
@@ -120,10 +128,13 @@ def load(storage: Storage, project_id: int, now_ms: float, log: Log) -> Optional
 
 def save(storage: Storage, project_id: int, job: ExportJob, now_ms: float, tab_id: str,
          replace_other: bool = False) -> bool:
-    """Write ``job`` as the project's record unless storage already holds newer news:
-    the same job with a higher seq (or the same seq and the same content), or, when not
-    ``replace_other``, another job that is still active; or the job was cancelled or has
-    ended (its ``cancelled`` mark or tombstone exists). Returns True when written."""
+    """Write ``job`` as the project's record unless that changes nothing a reload needs, or
+    storage holds newer news: the record already holds the same job with a higher seq, or
+    with the same seq and the delivered flag, or with the same status and delivered flag (progress is not kept: a reload re-queries the
+    job, C8; and every write wakes every other tab, so of the tabs that hear one event only
+    the first writes); or, when not ``replace_other``, another job that is still active; or
+    the job was cancelled or has ended (its ``cancelled`` mark or tombstone exists). Returns
+    True when written."""
     if _settled(storage, job.id, now_ms, None):
         return False
     key = storage_key(project_id)
@@ -131,10 +142,10 @@ def save(storage: Storage, project_id: int, job: ExportJob, now_ms: float, tab_i
     if current is not None:
         cur = current.job
         if cur.id == job.id:
-            if cur.seq > job.seq:
+            if cur.seq > job.seq or (cur.status, cur.delivered) == (job.status, job.delivered):
                 return False
-            if cur.seq == job.seq and (cur == job or (cur.delivered and not job.delivered)):
-                return False
+            if cur.seq == job.seq and cur.delivered:
+                return False  # the delivered flag is news no copy of the same event takes back
         elif not replace_other and cur.status in ACTIVE_STATUSES:
             return False
     record = PersistedExport(v=PERSIST_VERSION, saved_at=now_ms, project_id=project_id, job=job,
@@ -171,6 +182,13 @@ def clear(storage: Storage, project_id: int, job_id: str, now_ms: Optional[float
 def write_mark(storage: Storage, kind: str, job_id: str, now_ms: float, tab_id: str) -> None:
     """Write the ``kind`` mark of ``job_id`` (see module doc)."""
     storage.set(mark_key(kind, job_id), JobMark(v=1, ts=now_ms, tab_id=tab_id).model_dump_json())
+
+
+def clear_mark(storage: Storage, kind: str, job_id: str) -> None:
+    """Remove the ``kind`` mark of ``job_id`` (nothing when there is none)."""
+    key = mark_key(kind, job_id)
+    if storage.get(key) is not None:
+        storage.remove(key)
 
 
 def _settled(storage: Storage, job_id: str, now_ms: float, log: Optional[Log]) -> bool:
@@ -233,8 +251,7 @@ def has_start_cancel(storage: Storage, start_token: str, now_ms: float, log: Opt
 
 def read_marks(storage: Storage, job_id: str, now_ms: float, log: Log) -> Marks:
     """The marks of ``job_id`` as a ``Marks``."""
-    return Marks(cancelled=has_mark(storage, "cancelled", job_id, now_ms, log),
-                 downloaded=has_mark(storage, "downloaded", job_id, now_ms, log))
+    return Marks(**{kind: has_mark(storage, kind, job_id, now_ms, log) for kind in MARK_KINDS})
 
 
 def parse_mark_key(key: str) -> Optional[tuple[str, str]]:

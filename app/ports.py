@@ -120,6 +120,10 @@ class Ports:
     visibility: Visibility
     log: Log
     tab_id: str
+    browser_id: Optional[str] = None
+    """This browser's id (``app.identity``), shared by its tabs; None: no browser started
+    any job (nothing is downloaded unasked)."""
     new_token: Optional[Callable[[], str]] = None
     """Names each start request (R1's ``start_token``: 1-64 of ``A-Za-z0-9._-``); by
-    default ``<tab_id>.<n>``, unique because a page's ``tab_id`` is a random UUID."""
+    default ``<browser_id>.<tab_id>.<n>`` (``app.identity.start_token``), unique because a
+    page's ``tab_id`` is a random UUID."""

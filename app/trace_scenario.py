@@ -12,11 +12,11 @@ CPython. Pure: stdlib and ``app`` only, no ``js``.
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 from app.hooks import mount, use_effect, use_memo, use_ref, use_state
 from app.machine import (
-    AutoDownloadDue, Cancel, CancelAnswered, ClearPersist, ClearStartCancel, Dismiss, ExportState, JobUpdate,
+    AutoDownloadDue, Cancel, CancelAnswered, ClearMark, ClearPersist, ClearStartCancel, Dismiss, ExportState, JobUpdate,
     LockResult, Marks, MarkStartCancel, Persist, Post, Restore, Start, StartAccepted, StartDownload, StartFailed,
     Update, Warn, WriteMark, activities, initial_state, transition, view,
 )
@@ -25,6 +25,8 @@ from app.store import Scope, batch, computed, effect, set_error_handler, signal
 
 PROJECT_ID = 7
 CREATED_AT = "2026-01-01T00:00:00+00:00"
+BROWSER = "b1"
+TOKEN = f"{BROWSER}.tab.1"
 
 
 def store_trace() -> list[str]:
@@ -137,12 +139,13 @@ def hooks_trace() -> list[str]:
 
 def _job(status: str, seq: int, progress: float = 0.0, delivered: bool = False, job_id: str = "job-1") -> ExportJob:
     return ExportJob(id=job_id, project_id=PROJECT_ID, status=status, seq=seq, progress=progress,
-                     created_at=CREATED_AT, delivered=delivered, options=ExportOptions())
+                     created_at=CREATED_AT, delivered=delivered, options=ExportOptions(), start_token=TOKEN)
 
 
 def _news(status: str, seq: int, source: str, progress: float = 0.0, job_id: str = "job-1",
-          marks: Marks = Marks()) -> Update:
-    return Update(JobUpdate(job_id, PROJECT_ID, seq, status, progress), source, marks)
+          marks: Marks = Marks(), delivered: Optional[bool] = None) -> Update:
+    return Update(JobUpdate(job_id, PROJECT_ID, seq, status, progress, delivered=delivered, start_token=TOKEN),
+                  source, marks)
 
 
 def _action(action: Any) -> str:
@@ -154,6 +157,8 @@ def _action(action: Any) -> str:
         return f"clear {action.job_id}"
     if isinstance(action, WriteMark):
         return f"mark {action.kind} {action.job_id}"
+    if isinstance(action, ClearMark):
+        return f"unmark {action.kind} {action.job_id}"
     if isinstance(action, StartDownload):
         return f"download {action.job.id}"
     if isinstance(action, (MarkStartCancel, ClearStartCancel)):
@@ -182,6 +187,8 @@ MACHINE_EVENTS: tuple[tuple[str, Callable[[], Any]], ...] = (
     ("completed", lambda: _news("completed", 5, "socket", 100.0)),
     ("auto-download timer", lambda: AutoDownloadDue("job-1")),
     ("lock granted", lambda: LockResult("job-1", True)),
+    ("the server records the download", lambda: _news("completed", 5, "poll", 100.0, delivered=True,
+                                                      marks=Marks(claimed=True))),
     ("cancel after the download (no row)", lambda: Cancel()),
     ("dismiss", lambda: Dismiss()),
     ("start again", lambda: Start(ExportOptions())),
@@ -205,7 +212,7 @@ def machine_trace() -> list[str]:
     """Every event of ``MACHINE_EVENTS`` through ``transition``, one line per event:
     label, old and new state (see ``_describe``) and the actions in order."""
     out: list[str] = []
-    state = initial_state(PROJECT_ID)
+    state = initial_state(PROJECT_ID, BROWSER)
     out.append(f"initial {_describe(state)}")
     for label, make in MACHINE_EVENTS:
         new, actions = transition(state, make())

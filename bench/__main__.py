@@ -28,6 +28,7 @@ BENCHES = {
     "P5": "bench.p5_cancel",
     "P6": "bench.p6_fanout",
     "P7": "bench.p7_fairness",
+    "P8": "bench.p8_cluster",
     "P9": "bench.p9_hostile",
 }
 HERE = Path(__file__).resolve().parent

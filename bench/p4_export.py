@@ -106,12 +106,14 @@ def xlsx_alone(metrics_csv: bytes, options: Any, work: Path) -> float:
     import csv
     import io
 
-    from server.archive.metrics import column_docs
+    from server.archive.metrics import ID_COLUMNS, column_docs
     from server.archive.metrics_io import XlsxMetricsWriter
 
     reader = csv.reader(io.StringIO(metrics_csv.decode("utf-8")))
     next(reader)
-    rows = [[int(r[0]), r[1], int(r[2]), r[3], *(float(v) if v else None for v in r[4:])] for r in reader]
+    ids = len(ID_COLUMNS)  # image_id, image_file, object_id, source_id, category
+    rows = [[int(r[0]), r[1], int(r[2]), r[3] or None, r[4], *(float(v) if v else None for v in r[ids:])]
+            for r in reader]
     dest = work / "alone.xlsx"
     t0 = time.perf_counter()
     writer = XlsxMetricsWriter(str(dest), column_docs(options.pixel_size_um))

@@ -531,7 +531,7 @@ class Workspace:
             try:
                 tab.page.wait_for_function(
                     "(s) => s.includes(document.body.dataset.status)",
-                    arg=["idle", *TERMINAL_PAGE_STATES, "completed"], timeout=10_000)
+                    arg=["idle", *TERMINAL_PAGE_STATES, "completed", "undelivered"], timeout=10_000)
                 if tab.status() != "idle":
                     tab.page.click("#dismiss-button", timeout=5_000)
                 wait_status(tab, "idle", timeout_ms=5_000)

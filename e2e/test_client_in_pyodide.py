@@ -24,7 +24,7 @@ def test_a_pyscript_worker_exports_with_the_client_from_the_hubs_own_wheels(user
     state = job_state(server, report["job_id"])
     assert state["status"] == "completed" and state["delivered"] is True
     assert report["sha256_here"] == report["sha256_client"] == report["sha256_job"] == state["sha256"]
-    assert "annotations/yolo/data.yaml" in report["members"] and "metrics/metrics.csv" in report["members"]
+    assert "yolo/data.yaml" in report["members"] and "metrics/metrics.csv" in report["members"]
     phases = [phase for phase, _ in report["updates"]]
     export_percents = [p for phase, p in report["updates"] if phase == "export"]
     assert phases[-1] == "download" and report["updates"][-1][1] == 100.0

@@ -44,7 +44,7 @@ def test_e1_one_tab_shows_progress_and_downloads_exactly_one_valid_zip(workspace
 
     record = tab.record()
     statuses = [e["v"] for e in record["statuses"]]
-    assert statuses[-3:] == ["completed", "downloading", "downloaded"], statuses
+    assert statuses[-4:] == ["completed", "downloading", "delivering", "downloaded"], statuses
     assert "running" in statuses and not {"cancelling", "cancelled", "failed"} & set(statuses), statuses
     shown = [int(e["v"].rstrip("%")) for e in record["progress"]]
     assert any(0 < p < 100 for p in shown), f"no progress between 0 and 100% was shown: {shown}"
@@ -168,7 +168,7 @@ def test_e8_socket_dropped_and_blocked_polling_takes_over_one_download(workspace
         assert tab.requests.count(job_url) > polls_before_release
         assert_downloaded_everywhere(ws.server, [tab], job_id)
         statuses = tab.status_history()
-        assert statuses[-3:] == ["completed", "downloading", "downloaded"], statuses
+        assert statuses[-4:] == ["completed", "downloading", "delivering", "downloaded"], statuses
     finally:
         ws.api("POST", "/api/test/ws/block", {"blocked": False})
 

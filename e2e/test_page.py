@@ -120,6 +120,16 @@ def _project(session) -> dict:
     return project
 
 
+def _download_after(tab, before: int, timeout_s: float = 30.0):
+    """The one download the page started after the tab had ``before`` of them: Playwright
+    delivers the download event a little after the page's click, so wait for it."""
+    deadline = time.monotonic() + timeout_s
+    while len(tab.downloads) <= before and time.monotonic() < deadline:
+        tab.page.wait_for_timeout(50)  # lets Playwright deliver the event
+    assert len(tab.downloads) == before + 1, f"{len(tab.downloads) - before} downloads, expected 1"
+    return tab.downloads[-1]
+
+
 def _zip_names(download) -> tuple[list[str], bytes]:
     data = Path(download.path()).read_bytes()
     with zipfile.ZipFile(io.BytesIO(data)) as zf:
@@ -154,11 +164,12 @@ def test_keyboard_only_export_from_page_load(researcher, page):
     expect(page.locator("#met-csv")).to_be_checked()
     presses = _tab_until(page, "export-button", limit=10)
     assert presses <= 6  # pixel size, two "include" boxes; the disabled overlay style is skipped
+    before = len(researcher.tab.downloads)
     page.keyboard.press("Enter")
     expect(page.locator("#export-status")).to_have_text("Downloaded.", timeout=60_000)
     assert page.evaluate("() => document.activeElement.id") == "dismiss-button"
-    names, _ = _zip_names(researcher.tab.downloads[-1])
-    assert any(n.startswith("annotations/yolo/") for n in names)
+    names, _ = _zip_names(_download_after(researcher.tab, before))
+    assert any(n.startswith("yolo/") for n in names)
     assert "metrics/metrics.csv" in names
     page.keyboard.press("Enter")
     expect(page.locator("#export-status")).to_have_text("Ready to export.")
@@ -326,10 +337,9 @@ def test_yolo_and_metrics_export_shows_progress_then_history_offers_download_aga
     page.screenshot(path=str(shots / "export-running.png"), full_page=True)
     expect(page.locator("#export-status")).to_have_text("Downloaded.", timeout=90_000)
     job_id = page.locator("body").get_attribute("data-job-id")
-    assert len(researcher.tab.downloads) == downloads_before + 1
-    names, first_bytes = _zip_names(researcher.tab.downloads[-1])
-    assert "annotations/yolo/data.yaml" in names
-    labels = [n for n in names if n.startswith("annotations/yolo/labels/") and n.endswith(".txt")]
+    names, first_bytes = _zip_names(_download_after(researcher.tab, downloads_before))
+    assert "yolo/data.yaml" in names
+    labels = [n for n in names if n.startswith("yolo/labels/") and n.endswith(".txt")]
     assert len(labels) == len(keep)
     assert {"metrics/metrics.csv", "metrics/metrics.json"} <= set(names)
     assert not any(n.startswith("annotations/coco/") for n in names)
@@ -377,9 +387,10 @@ def test_retry_after_a_failed_start_uses_the_same_options(researcher, page):
     page.unroute(START_URL, refuse)
     # A changed form does not change what Retry sends: it repeats the failed export.
     page.check("#fmt-coco")
+    before = len(researcher.tab.downloads)
     retry.click()
     expect(page.locator("#export-status")).to_have_text("Downloaded.", timeout=60_000)
-    names, _ = _zip_names(researcher.tab.downloads[-1])
+    names, _ = _zip_names(_download_after(researcher.tab, before))
     assert "annotations/json/project.json" in names
     assert not any(n.startswith("annotations/coco/") for n in names)
     page.click("#dismiss-button")

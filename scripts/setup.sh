@@ -2,7 +2,7 @@
 # Idempotent set-up for a fresh machine of this kind. Each step is skipped when a stamp shows
 # that its inputs (lock files) have not changed since it last succeeded.
 #   scripts/setup.sh            venv + Pyodide/PyScript + browser wheels (enough to run the product)
-#   scripts/setup.sh --browser  the above + Debian's chromium (needed by the e2e tests)
+#   scripts/setup.sh --browser  the above + Debian's chromium, postgresql and nginx (needed by the tests)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -111,6 +111,23 @@ if [[ $want_browser == 1 ]]; then
     SUDO=""; [[ $(id -u) != 0 ]] && SUDO=sudo
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
+  fi
+fi
+# 5. PostgreSQL and nginx from Debian (tests only): the cluster tests start a private
+# PostgreSQL (initdb in a temporary folder) and an nginx in front of two web replicas, both
+# as an unprivileged user; no system service is started or changed.
+if [[ $want_browser == 1 ]]; then
+  missing=()
+  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || missing+=(postgresql)
+  command -v nginx >/dev/null || [[ -x /usr/sbin/nginx ]] || missing+=(nginx)
+  if [[ ${#missing[@]} == 0 ]]; then
+    say "postgresql and nginx present"
+  else
+    say "installing Debian's ${missing[*]}"
+    SUDO=""; [[ $(id -u) != 0 ]] && SUDO=sudo
+    $SUDO apt-get update -qq
+    # RUNLEVEL=1: invoke-rc.d does not start the packages' own services (the tests start theirs).
+    DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
   fi
 fi
 say "ready"

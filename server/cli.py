@@ -11,6 +11,15 @@
 - ``bytecode``: build the page's precompiled bytecode bundle now (``server.bytecode``; the
   set-up runs it; without it the first page starts a build in the background).
 - ``snapshot``: build the page's memory snapshot now (``server.snapshot``; likewise).
+
+Several machines (issue 20; README "Running on several machines"):
+- ``migrate --database-url URL``: create or upgrade the PostgreSQL schema and the queue's
+  tables (idempotent);
+- ``run --database-url URL --shared-dir DIR [--workers 0]``: a web replica (``--workers N``:
+  also run exports, N at a time, in this process; 0: none);
+- ``worker --database-url URL --shared-dir DIR [--concurrency 1]``: a worker process; SIGTERM
+  lets its exports finish (``--grace-seconds``) or hands them back; a worker killed outright
+  is noticed after ``--lease-seconds`` and its exports are put back once.
 """
 from __future__ import annotations
 
@@ -53,6 +62,7 @@ def _positive(unit: str):
 
 _hours = _positive("hours")
 _megabytes = _positive("megabytes")
+_seconds = _positive("seconds")
 
 
 def _count(value: str) -> int:
@@ -137,8 +147,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     from server.guard.hosts import default_allowed_hosts
     from server.web import Settings, create_app
 
+    if args.database_url and not args.shared_dir:
+        print("--database-url needs --shared-dir (the folder every replica and worker shares)", file=sys.stderr)
+        return 2
+    if not args.database_url and args.workers == 0:
+        print("--workers 0 is for a replica of a cluster (--database-url): this server would run no export",
+              file=sys.stderr)
+        return 2
     settings = Settings(
-        data_dir=_data_dir(args.data_dir),
+        data_dir=_data_dir(args.shared_dir or args.data_dir),
         archive_ttl_seconds=args.archive_ttl_hours * 3600,
         test_hooks=os.environ.get("CELLHUB_TEST_HOOKS") == "1",
         allowed_hosts=args.allowed_hosts or default_allowed_hosts(args.host),
@@ -149,6 +166,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         max_active_exports_per_user=args.max_active_exports_per_user,
         archive_quota_bytes=int(args.archive_quota_mb * 1024 * 1024),
         round_robin=args.scheduling == "round-robin",
+        workers=args.workers,
+        database_url=args.database_url,
+        lease_seconds=args.lease_seconds,
+        grace_seconds=args.grace_seconds,
     )
     # The port first: a sign-in link (or a data folder) made for a port another program holds
     # would lead to that program.
@@ -159,10 +180,15 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 1
     app = create_app(settings)
     db = app.state.db
-    user_id = accounts.ensure_user(db, auth.DEFAULT_USER)
+    with db.exclusive("default-user"):  # replicas starting at once add it once
+        user_id = accounts.ensure_user(db, auth.DEFAULT_USER)
     token = auth.new_login_token(db, user_id, app.state.services.boot_id)
     url = f"http://{url_host(args.host)}:{args.port}/login?token={token}"
-    print(f"Cell segmentation hub export: data in {settings.data_dir}", flush=True)
+    if settings.database_url:
+        where = db.engine.url.render_as_string(hide_password=True)
+        print(f"Cell segmentation hub export: replica of {where}, files in {settings.data_dir}", flush=True)
+    else:
+        print(f"Cell segmentation hub export: data in {settings.data_dir}", flush=True)
     if settings.test_hooks:
         print("WARNING: test hooks are ON (CELLHUB_TEST_HOOKS=1); never do this outside tests", flush=True)
     print(f"Open this URL to sign in (one-time link):\n    {url}", flush=True)
@@ -188,7 +214,12 @@ def cmd_users(args: argparse.Namespace) -> int:
     from server import accounts, auth
     from server.services import open_data_dir
 
-    db = open_data_dir(_data_dir(args.data_dir))  # made private: 0700, files 0600
+    if args.database_url:
+        from server.cluster.replica import open_cluster_database
+
+        db = open_cluster_database(args.database_url)
+    else:
+        db = open_data_dir(_data_dir(args.data_dir))  # made private: 0700, files 0600
     if args.users_cmd == "add":
         password = read_new_password(args.name)
         if password is None:
@@ -232,26 +263,65 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_worker(args: argparse.Namespace) -> int:
+    import asyncio
+    import logging
+
+    from server.cluster.replica import cluster_hooks, cluster_store, open_cluster_database
+    from server.cluster.worker import run_worker
+    from server.guard.private_files import make_private
+    from server.services import export_builder
+
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    shared = make_private(_data_dir(args.shared_dir))  # as a replica's: 0700, files 0600
+    db = open_cluster_database(args.database_url)
+    (shared / "files").mkdir(parents=True, exist_ok=True)
+    store = cluster_store(db, shared)
+    hooks = cluster_hooks(shared, os.environ.get("CELLHUB_TEST_HOOKS") == "1")
+    where = db.engine.url.render_as_string(hide_password=True)
+    print(f"Cell segmentation hub export worker: {args.concurrency} at a time, queue in {where}, "
+          f"files in {shared}", flush=True)
+    try:
+        asyncio.run(run_worker(store, export_builder(db, shared / "files", args.max_image_pixels), hooks, args.database_url,
+                               concurrency=args.concurrency, lease_seconds=args.lease_seconds,
+                               grace_seconds=args.grace_seconds))
+    finally:
+        db.dispose()
+    print("worker stopped", flush=True)
+    return 0
+
+
+def _add_cluster_options(parser: argparse.ArgumentParser, required: bool) -> None:
+    parser.add_argument("--database-url", required=required,
+                        help="PostgreSQL (SQLAlchemy URL, e.g. postgresql+psycopg://user@host/db): a cluster")
+    parser.add_argument("--shared-dir", required=required,
+                        help="with --database-url: the folder every replica and worker shares (files, archives)")
+    parser.add_argument("--lease-seconds", type=_seconds, default=30.0,
+                        help="a worker silent this long is presumed dead and its exports are put back")
+    parser.add_argument("--grace-seconds", type=_seconds, default=30.0,
+                        help="on SIGTERM, how long a worker lets its exports finish before handing them back")
+
+
+def _build(build, made: str, without: str) -> int:
+    """Build a page asset (``BytecodeBundle`` or ``SnapshotBundle``); print where it is, or that
+    the page goes ``without`` it. Exit status 1 only when it was wanted and failed."""
+    if build.build():
+        print(f"{made}: {build.path}")
+        return 0
+    print(f"no {made} (turned off, no Node.js, or the build failed): {without}")
+    return 0 if not build.enabled else 1
+
+
 def cmd_bytecode(args: argparse.Namespace) -> int:
     from server.page_assets import page_bytecode_bundle
 
-    bundle = page_bytecode_bundle()
-    if bundle.build():
-        print(f"bytecode bundle: {bundle.path}")
-        return 0
-    print("no bytecode bundle (turned off, no Node.js, or the build failed): the page compiles its modules itself")
-    return 0 if not bundle.enabled else 1
+    return _build(page_bytecode_bundle(), "bytecode bundle", "the page compiles its modules itself")
 
 
 def cmd_snapshot(args: argparse.Namespace) -> int:
     from server.page_assets import page_snapshot
 
-    snapshot = page_snapshot()
-    if snapshot.build():
-        print(f"memory snapshot: {snapshot.path}")
-        return 0
-    print("no memory snapshot (turned off, no Node.js, or the build failed): the page boots without one")
-    return 0 if not snapshot.enabled else 1
+    return _build(page_snapshot(), "memory snapshot", "the page boots without one")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -271,6 +341,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="which queued export a free worker runs: the oldest of the user who waited "
                           "longest (round-robin), or the oldest of all (fifo)")
     run.add_argument("--log-level", default="warning")
+    run.add_argument("--workers", type=int, default=2, choices=range(0, 65), metavar="N",
+                     help="exports run at a time by this process (0: none, with --database-url)")
+    _add_cluster_options(run, required=False)
     run.add_argument("--max-image-pixels", type=_pixel_count, default=_default_pixels(),
                      help="pixel budget of one image (all TIFF pages together), checked from its header "
                           "before decoding: imports refuse more, thumbnails and overlays skip it "
@@ -288,6 +361,16 @@ def build_parser() -> argparse.ArgumentParser:
                           "the cookie is Secure when the proxy says https")
     run.set_defaults(func=cmd_run)
 
+    worker = sub.add_parser("worker", help="run exports of a cluster (PostgreSQL and a shared folder)")
+    _add_cluster_options(worker, required=True)
+    worker.add_argument("--concurrency", type=int, default=1, choices=range(1, 65), metavar="N",
+                        help="exports run at a time (default 1)")
+    worker.add_argument("--max-image-pixels", type=_pixel_count, default=_default_pixels(),
+                        help="pixel budget of one image: an overlay of a larger image is left out of the "
+                             "archive with a warning (default 100,000,000; as the replicas' option)")
+    worker.add_argument("--log-level", default="warning")
+    worker.set_defaults(func=cmd_worker)
+
     sub.add_parser("bytecode", help="build the page's precompiled bytecode bundle now").set_defaults(
         func=cmd_bytecode)
 
@@ -301,6 +384,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     users = sub.add_parser("users", help="manage users")
     users.add_argument("--data-dir", default=DEFAULT_DATA_DIR)
+    users.add_argument("--database-url", help="a cluster's PostgreSQL instead of a data folder")
     users_sub = users.add_subparsers(dest="users_cmd", required=True)
     add = users_sub.add_parser("add", help="add a user; the password is asked for on the terminal "
                                              "or read from the first line of standard input")

@@ -118,6 +118,25 @@ class Database:
         """A connection in a read transaction: its reads see one state of the database."""
         return self._transaction("DEFERRED")
 
+    @contextmanager
+    def exclusive(self, name: str) -> Iterator[None]:
+        """Run the block while no other process holds ``name`` (PostgreSQL: a session advisory
+        lock on a connection of its own, so replicas starting at once seed the demo or add the
+        default user once; SQLite: the block runs as it is)."""
+        if self.dialect != "postgresql":
+            yield
+            return
+        from sqlalchemy import func, select
+
+        with self.engine.connect() as conn:
+            conn.execute(select(func.pg_advisory_lock(func.hashtext(name))))
+            conn.commit()
+            try:
+                yield
+            finally:
+                conn.execute(select(func.pg_advisory_unlock(func.hashtext(name))))
+                conn.commit()
+
     # --- one statement --------------------------------------------------------------
     @staticmethod
     def _run(conn: Connection, statement: Any, params: Params):

@@ -11,20 +11,28 @@ So a polygon around exactly one pixel at (0, 0) is ``[(0,0), (1,0), (1,1), (0,1)
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Optional, Union
 
 Point = tuple[float, float]
 Ring = list[Point]
 Polygon = list[Ring]
+Source = Union[int, str]
 
 
 @dataclass
 class SegObject:
-    """One segmented object (cell, nucleus, spheroid): ``polygons`` as described above."""
+    """One segmented object (cell, nucleus, spheroid): ``polygons`` as described above.
+
+    ``source``: the object's identity in the data it was imported from, as the import had it,
+    so results can be joined back to the user's files: the label value (integer label images),
+    the mask file name (one mask file per object), ``"<colour> at (x, y)"`` with the patch's
+    first pixel in reading order (colour-coded masks), or the COCO annotation id (or the
+    ``source`` an exported COCO file carried). None when unknown (drawn or demo objects)."""
 
     id: int
     category: str
     polygons: list[Polygon]
+    source: Optional[Source] = None
 
 
 @dataclass
@@ -44,7 +52,8 @@ class ImageRecord:
 @dataclass
 class ProjectRecord:
     """A project: ``pixel_size_um`` (micrometres per pixel) if known; ``synthetic`` marks
-    generated demo data."""
+    generated demo data; ``import_warnings``: what its import reported (empty images,
+    simplified outlines...), which every export of it repeats."""
 
     id: int
     name: str
@@ -53,3 +62,4 @@ class ProjectRecord:
     synthetic: bool = False
     description: str = ""
     images: list[ImageRecord] = field(default_factory=list)
+    import_warnings: list[str] = field(default_factory=list)

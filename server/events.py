@@ -38,6 +38,9 @@ class Hub:
     def __init__(self) -> None:
         self.loop: Optional[asyncio.AbstractEventLoop] = None
         self.connections: dict[int, set[Connection]] = {}
+        self.accepting = True
+        """False while events cannot reach this hub (the cluster's listener is down): new
+        WebSockets are refused, so clients poll instead of trusting a silent socket."""
 
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
@@ -82,14 +85,15 @@ class Hub:
             await close_quietly(conn.websocket, 4401, reason)
         return len(closing)
 
-    async def drop_all(self) -> int:
-        """Close every connection (test hook: simulates a lost socket)."""
+    async def drop_all(self, code: int = 4000) -> int:
+        """Close every connection (test hook: simulates a lost socket; the cluster's listener
+        when it loses the database)."""
         count = 0
         for conns in list(self.connections.values()):
             for conn in list(conns):
                 count += 1
                 try:
-                    await conn.websocket.close(code=4000)
+                    await conn.websocket.close(code=code)
                 except Exception:  # noqa: BLE001 - already closed is fine
                     pass
         return count

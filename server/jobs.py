@@ -5,8 +5,10 @@ Decisions (the full table is ``server/DECISIONS.md``):
   cannot both insert an active job; the loser gets the winner's job (409).
 - R2/R3: every status change is one ``UPDATE ... WHERE status IN (...)``; a statement that
   changes no row lost the race, and the caller reports the state that won.
-- R5: the worker writes ``<job>.zip.part`` and renames it to ``<job>.zip`` only when the
-  archive is complete; a worker that loses the completion CAS deletes its own file.
+- R5: the worker writes ``<job>.<attempt>.zip.part`` and renames it to ``<job>.<attempt>.zip``
+  only when the archive is complete (``server.job_attempt``); a worker that loses the
+  completion CAS deletes its own attempt's files, never another attempt's.
+- Fencing: a worker's writes carry its attempt (``attempts`` of the row when it started it).
 - Cancellation: ``cancel`` flips the row first, then sets an in-memory event that the
   worker's checkpoint sees at its next call (at least once per image and inside long steps).
 """
@@ -14,14 +16,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import secrets
 import threading
 import time
-import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, Callable, Mapping, Optional
+from typing import Any, BinaryIO, Callable, Mapping, Optional, Protocol
 
 from sqlalchemy import ColumnElement, and_, bindparam, delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
@@ -31,14 +31,23 @@ from server import fair_use
 from server.db import Database, utc_now_iso
 from server.fair_use import FairUse
 from server.dialects import insertion_order
+from server.job_attempt import JobCancelled, run_attempt  # noqa: F401 - JobCancelled: the writers' name for it
 from server.scheduler import FairQueue
 from server.schema import ACTIVE_STATUSES, jobs
 
 EventSink = Callable[[int, dict], None]  # (user_id, event dict) -> None; must be thread-safe
 
 
-class JobCancelled(Exception):
-    """Raised inside the worker at a checkpoint once its job has been cancelled."""
+class TransactionHooks(Protocol):
+    """What a deployment adds inside the job store's write transactions (the cluster: the
+    queue entry, the queue's abort and the event's NOTIFY, committed with the row or not at
+    all). ``conn`` is the transaction's connection, ``row`` the job row it wrote."""
+
+    def created(self, conn: Any, row: Mapping) -> None: ...
+
+    def changed(self, conn: Any, row: Mapping) -> None: ...
+
+    def cancelled(self, conn: Any, row: Mapping) -> None: ...
 
 
 @dataclass
@@ -78,6 +87,16 @@ class TestHooks:
             event = self.held.get(job_id)
         return event is not None and not event.is_set()
 
+    def reset(self) -> int:
+        """No hold, no delay, every held job released; how many were held."""
+        self.hold_before_complete = False
+        self.delay_per_checkpoint_ms = 0.0
+        with self.lock:
+            held = list(self.held.values())
+        for event in held:
+            event.set()
+        return len(held)
+
 
 def job_from_row(row: Mapping) -> ExportJob:
     """The public job JSON (no server paths) of a ``jobs`` row."""
@@ -111,21 +130,34 @@ def _transition(where: ColumnElement[bool], **values: Any):
     return update(jobs).where(jobs.c.id == _JOB_ID, where).values(seq=jobs.c.seq + 1, **values).returning(jobs)
 
 
+transition_statement = _transition
+"""For the cluster's own transitions (``server.cluster``): the same compare-and-set shape."""
+
 _RUNNING = jobs.c.status == "running"
+OWN_ATTEMPT = and_(_RUNNING, jobs.c.attempts == bindparam("attempt"))
+"""Fencing: a worker's writes hold only while the job runs the attempt that worker was given;
+a worker presumed dead (its job put back, a new attempt begun) changes nothing any more."""
 _MARK_RUNNING = _transition(_ACTIVE, status="running", stage="starting", message="Starting",
                             attempts=jobs.c.attempts + 1)
-_PROGRESS = _transition(_RUNNING, progress=bindparam("new_progress"), stage=bindparam("new_stage"),
+_PROGRESS = _transition(OWN_ATTEMPT, progress=bindparam("new_progress"), stage=bindparam("new_stage"),
                         message=bindparam("new_message"))
-_COMPLETE = _transition(_RUNNING, status="completed", progress=100, stage="done", message="Export ready",
+_COMPLETE = _transition(OWN_ATTEMPT, status="completed", progress=100, stage="done", message="Export ready",
                         finished_at=bindparam("new_finished_at"), size_bytes=bindparam("new_size_bytes"),
                         warnings_json=bindparam("new_warnings_json"), archive_name=bindparam("new_archive_name"),
                         archive_sha256=bindparam("new_archive_sha256"))
 _FAIL = _transition(_ACTIVE, status="failed", stage="failed", message=bindparam("new_message"),
                     finished_at=bindparam("new_finished_at"))
+_FAIL_ATTEMPT = _transition(OWN_ATTEMPT, status="failed", stage="failed", message=bindparam("new_message"),
+                            finished_at=bindparam("new_finished_at"))
 _CANCEL = _transition(or_(_ACTIVE, and_(jobs.c.status == "completed", jobs.c.delivered.is_(False))),
                       status="cancelled", stage="cancelled", message="Export cancelled",
                       finished_at=bindparam("new_finished_at"))
-_EXPIRE = _transition(jobs.c.status == "completed", status="expired", stage="expired", message="Archive expired")
+_EXPIRE = _transition(and_(jobs.c.status == "completed",
+                           or_(jobs.c.streaming_until.is_(None), jobs.c.streaming_until < bindparam("now"))),
+                      status="expired", stage="expired", message="Archive expired")
+STREAM_HOLD_SECONDS = 60.0
+"""R5: a download in progress keeps its archive from expiring for this long after its last
+sign of life (``claim_download``, ``hold_stream``), on whichever replica it streams."""
 _GET = select(jobs).where(jobs.c.id == _JOB_ID)
 _ACTIVE_OF_PROJECT = select(jobs).where(jobs.c.user_id == bindparam("user_id"),
                                         jobs.c.project_id == bindparam("project_id"), _ACTIVE)
@@ -134,26 +166,54 @@ _ACTIVE_OF_PROJECT = select(jobs).where(jobs.c.user_id == bindparam("user_id"),
 class JobStore:
     """Job rows and their state changes. Every method is safe to call from any thread."""
 
-    def __init__(self, db: Database, exports_dir: Path, emit: EventSink, limits: FairUse = FairUse()) -> None:
+    def __init__(self, db: Database, exports_dir: Path, emit: EventSink, limits: FairUse = FairUse(),
+                 in_transaction: Optional["TransactionHooks"] = None) -> None:
         self.db = db
         self.exports_dir = Path(exports_dir)
         self.exports_dir.mkdir(parents=True, exist_ok=True)
         self.emit = emit
         self.limits = limits
+        self.in_transaction = in_transaction
 
     # --- paths -----------------------------------------------------------------
+    # R5: one archive per job and attempt, ``<job>.<attempt>.zip``, written as ``.part`` and
+    # renamed; the row's ``archive_name`` names the one that completed.
+    def attempt_path(self, job_id: str, attempt: int) -> Path:
+        return self.exports_dir / f"{job_id}.{attempt}.zip"
+
+    def partial_path(self, job_id: str, attempt: Optional[int] = None) -> Path:
+        """The temporary file of ``attempt`` (default: the job's current attempt)."""
+        if attempt is None:
+            row = self.get_row(job_id)
+            attempt = row["attempts"] if row else 0
+        return self.exports_dir / f"{job_id}.{attempt}.zip.part"
+
     def archive_path(self, job_id: str) -> Path:
-        return self.exports_dir / f"{job_id}.zip"
+        """The archive of the attempt that completed (a path that does not exist if none did)."""
+        row = self.get_row(job_id)
+        name = row["archive_name"] if row is not None and row["archive_name"] else f"{job_id}.zip"
+        return self.exports_dir / name
 
-    def partial_path(self, job_id: str) -> Path:
-        return self.exports_dir / f"{job_id}.zip.part"
-
-    def remove_files(self, job_id: str) -> None:
-        for path in (self.archive_path(job_id), self.partial_path(job_id)):
+    def remove_attempt_files(self, job_id: str, attempt: int) -> None:
+        """The files of one attempt: what a worker may remove (never another attempt's)."""
+        for path in (self.attempt_path(job_id, attempt), self.partial_path(job_id, attempt)):
             try:
                 path.unlink()
             except FileNotFoundError:
                 pass
+
+    def remove_files(self, job_id: str, attempts: Optional[int] = None) -> None:
+        """Every file of the job (attempts 0..``attempts``, default the row's count), and the
+        ``<job>.zip`` of data folders from before attempts were named."""
+        if attempts is None:
+            row = self.get_row(job_id)
+            attempts = row["attempts"] if row is not None else 0
+        for attempt in range(attempts + 1):
+            self.remove_attempt_files(job_id, attempt)
+        try:
+            (self.exports_dir / f"{job_id}.zip").unlink()
+        except FileNotFoundError:
+            pass
 
     # --- reads -----------------------------------------------------------------
     def get_row(self, job_id: str) -> Optional[Mapping]:
@@ -227,6 +287,8 @@ class JobStore:
                     created_at=utc_now_iso(), options_json=options.model_dump_json(), stage="queued",
                     message="Waiting to start", start_token=start_token,
                 ).returning(jobs)).mappings().one()
+                if self.in_transaction is not None:
+                    self.in_transaction.created(conn, row)  # its queue entry and event: both or neither
         except IntegrityError:
             if start_token is not None:
                 earlier = self.by_start_token(user_id, start_token)
@@ -246,32 +308,56 @@ class JobStore:
     def _emit(self, user_id: int, job: ExportJob) -> None:
         self.emit(user_id, ExportEvent.from_job(job, time.time() * 1000).model_dump())
 
-    def _update(self, job_id: str, transition, **params: Any) -> Optional[ExportJob]:
-        """Run ``transition`` (a ``_transition`` statement) on the job with ``params``; emit
-        and return the new job, or None if its condition did not hold (it changed no row)."""
+    def transition(self, job_id: str, transition, also: Optional[Callable[[Any, Mapping], None]] = None,
+                   **params: Any) -> Optional[Mapping]:
+        """Run ``transition`` (a ``transition_statement``) on the job with ``params`` in one
+        write transaction, with the event it makes (``in_transaction.changed``) and ``also(conn,
+        row)`` in that transaction; emit it after the commit. The new row, or None if the
+        statement's condition did not hold (it changed no row)."""
         with self.db.writing() as conn:
             row = conn.execute(transition, {"job_id": job_id, **params}).mappings().first()
-        if row is None:
-            return None
-        job = job_from_row(row)
-        self._emit(row["user_id"], job)
-        return job
+            if row is not None:
+                if also is not None:
+                    also(conn, row)
+                if self.in_transaction is not None:
+                    self.in_transaction.changed(conn, row)
+        if row is not None:
+            self._emit(row["user_id"], job_from_row(row))
+        return row
+
+    def _update(self, job_id: str, transition, **params: Any) -> Optional[ExportJob]:
+        row = self.transition(job_id, transition, **params)
+        return job_from_row(row) if row is not None else None
 
     def mark_running(self, job_id: str) -> Optional[ExportJob]:
-        return self._update(job_id, _MARK_RUNNING)
+        started = self.start_attempt(job_id)
+        return started[0] if started is not None else None
 
-    def progress(self, job_id: str, progress: float, stage: str, message: str) -> Optional[ExportJob]:
+    def start_attempt(self, job_id: str) -> Optional[tuple[ExportJob, int]]:
+        """queued (or running, after a restart) -> running, as a new attempt: ``(job, attempt)``,
+        the attempt every later write of the worker carries (fencing); None if not active."""
+        row = self.transition(job_id, _MARK_RUNNING)
+        return (job_from_row(row), int(row["attempts"])) if row is not None else None
+
+    def progress(self, job_id: str, progress: float, stage: str, message: str,
+                 attempt: Optional[int] = None) -> Optional[ExportJob]:
+        """Progress of ``attempt`` (default: the current one); None if that attempt no longer
+        runs the job (cancelled, failed, or put back and begun again elsewhere)."""
         return self._update(job_id, _PROGRESS, new_progress=round(max(0.0, min(99.9, progress)), 1),
-                            new_stage=stage, new_message=message)
+                            new_stage=stage, new_message=message, attempt=self._attempt(job_id, attempt))
 
-    def complete(self, job_id: str, size_bytes: int, warnings: list[str]) -> Optional[ExportJob]:
-        """R3: completion is a compare-and-set from running. None if the job was not running.
-        The archive's SHA-256 is recorded with it (the job's ``sha256``, the download's ETag)."""
-        with open(self.archive_path(job_id), "rb") as archive:
+    def complete(self, job_id: str, size_bytes: int, warnings: list[str],
+                 attempt: Optional[int] = None) -> Optional[ExportJob]:
+        """R3: completion is a compare-and-set from running, by the attempt that runs the job;
+        the archive is that attempt's. None if the job was not running that attempt. The
+        archive's SHA-256 is recorded with it (the job's ``sha256``, the download's ETag)."""
+        attempt = self._attempt(job_id, attempt)
+        archive_path = self.attempt_path(job_id, attempt)
+        with open(archive_path, "rb") as archive:
             digest = file_sha256(archive)
         return self._update(job_id, _COMPLETE, new_finished_at=utc_now_iso(), new_size_bytes=size_bytes,
-                            new_warnings_json=json.dumps(warnings), new_archive_name=f"{job_id}.zip",
-                            new_archive_sha256=digest)
+                            new_warnings_json=json.dumps(warnings), attempt=attempt,
+                            new_archive_name=archive_path.name, new_archive_sha256=digest)
 
     def archive_digest(self, job_id: str, archive: BinaryIO) -> str:
         """The SHA-256 of the job's archive: the one recorded at completion, or, for an archive
@@ -283,17 +369,31 @@ class JobStore:
         self.db.execute(update(jobs).where(jobs.c.id == job_id).values(archive_sha256=digest))
         return digest
 
-    def fail(self, job_id: str, message: str) -> Optional[ExportJob]:
-        return self._update(job_id, _FAIL, new_message=message, new_finished_at=utc_now_iso())
+    def fail(self, job_id: str, message: str, attempt: Optional[int] = None) -> Optional[ExportJob]:
+        """Active -> failed; with ``attempt``, only while that attempt runs the job (a worker's
+        own failure), without, whatever runs it (recovery)."""
+        if attempt is None:
+            return self._update(job_id, _FAIL, new_message=message, new_finished_at=utc_now_iso())
+        return self._update(job_id, _FAIL_ATTEMPT, new_message=message, new_finished_at=utc_now_iso(),
+                            attempt=attempt)
+
+    def _attempt(self, job_id: str, attempt: Optional[int]) -> int:
+        if attempt is not None:
+            return attempt
+        row = self.get_row(job_id)
+        return int(row["attempts"]) if row is not None else -1
 
     def cancel(self, job_id: str) -> Optional[ExportJob]:
-        """R2: queued/running, or completed and never downloaded -> cancelled. None if neither."""
-        job = self._update(job_id, _CANCEL, new_finished_at=utc_now_iso())
-        if job is not None:
-            # A completed archive is deleted at once; a running worker deletes its own partial
-            # file when it reaches its next checkpoint (and we delete whatever is there now).
-            self.remove_files(job_id)
-        return job
+        """R2: queued/running, or completed and never downloaded -> cancelled. None if neither.
+        With ``in_transaction``, the queue's abort is part of the same transaction."""
+        also = self.in_transaction.cancelled if self.in_transaction is not None else None
+        row = self.transition(job_id, _CANCEL, also=also, new_finished_at=utc_now_iso())
+        if row is None:
+            return None
+        # A completed archive is deleted at once; a running worker deletes its own partial
+        # file when it reaches its next checkpoint (and we delete whatever is there now).
+        self.remove_files(job_id, row["attempts"])
+        return job_from_row(row)
 
     def requeue_after_restart(self, job_id: str) -> None:
         """R7: a job a stopped server left queued/running is queued again (same seq)."""
@@ -301,10 +401,18 @@ class JobStore:
             status="queued", stage="queued", message="Restarted after a server restart"))
 
     def claim_download(self, job_id: str) -> bool:
-        """Mark a completed job delivered (R4). False if it is not completed."""
+        """Mark a completed job delivered (R4) and hold its archive against expiry while it is
+        streamed (R5, ``hold_stream``). False if it is not completed."""
         return self.db.execute(
-            update(jobs).where(jobs.c.id == job_id, jobs.c.status == "completed").values(delivered=True)
+            update(jobs).where(jobs.c.id == job_id, jobs.c.status == "completed")
+            .values(delivered=True, streaming_until=time.time() + STREAM_HOLD_SECONDS)
         ) == 1
+
+    def hold_stream(self, job_id: str) -> None:
+        """A download of the job is still streaming: no expiry for ``STREAM_HOLD_SECONDS``."""
+        until = time.time() + STREAM_HOLD_SECONDS
+        self.db.execute(update(jobs).where(jobs.c.id == job_id, or_(
+            jobs.c.streaming_until.is_(None), jobs.c.streaming_until < until)).values(streaming_until=until))
 
     def expire_old(self, ttl_seconds: float) -> list[str]:
         """R5: completed jobs older than the TTL become expired and lose their archive."""
@@ -313,7 +421,7 @@ class JobStore:
         for row in self.db.all(select(jobs.c.id, jobs.c.finished_at).where(jobs.c.status == "completed")):
             finished = row["finished_at"]
             if finished and _iso_to_ts(finished) < cutoff:
-                job = self._update(row["id"], _EXPIRE)
+                job = self._update(row["id"], _EXPIRE, now=time.time())
                 if job is not None:
                     self.remove_files(row["id"])
                     expired.append(row["id"])
@@ -399,54 +507,14 @@ class Runner:
     def _run(self, job_id: str) -> None:
         with self._lock:
             cancelled = self.cancel_events.setdefault(job_id, threading.Event())
-        partial = self.store.partial_path(job_id)
         try:
-            job = self.store.mark_running(job_id)
-            if job is None:
+            started = self.store.start_attempt(job_id)
+            if started is None:
                 return
-            last = [0.0]
-            reported: list = [None]
-
-            def checkpoint(stage: str, fraction: float, message: str) -> None:
-                # The test hook slows progress reports down; a call that only repeats the last
-                # report (the writer's cancel check inside a long step) does not sleep again.
-                if self.hooks and self.hooks.delay_per_checkpoint_ms and reported[0] != (stage, fraction, message):
-                    reported[0] = (stage, fraction, message)
-                    time.sleep(self.hooks.delay_per_checkpoint_ms / 1000)
-                if cancelled.is_set():
-                    raise JobCancelled(job_id)
-                now = time.monotonic()
-                # Progress events at most every 100 ms keep the socket quiet on huge projects.
-                if now - last[0] >= 0.1 or fraction >= 1.0:
-                    last[0] = now
-                    if self.store.progress(job_id, fraction * 100, stage, message) is None:
-                        raise JobCancelled(job_id)
-
-            warnings = self.build(job, partial, checkpoint)
-            if cancelled.is_set():
-                raise JobCancelled(job_id)
-            final = self.store.archive_path(job_id)
-            os.replace(partial, final)
-            if self.hooks:
-                self.hooks.hold_point(job_id, cancelled.is_set)
-            if cancelled.is_set():
-                # Cancelled (the row already says so) or shutting down (the row stays
-                # running, and the next start runs it again, R7): either way no archive.
-                raise JobCancelled(job_id)
-            size = final.stat().st_size
-            if self.store.complete(job_id, size, list(warnings or [])) is None:
-                # R3: the job was cancelled (or failed) meanwhile; its output is discarded.
-                self.store.remove_files(job_id)
-        except JobCancelled:
-            self.store.remove_files(job_id)
-        except OSError as exc:
-            self.store.remove_files(job_id)
-            reason = "the disk is full" if getattr(exc, "errno", None) == 28 else f"a write error ({exc.strerror or exc})"
-            self.store.fail(job_id, f"Export failed: {reason}. No archive was kept.")
-        except Exception as exc:  # noqa: BLE001 - any bug in a writer must end the job, not hang it
-            self.store.remove_files(job_id)
-            traceback.print_exc()
-            self.store.fail(job_id, f"Export failed: {type(exc).__name__}: {exc}")
+            job, attempt = started
+            # A stop is a cancel (the row already says so) or a shutdown (the row stays
+            # running, and the next start runs the job again, R7): either way no archive.
+            run_attempt(self.store, self.build, job, attempt, cancelled.is_set, self.hooks)
         finally:
             with self._lock:
                 self.cancel_events.pop(job_id, None)

@@ -2,14 +2,16 @@
 
 Polygons are kept as JSON text (``objects.polygons_json``: a list of polygons, each a list of
 rings, each a list of ``[x, y]`` points, in the convention of ``server.domain``); categories
-as a JSON list (``projects.categories_json``). Rows come back as mappings
+as a JSON list (``projects.categories_json``); an object's ``source`` as JSON
+(``objects.source_json``, NULL when unknown) and the import's warnings as a JSON list
+(``projects.import_warnings_json``). Rows come back as mappings
 (``row["name"]``); ``image_rows`` adds each image's ``object_count``.
 """
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Mapping, Optional
+from typing import Any, Callable, Mapping, Optional
 
 from sqlalchemy import Connection, and_, delete, func, insert, null, or_, select, update
 from sqlalchemy.engine import RowMapping
@@ -30,6 +32,7 @@ def insert_project(conn: Connection, project: ProjectRecord, owner_id: int, publ
         created_at=utc_now_iso(),
         owner_id=owner_id,
         public=public,
+        import_warnings_json=json.dumps(project.import_warnings),
     ))
     return int(result.inserted_primary_key[0])
 
@@ -44,7 +47,8 @@ def insert_image(conn: Connection, project_id: int, position: int, image: ImageR
     if image.objects:
         conn.execute(insert(objects), [
             {"image_id": image_id, "number": number, "category": obj.category,
-             "polygons_json": json.dumps(obj.polygons, separators=(",", ":"))}
+             "polygons_json": json.dumps(obj.polygons, separators=(",", ":")),
+             "source_json": None if obj.source is None else json.dumps(obj.source)}
             for number, obj in enumerate(image.objects, start=1)
         ])
     return image_id
@@ -146,8 +150,11 @@ def image_ids(db: Database, project_id: int) -> set[int]:
 
 
 def load_project(db: Database, project_id: int, files_root: Path,
-                 image_ids: Optional[list[int]] = None) -> ProjectRecord:
+                 image_ids: Optional[list[int]] = None,
+                 after_image: Optional[Callable[[], None]] = None) -> ProjectRecord:
     """The project with the selected images (all if ``image_ids`` is None) and their objects.
+    ``after_image()`` is called after each image is read (an export's cancel check: reading
+    a large project takes a second or more).
 
     Raises ``KeyError`` if the project does not exist."""
     row = project_row(db, project_id)
@@ -160,12 +167,15 @@ def load_project(db: Database, project_id: int, files_root: Path,
         pixel_size_um=row["pixel_size_um"],
         synthetic=bool(row["synthetic"]),
         description=row["description"],
+        import_warnings=json.loads(row["import_warnings_json"]),
     )
     wanted = set(image_ids) if image_ids is not None else None
     for img in image_rows(db, project_id):
         if wanted is not None and img["id"] not in wanted:
             continue
         project.images.append(load_image(db, img, files_root))
+        if after_image is not None:
+            after_image()
     return project
 
 
@@ -183,6 +193,7 @@ def load_image(db: Database, img: RowMapping, files_root: Path) -> ImageRecord:
                 id=o["number"],
                 category=o["category"],
                 polygons=[[[tuple(p) for p in ring] for ring in poly] for poly in json.loads(o["polygons_json"])],
+                source=None if o["source_json"] is None else json.loads(o["source_json"]),
             )
             for o in rows
         ],

@@ -67,13 +67,14 @@ def seed_demo_if_empty(db: Database, files_root: Path, n_images: int = 12, size:
     """Create the synthetic demo project on first start (no projects yet); ``n_images`` images
     of ``size`` x ``size`` pixels (smaller only in tests). It belongs to the first user (see
     ``accounts.default_owner``) and is public: every signed-in user can see and export it."""
-    if project_store.has_projects(db):
-        return
-    from server.demo import generate_demo
+    with db.exclusive("seed-demo"):  # replicas of a cluster starting at once seed it once
+        if project_store.has_projects(db):
+            return
+        from server.demo import generate_demo
 
-    demo = generate_demo(n_images=n_images, size=size)
-    sources = [demo.image_bytes[image.id] for image in demo.project.images]
-    persist_project(db, files_root, demo.project, sources, public=True)
+        demo = generate_demo(n_images=n_images, size=size)
+        sources = [demo.image_bytes[image.id] for image in demo.project.images]
+        persist_project(db, files_root, demo.project, sources, public=True)
 
 
 def thumbnail_path(data_dir: Path, files_root: Path, image_row: Mapping,
@@ -92,7 +93,7 @@ def thumbnail_path(data_dir: Path, files_root: Path, image_row: Mapping,
             pixels = read_image(files_root / image_row["rel_path"], max_pixels=max_pixels)
         except (ImageReadError, ValueError, OSError, MemoryError):
             return placeholder_path(thumbs)
-        tmp = path.with_suffix(".tmp")
+        tmp = path.with_suffix(f".{uuid.uuid4().hex}.tmp")  # requests (replicas) making it at once
         tmp.write_bytes(preview_png(pixels, THUMBNAIL_SIDE))
         tmp.replace(path)
     return path

@@ -82,6 +82,7 @@ projects = Table(
     # NOT NULL column to a table that has rows (revision 0002 fills it for old projects).
     Column("owner_id", RowId, ForeignKey("users.id", name="project_owner")),
     Column("public", Boolean, nullable=False, server_default=false()),
+    Column("import_warnings_json", Text, nullable=False, server_default=text("'[]'")),
     Index("projects_by_owner", "owner_id"),
 )
 
@@ -118,6 +119,7 @@ objects = Table(
     Column("number", Integer, nullable=False),
     Column("category", Text, nullable=False),
     Column("polygons_json", Text, nullable=False),
+    Column("source_json", Text),
     Index("objects_by_image", "image_id", "number"),
 )
 
@@ -140,8 +142,15 @@ jobs = Table(
     Column("archive_name", Text),
     Column("attempts", Integer, nullable=False, server_default=text("0")),
     Column("start_token", Text),
+    # The cluster (issue 20; SQLite leaves them empty but for streaming_until):
+    Column("queue_job_id", BigInteger),  # the queue entry (ticket) made when it was queued
+    Column("run_ticket", BigInteger),  # the ticket whose worker runs it (while running)
+    Column("recoveries", Integer, nullable=False, server_default=text("0")),  # R7: times put back
+    Column("claimed_at", Float),  # when a worker last took it (seconds): round-robin over users
+    Column("streaming_until", Float),  # R5: no expiry before this (a download is streaming)
     Column("archive_sha256", Text),
     Index("one_active_export", "user_id", "project_id", unique=True, **_partial(_ACTIVE)),
+    Index("jobs_by_user_claims", "user_id", "claimed_at"),
     Index("jobs_by_owner", "user_id", "project_id", "created_at"),
     Index("one_job_per_start_token", "user_id", "start_token", unique=True, **_partial(_WITH_TOKEN)),
 )

@@ -6,7 +6,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Any, Callable, Optional
 
 from server import auth, project_store
 from server.db import Database
@@ -38,6 +38,8 @@ class Services:
     boot_id: str
     """This start of the server: its one-time sign-in links work only here (``server.auth``)."""
     access: AccessChanges
+    cluster: Any = None
+    """The cluster replica's own parts (``server.cluster.replica.Replica``); None when embedded."""
 
 
 def open_data_dir(data_dir: Path) -> Database:
@@ -47,8 +49,30 @@ def open_data_dir(data_dir: Path) -> Database:
     return Database(make_private(Path(data_dir)) / DATABASE_FILE)
 
 
+def export_builder(db: Database, files_root: Path, max_image_pixels: Optional[int] = None) -> Callable:
+    """``build(job, dest, checkpoint) -> warnings``: write the archive of ``job`` to ``dest``
+    from the project's rows in ``db`` and its images under ``files_root`` (``max_image_pixels``:
+    the pixel budget of ``write_archive``; None: its default)."""
+
+    def build(job, dest: Path, checkpoint) -> list[str]:
+        from server.archive.writer import write_archive
+
+        project = project_store.load_project(db, job.project_id, files_root, job.options.image_ids,
+                                             after_image=lambda: checkpoint("starting", 0.0, "Reading the project"))
+        budget = {} if max_image_pixels is None else {"max_image_pixels": max_image_pixels}
+        result = write_archive(project, project.images, job.options, dest, checkpoint, **budget)
+        return list(getattr(result, "warnings", []) or [])
+
+    return build
+
+
 def open_services(settings: Settings) -> Services:
-    """Everything a service over ``settings.data_dir`` needs; workers are idle until jobs come."""
+    """Everything a service over ``settings.data_dir`` needs; workers are idle until jobs come.
+    With ``settings.database_url``: a web replica of the cluster (``server.cluster.replica``)."""
+    if settings.database_url:
+        from server.cluster.replica import open_replica_services
+
+        return open_replica_services(settings)
     data_dir = Path(settings.data_dir)
     db = open_data_dir(data_dir)
     files_root = data_dir / "files"
@@ -57,16 +81,8 @@ def open_services(settings: Settings) -> Services:
     limits = FairUse(settings.max_active_exports_per_user, settings.archive_quota_bytes)
     store = JobStore(db, data_dir / "exports", hub.publish, limits)
     hooks = TestHooks() if settings.test_hooks else None
-
-    def build(job, dest: Path, checkpoint) -> list[str]:
-        from server.archive.writer import write_archive
-
-        project = project_store.load_project(db, job.project_id, files_root, job.options.image_ids)
-        result = write_archive(project, project.images, job.options, dest, checkpoint,
-                               max_image_pixels=settings.max_image_pixels)
-        return list(getattr(result, "warnings", []) or [])
-
-    runner = Runner(store, build, hooks, workers=settings.workers, round_robin=settings.round_robin)
+    runner = Runner(store, export_builder(db, files_root, settings.max_image_pixels), hooks, workers=settings.workers,
+                    round_robin=settings.round_robin)
     access = AccessChanges(db, store, data_dir, files_root, cancel=runner.cancel, publish=hub.publish,
                            connected=hub.connected_users)
     signin = SignInGuard(lambda name, password: auth.check_password(db, name, password))

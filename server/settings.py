@@ -36,4 +36,9 @@ class Settings:
     """R10: kept archives per user (None: no limit)."""
     round_robin: bool = True
     """R10: the next job is the oldest of the user who waited longest (False: first in, first out)."""
+    # The cluster (issue 20): PostgreSQL at ``database_url``; ``data_dir`` is then the folder
+    # every replica and worker shares (``--shared-dir``).
+    database_url: Optional[str] = None
+    lease_seconds: float = 30.0  # R7: a worker silent this long is presumed dead
+    grace_seconds: float = 30.0  # how long a stopping worker lets its exports finish
     extra: dict[str, Any] = field(default_factory=dict)

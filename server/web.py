@@ -31,6 +31,10 @@ def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         svc.hub.bind(asyncio.get_running_loop())
+        if svc.cluster is not None:  # a cluster replica: listener, reconciler, expiry (issue 20)
+            async with svc.cluster.running():
+                yield
+            return
         recover_jobs(svc.store, svc.runner)
         stop = asyncio.Event()
         expiry = asyncio.create_task(expiry_loop(svc.store, settings.archive_ttl_seconds, stop))

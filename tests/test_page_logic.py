@@ -176,6 +176,16 @@ def test_history_line_says_what_the_archive_holds():
     assert describe_options(ExportOptions(), 12) == "COCO · all 12 images"
 
 
+def test_every_machine_state_has_its_status_line():
+    from app.browser.texts import STATUS_TEXT
+    from app.machine import STATES
+
+    assert set(STATUS_TEXT) == {str(state) for state in STATES}
+    assert status_line("undelivered", None, None) == "The download did not complete."
+    assert status_line("delivering", None, "another tab is downloading this export") == \
+        "Downloading… another tab is downloading this export"
+
+
 def test_status_line_names_the_failure_and_the_notice_but_not_progress_chatter():
     assert status_line("running", None, None, "Metrics: image 3 of 12") == "Exporting…"
     assert status_line("cancelling", None, None) == "Cancelling…"

@@ -16,6 +16,7 @@ from pyodide.ffi import create_once_callable  # type: ignore[import-not-found]
 
 from app.browser.interop import LiveProxies, is_missing, js_object, listen, once
 from app.browser.net import Unreachable, request_json
+from app import identity
 from app.crosstab import CHANNEL_NAME, StorageChannel, StorageClaimLocks
 from app.ports import HttpResponse, Ports, Stop
 
@@ -251,10 +252,18 @@ class ConsoleLog:
         js.console.warn(f"[cellhub] {message}")
 
 
+def _random_hex(digits: int) -> str:
+    return str(js.crypto.randomUUID()).replace("-", "")[:digits]
+
+
 def browser_ports() -> Ports:
-    """All ports for this tab."""
+    """All ports for this tab (its browser's id read from, or first written to, storage)."""
     tab_id = str(js.crypto.randomUUID())
     storage = LocalStorage()
+    try:
+        browser = identity.browser_id(storage, lambda: _random_hex(16))
+    except Exception:  # noqa: BLE001 - storage disabled: this page is a browser of its own
+        browser = _random_hex(16)
     clock = BrowserClock()
     has_channel = not is_missing(getattr(js.window, "BroadcastChannel", None))
     has_locks = not is_missing(getattr(js.navigator, "locks", None))
@@ -269,4 +278,5 @@ def browser_ports() -> Ports:
         visibility=DocumentVisibility(),
         log=ConsoleLog(),
         tab_id=tab_id,
+        browser_id=browser,
     )

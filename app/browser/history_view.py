@@ -1,10 +1,13 @@
 """Recent exports of the project (``GET /api/projects/{pid}/exports``) as a ``Component``.
 
 Each entry shows its status, when it was made, the archive size, what it holds and, when
-the server still has the archive, a "Download again" link (a plain link: the browser
-streams the file; the server's Content-Disposition names it). The export the hook offers
-right now (completed, not yet downloaded) gets a button that goes through the hook
-instead, so the tabs' single-download rule (C4) still holds for it.
+the server still has the archive, a way to download it. The export the hook follows goes
+through the hook's one door to the file (``app.machine.display.download_door``): while it
+is completed and not downloaded here (its auto-download pending too, or after a download
+that did not complete) a button that calls the hook (lock, marks, the server's word: C4,
+C9), once downloaded a "Download again" link, and nothing while it runs or is handed out.
+Older exports get a plain link (the browser streams the file; the server's
+Content-Disposition names it).
 """
 from __future__ import annotations
 
@@ -19,7 +22,7 @@ from app.browser.options_form import describe_options
 from app.browser.page_state import PageState
 from app.browser.texts import HISTORY_STATUS_TEXT, format_bytes, format_duration, job_duration_ms, parse_iso_ms, relative_time
 from app.routes import download_path
-from app.machine.state import State
+from app.machine.display import download_door
 from app.models import ExportOptions
 
 
@@ -71,9 +74,9 @@ class HistoryView(Component):
         items = self.state.history.value
         error = self.state.history_error.value
         downloaded = self.state.downloaded_ids.value
-        offered = self.controller.completed_job_id.value if self.controller.can_download.value else None
-        handed_out = self.controller.is_downloading.value or self.controller.export_status.value == State.DOWNLOADED
-        current = self.controller.current_job.value
+        machine = self.controller.state.value
+        current = machine.job if machine is not None else None
+        door = download_door(machine) if machine is not None else None
         note = el("history-empty")
         if error:
             set_text(note, error)
@@ -90,13 +93,12 @@ class HistoryView(Component):
         for item in items or []:
             job_id = str(item.get("id", ""))
             status = str(item.get("status", ""))
-            seen = downloaded
+            control = "link"
             if current is not None and current.id == job_id:
-                if handed_out:
-                    seen = downloaded | {job_id}
+                control = door or "none"
                 if status in ("queued", "running") and current.status != status:
                     status = current.status  # the entry is a snapshot; the hook knows better
-            spec = self._row_spec(item, job_id, status, job_id in seen, job_id == offered, now, total)
+            spec = self._row_spec(item, job_id, status, job_id in downloaded, control, now, total)
             kept = self._rows.get(job_id)
             # Only a row whose content changed is rebuilt: the list grows with every
             # export, and this runs on each change of the export state.
@@ -106,7 +108,7 @@ class HistoryView(Component):
             self.root.replaceChildren(*elements)
         self._rows = rows
 
-    def _row_spec(self, item: dict, job_id: str, status: str, downloaded: bool, offered: bool,
+    def _row_spec(self, item: dict, job_id: str, status: str, downloaded: bool, control: str,
                   now: float, total: int) -> tuple:
         """Everything a row shows, as a comparable tuple (see ``_build_row``)."""
         created = item.get("created_at")
@@ -123,9 +125,12 @@ class HistoryView(Component):
         if warnings:
             notes.append(f"{len(warnings)} warning" + ("" if len(warnings) == 1 else "s"))
         action = None
-        if item.get("downloadable"):
-            label = "Download again" if item.get("delivered") or downloaded else "Download"
-            action = ("button", "Download") if offered else ("link", label)
+        if control == "hook":  # the hook knows it is completed before the list does
+            action = ("button", "Download")
+        elif item.get("downloadable") and control == "again":
+            action = ("link", "Download again")
+        elif item.get("downloadable") and control == "link":
+            action = ("link", "Download again" if item.get("delivered") or downloaded else "Download")
         return (job_id, status, created or "", created_ms, relative_time(created_ms, now), size, what,
                 " · ".join(notes), action, status in FINISHED)
 

@@ -20,7 +20,7 @@ ANNOTATION_FORMATS: tuple[tuple[str, str, str], ...] = (
     ("coco", "COCO",
      "annotations/coco/annotations.json: polygons with holes for pycocotools, Detectron2, MMDetection."),
     ("yolo", "YOLO",
-     "annotations/yolo/: a label file per image (normalised polygons) and data.yaml for Ultralytics."),
+     "yolo/: data.yaml, labels/ and images/ as Ultralytics loads them, no edits needed."),
     ("json", "Project JSON",
      "annotations/json/project.json: every polygon, hole and class, lossless, for your own scripts."),
 )

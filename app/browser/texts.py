@@ -18,7 +18,9 @@ STATUS_TEXT: dict[str, str] = {
     "cancelled": "Export cancelled.",
     "completed": "Export ready.",
     "downloading": "Downloading…",
+    "delivering": "Downloading…",
     "downloaded": "Downloaded.",
+    "undelivered": "The download did not complete.",
     "failed": "Export failed.",
 }
 """The live status line per machine state (``app.machine.STATES``)."""

@@ -1,5 +1,6 @@
 """The activities of the machine's states (``app.machine.engine.ACTIVITIES``), one small
-function each, and ``ACTIVITY_EFFECTS``: the table the hook loops over.
+function each, and ``ACTIVITY_EFFECTS``: the table the hook loops over. A new effect goes at
+the end of the table (hooks are told apart by their order).
 
 Each activity starts its work from a ``Scene`` (what the render knew, and the hook's
 parts) and returns the ``Stop`` that ends it; the hook runs it as one ``use_effect``
@@ -12,13 +13,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
-from app.export_hook.answers import MALFORMED, NO_ANSWER, cancel_answer, start_answer
+from app.export_hook.answers import MALFORMED, NO_ANSWER, cancel_answer, delivery_news, start_answer
 from app.export_hook.dispatcher import Dispatcher
 from app.export_hook.inputs import Inputs
 from app.export_hook.timing import (
-    AUTO_DOWNLOAD_DELAY_MS, CANCEL_REQUEST_DELAY_MS, POLL_CONNECTED_MS, after, poll_delay_ms, retry_delay_ms,
+    AUTO_DOWNLOAD_DELAY_MS, CANCEL_REQUEST_DELAY_MS, POLL_CONNECTED_MS, after, confirm_delay_ms, poll_delay_ms,
+    retry_delay_ms,
 )
-from app.machine import AutoDownloadDue, CancelAnswered, ExportState, FetchFailed, LockResult, StartFailed
+from app.machine import (
+    AutoDownloadDue, CancelAnswered, DeliveryUnconfirmed, ExportState, FetchFailed, LockResult, StartFailed,
+)
 from app.models import ExportOptions
 from app.ports import HttpResponse, Stop
 from app.routes import cancel_path, job_path, start_path
@@ -135,6 +139,30 @@ def download_lock(scene: Scene) -> Stop:
         f"export-download:{job_id}", lambda release: scene.dispatcher.dispatch(LockResult(job_id, release is not None)))
 
 
+def confirm_delivery(scene: Scene) -> Stop:
+    """C9: ask the server whether it recorded the download (ask number ``attempt``, after
+    ``confirm_delay_ms``); its news is dispatched (the machine then shows it downloaded,
+    cancelled...); an answer that settles nothing is ``DeliveryUnconfirmed`` (the machine
+    asks again, or, after the last ask, offers the download again)."""
+    job_id = scene.job_id
+    dispatcher = scene.dispatcher
+    latest = dispatcher.state
+
+    def answered(event: Any) -> None:
+        before = dispatcher.state
+        if event is not None:
+            dispatcher.dispatch(event)
+        if dispatcher.state is before:
+            dispatcher.dispatch(DeliveryUnconfirmed(job_id))
+
+    def send() -> Stop:
+        return scene.request("GET", job_path(job_id), None,
+                             lambda resp: answered(delivery_news(job_id, dispatcher.project_id, resp)),
+                             lambda message: answered(None))
+
+    return scene.after(confirm_delay_ms(latest.attempt, latest.handed_out_here), send)
+
+
 @dataclass(frozen=True)
 class ActivityEffect:
     """An activity as the hook runs it: ``start(scene)`` when it is on (an activity that
@@ -160,5 +188,6 @@ ACTIVITY_EFFECTS: tuple[ActivityEffect, ...] = (
     ActivityEffect("poll", poll, lambda on, s: (on, s.socket_up, s.job_id, s.poll_round)),
     ActivityEffect("auto_download", auto_download, lambda on, s: (on, s.job_id, s.state.status)),
     ActivityEffect("download_lock", download_lock, lambda on, s: (on, s.job_id)),
+    ActivityEffect("confirm_delivery", confirm_delivery, lambda on, s: (on, s.job_id, s.state.attempt)),
 )
 """The hook's effects, in hook order (one per activity of ``app.machine.engine.ACTIVITIES``)."""

@@ -79,6 +79,17 @@ def job_answer(job_id: str, project_id: int, resp: HttpResponse, source: str) ->
     return FetchFailed(job_id, outcome, error_text(resp.body, resp.status))
 
 
+def delivery_news(job_id: str, project_id: int, resp: HttpResponse) -> Optional[Union[Update, FetchFailed]]:
+    """A GET of ``job_id`` while its delivery is awaited (C9): the job's news when the server
+    recorded a download of it or it is no longer completed (cancelled, expired...), ``gone``
+    when the server no longer has it; None when it says nothing new (ask again later)."""
+    event = job_answer(job_id, project_id, resp, "poll")
+    if isinstance(event, Update):
+        news = event.update
+        return event if news.delivered or news.status != "completed" else None
+    return event if event.outcome == "gone" else None
+
+
 def socket_news(message: Any) -> tuple[Optional[Update], Optional[str]]:
     """A WebSocket message: ``(news, None)`` for an R6 event; ``(None, None)`` for a message
     that is not about an export (hello, ping); ``(None, problem)`` for a malformed event."""

@@ -26,8 +26,8 @@ class ExportController:
 
     def __init__(self, mounted: Mounted, project_id: int) -> None:
         self._mounted = mounted
-        self._before = {**vars(view(initial_state(project_id))), "socket_connected": False,
-                        "state": initial_state(project_id)}
+        first = initial_state(project_id)
+        self._before = {**vars(view(first)), "socket_connected": False, "state": first}
         self._computeds: list[Computed] = []
         for name in VALUE_FIELDS:
             c = detached(lambda name=name: computed(lambda: self._read(name)))

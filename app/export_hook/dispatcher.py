@@ -19,7 +19,7 @@ from typing import Any, Callable, Optional
 
 from app import crosstab, persistence
 from app.machine import (
-    ClearPersist, ClearStartCancel, ExportState, MarkStartCancel, Marks, Persist, Post, StartDownload, Warn,
+    ClearMark, ClearPersist, ClearStartCancel, ExportState, MarkStartCancel, Marks, Persist, Post, StartDownload, Warn,
     WriteMark, event_job_id, event_start_token, transition,
 )
 from app.models import ExportJob
@@ -123,6 +123,8 @@ class Dispatcher:
             persistence.clear(p.storage, self.project_id, action.job_id, now, p.tab_id)
         elif isinstance(action, WriteMark):
             persistence.write_mark(p.storage, action.kind, action.job_id, now, p.tab_id)
+        elif isinstance(action, ClearMark):
+            persistence.clear_mark(p.storage, action.kind, action.job_id)
         elif isinstance(action, MarkStartCancel):
             if action.start_token is not None:
                 persistence.write_start_cancel(p.storage, action.start_token, now, p.tab_id)

@@ -21,6 +21,7 @@ from app.export_hook.activities import PollRounds, Scene
 from app.export_hook.dispatcher import Dispatcher
 from app.export_hook.inputs import Inputs
 from app.hooks import use_callback, use_effect, use_ref, use_state
+from app.identity import start_token
 from app.machine import Cancel, Dismiss, Download, ExportState, ExportView, Restore, Start, StartRejected
 from app.machine import activities, initial_state, view
 from app.models import ExportOptions
@@ -85,8 +86,14 @@ class _Parts:
             self.dispatcher.dispatch(checked)
             return
         self.starts += 1
-        token = self.ports.new_token() if self.ports.new_token is not None else f"{self.ports.tab_id}.{self.starts}"
-        self.dispatcher.dispatch(Start(checked, token))
+        self.dispatcher.dispatch(Start(checked, self.new_token()))
+
+    def new_token(self) -> str:
+        """This start's name (R1), carrying this browser's id (C10, ``app.identity``)."""
+        p = self.ports
+        if p.new_token is not None:
+            return p.new_token()
+        return start_token(p.browser_id, p.tab_id, self.starts) if p.browser_id else f"{p.tab_id}.{self.starts}"
 
 
 def use_advanced_export(project_id: int, ports: Ports) -> AdvancedExport:
@@ -95,7 +102,7 @@ def use_advanced_export(project_id: int, ports: Ports) -> AdvancedExport:
     ``project_id`` and ``ports`` are fixed for the life of the mounted component (mount
     anew to switch project; ``ValueError`` otherwise). Returns ``AdvancedExport``.
     """
-    state, set_state = use_state(lambda: initial_state(project_id))
+    state, set_state = use_state(lambda: initial_state(project_id, ports.browser_id))
     state_ref = use_ref(state)
     socket_up, set_socket_up = use_state(False)
     poll_round, set_poll_round = use_state(0)

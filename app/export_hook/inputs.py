@@ -5,7 +5,7 @@
 - other tabs' BroadcastChannel messages (C6), malformed ones dropped with a warning;
 - other tabs' storage writes: the project's record (read as it is *now*, the event's own
   value may be old news), a start-cancelled mark of the start that made our job, and the
-  jobs' cancelled/downloaded marks;
+  jobs' marks (``MARK_NEWS``);
 - the tab becoming visible (C7: ask once).
 
 ``refresh_now()`` is that one GET of the current job; asked for while the job id is not
@@ -23,6 +23,11 @@ from app.export_hook.live_socket import LiveSocket
 from app.machine import POLLABLE, ExportState, FetchFailed, JobUpdate, Remote, State, Update
 from app.ports import HttpResponse, Stop
 from app.routes import job_path
+
+MARK_NEWS = {"cancelled": "cancel-requested", "claimed": "download-claimed", "downloaded": "downloaded",
+             "undelivered": "download-failed"}
+"""The cross-tab news a mark written by another tab stands for (where no channel message
+came first, or there is no BroadcastChannel)."""
 
 
 class Inputs:
@@ -91,8 +96,7 @@ class Inputs:
         parsed = persistence.parse_mark_key(key)
         if parsed is not None and value is not None:
             kind, job_id = parsed
-            remote = "cancel-requested" if kind == "cancelled" else "downloaded"
-            self.dispatcher.dispatch(Remote(remote, job_id, self.project_id))
+            self.dispatcher.dispatch(Remote(MARK_NEWS[kind], job_id, self.project_id))
 
     def _record_changed(self, key: str) -> None:
         p = self.ports

@@ -11,11 +11,13 @@
 This module hands on the names the hook, the page and the tests use.
 """
 from app.machine.actions import (
-    Action, ClearPersist, ClearStartCancel, MarkStartCancel, Persist, Post, StartDownload, Warn, WriteMark,
+    Action, ClearMark, ClearPersist, ClearStartCancel, MarkStartCancel, Persist, Post, StartDownload, Warn,
+    WriteMark,
 )
 from app.machine.events import (
-    AutoDownloadDue, Cancel, CancelAnswered, Dismiss, Download, Event, FetchFailed, JobUpdate, LockResult, Marks,
-    Remote, Restore, Start, StartAccepted, StartFailed, StartRejected, Update, event_job_id, event_start_token,
+    AutoDownloadDue, Cancel, CancelAnswered, DeliveryUnconfirmed, Dismiss, Download, Event, FetchFailed, JobUpdate,
+    LockResult, Marks, Remote, Restore, Start, StartAccepted, StartFailed, StartRejected, Update, event_job_id,
+    event_start_token,
 )
 from app.machine.guards import MAX_START_ATTEMPTS
 from app.machine.rules import RULES, SAME, Rule, describe_rules

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Optional, Union
 
+from app.identity import started_in
 from app.machine.events import SERVER_SOURCES
 from app.machine.state import ExportState, State
 from app.models import ExportJob
@@ -46,6 +47,13 @@ class WriteMark:
 
 
 @dataclass(frozen=True)
+class ClearMark:
+    """Remove the storage mark ``kind`` of ``job_id``."""
+    kind: str
+    job_id: str
+
+
+@dataclass(frozen=True)
 class MarkStartCancel:
     """Write the "cancel clicked while starting" mark of the start ``start_token`` (C1
     before the job id is known: any tab that meets the job this start made cancels it)."""
@@ -69,7 +77,8 @@ class Warn:
     message: str
 
 
-Action = Union[Post, Persist, ClearPersist, WriteMark, MarkStartCancel, ClearStartCancel, StartDownload, Warn]
+Action = Union[Post, Persist, ClearPersist, WriteMark, ClearMark, MarkStartCancel, ClearStartCancel, StartDownload,
+               Warn]
 
 
 @dataclass(frozen=True)
@@ -107,20 +116,40 @@ post_progress_if_moved = Do(
 persist = Do("persist", lambda old, new, e: [Persist(new.job)] if new.job else [])
 persist_new = Do("persist (replace other)",
                  lambda old, new, e: [Persist(new.job, replace_other=True)] if new.job else [])
-persist_or_clear = Do(
-    "persist, or clear if cancelling/cancelled/failed",
-    lambda old, new, e: ([ClearPersist(new.job.id)]
-                         if new.status in (State.CANCELLING, State.CANCELLED, State.FAILED)
-                         else [Persist(new.job)]) if new.job else [])
+persist_if_starter = Do(
+    "persist if this tab started it and its status moved",
+    lambda old, new, e: [Persist(new.job)]
+    if new.job and new.start_token is not None and new.job.start_token == new.start_token
+    and (old.job is None or old.job.status != new.job.status) else [])
+"""Only one tab writes the record as the job moves on: the one whose start made it (the
+others' copies say nothing more, and every write wakes every other tab: with every tab
+writing every progress event, storage traffic grew with the square of the tabs, issue
+18). Progress itself is never written: a reload re-queries the job (C8)."""
+persist_if_foreign = Do(
+    "persist if no tab of this browser started it",
+    lambda old, new, e: [Persist(new.job)]
+    if new.job and not started_in(new.browser_id, new.job.start_token) else [])
+"""A job another browser (or a script) started has no starting tab here to keep it for a
+reload: the tabs that follow it write it (its own tab writes a job of this browser)."""
+clear_if_settled = Do(
+    "clear if cancelling/cancelled/failed",
+    lambda old, new, e: [ClearPersist(new.job.id)]
+    if new.job and new.status in (State.CANCELLING, State.CANCELLED, State.FAILED) else [])
 clear_persist = Do("clear persisted", lambda old, new, e: [ClearPersist(old.job.id)] if old.job else [])
 clear_answered = Do("clear persisted (the answered job)",
                     lambda old, new, e: [ClearPersist(new.job.id)] if new.job else [])
 mark_cancelled = Do("mark cancelled", lambda old, new, e: [WriteMark("cancelled", new.job.id)] if new.job else [])
 mark_start_cancel = Do("mark start cancelled", lambda old, new, e: [MarkStartCancel(old.start_token)])
 clear_start_cancel = Do("clear start-cancelled mark", lambda old, new, e: [ClearStartCancel(old.start_token)])
-start_download = Do("mark downloaded, post download-claimed, download, post downloaded",
-                    lambda old, new, e: [WriteMark("downloaded", new.job.id), Post("download-claimed", new.job),
-                                         StartDownload(new.job), Post("downloaded", new.job)])
+start_download = Do("clear undelivered, mark claimed, post download-claimed, download",
+                    lambda old, new, e: [ClearMark("undelivered", new.job.id), WriteMark("claimed", new.job.id),
+                                         Post("download-claimed", new.job), StartDownload(new.job)])
+confirm_download = Do("mark downloaded, post downloaded, persist",
+                      lambda old, new, e: [WriteMark("downloaded", new.job.id), Post("downloaded", new.job),
+                                           Persist(new.job)] if new.job else [])
+fail_download = Do("clear claimed, mark undelivered, post download-failed",
+                   lambda old, new, e: [ClearMark("claimed", new.job.id), WriteMark("undelivered", new.job.id),
+                                        Post("download-failed", new.job)] if new.job else [])
 
 
 def warn(text: str) -> Do:

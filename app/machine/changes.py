@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from app.identity import started_in
 from app.machine.events import CancelAnswered, JobUpdate, Marks, Restore, Start, StartAccepted, StartRejected, Update
 from app.machine.state import ExportState, State
 from app.models import ACTIVE_STATUSES
@@ -25,14 +26,21 @@ class Target:
 
 def state_for_job(status: str, delivered: bool, marks: Marks) -> State:
     """The state that shows a job with server ``status`` (and its ``delivered`` flag), given
-    the storage ``marks`` of that job: a cancel clicked anywhere wins until delivery (C1), a
-    download made anywhere is shown as such (C4)."""
+    this browser's storage ``marks`` of that job: a download of this browser the server
+    recorded is shown as such (C9: its mark, or the flag for a download a tab here
+    claimed); else a cancel clicked anywhere wins (C1); else a download a tab here handed
+    out is followed until the server's word, and one the server never saw is offered again.
+    The flag alone may be another browser's download: the job is offered then (C10)."""
     if status in ACTIVE_STATUSES:
         return State.CANCELLING if marks.cancelled else State(status)
     if status == "completed":
-        if delivered or marks.downloaded:
+        if marks.downloaded or (delivered and marks.claimed):
             return State.DOWNLOADED
-        return State.CANCELLING if marks.cancelled else State.COMPLETED
+        if marks.cancelled:
+            return State.CANCELLING
+        if marks.claimed:
+            return State.DELIVERING
+        return State.UNDELIVERED if marks.undelivered else State.COMPLETED
     return State.CANCELLED if status == "cancelled" else State.FAILED
 
 
@@ -72,7 +80,7 @@ def apply_live(s: ExportState, e: Any) -> Changes:
 
 def adopt(s: ExportState, e: Any) -> Changes:
     return {"job": _news(e).to_job(None), "live": True, "error": None, "notice": None,
-            "auto_download": False, "downloaded_here": False, "attempt": 0, "early": None,
+            "auto_download": False, "handed_out_here": False, "attempt": 0, "early": None,
             "adopting": False}
 
 
@@ -81,7 +89,9 @@ def adopt_unverified(s: ExportState, e: Any) -> Changes:
 
 
 def completed(s: ExportState, e: Any) -> Changes:
-    return {**apply_job(s, e), "auto_download": s.live}
+    """C8, C10: downloaded unasked only when this tab saw it run and its browser started it."""
+    job = _news(e).to_job(s.job)
+    return {"job": job, "auto_download": s.live and started_in(s.browser_id, job.start_token)}
 
 
 def failed_news(s: ExportState, e: Any) -> Changes:
@@ -90,19 +100,42 @@ def failed_news(s: ExportState, e: Any) -> Changes:
 
 
 def cancelled_late(s: ExportState, e: Any) -> Changes:
-    return {**apply_job(s, e), "downloaded_here": False,
+    return {**apply_job(s, e), "handed_out_here": False,
             "notice": "cancelled before the download reached the server"}
 
 
-def downloaded_elsewhere(s: ExportState, e: Any) -> Changes:
+def _handed_out(s: ExportState, e: Any, delivered: bool) -> Changes:
+    """The job as another tab's word says it is: completed (its seq is unknown), and
+    ``delivered`` when the server has recorded the download."""
     if isinstance(e, Update):
-        changes = apply_job(s, e)
-    elif s.job is not None:
-        # Another tab's word: the job completed and was handed out (its seq is unknown).
-        changes = {"job": s.job.model_copy(update={"status": "completed", "progress": 100.0, "delivered": True})}
-    else:
-        changes = {}
-    return {**changes, "downloaded_here": False, "auto_download": False, "notice": "downloaded in another tab"}
+        return apply_job(s, e)
+    if s.job is None:
+        return {}
+    done = {"status": "completed", "progress": 100.0, **({"delivered": True} if delivered else {})}
+    return {"job": s.job.model_copy(update=done)}
+
+
+def downloaded_elsewhere(s: ExportState, e: Any) -> Changes:
+    return {**_handed_out(s, e, True), "handed_out_here": False, "auto_download": False,
+            "notice": "downloaded in another tab"}
+
+
+def delivering_elsewhere(s: ExportState, e: Any) -> Changes:
+    """Another tab of this browser handed the file out (C4): follow its delivery (C9)."""
+    return {**_handed_out(s, e, False), "handed_out_here": False, "auto_download": False, "attempt": 0,
+            "notice": "another tab is downloading this export"}
+
+
+def undelivered(s: ExportState, e: Any) -> Changes:
+    """C9: the server has not recorded the download: offered again."""
+    return {**_handed_out(s, e, False), "handed_out_here": False, "auto_download": False, "attempt": 0,
+            "notice": None}
+
+
+def confirmed(s: ExportState, e: Any) -> Changes:
+    """C9: the server recorded the download this tab (or another of this browser) made."""
+    return {**apply_job(s, e), "auto_download": False,
+            "notice": None if s.handed_out_here else "downloaded in another tab"}
 
 
 def keep_early(s: ExportState, e: Any) -> Changes:
@@ -121,7 +154,7 @@ def keep_early(s: ExportState, e: Any) -> Changes:
 
 def restore(s: ExportState, e: Restore) -> Changes:
     return {"job": e.job, "attempt": 0, "live": False, "error": None, "notice": None, "adopting": False,
-            "early": None, "auto_download": False, "downloaded_here": False}
+            "early": None, "auto_download": False, "handed_out_here": False}
 
 
 def requeried(s: ExportState, e: Any) -> Changes:
@@ -148,7 +181,7 @@ def gone_failed(s: ExportState, e: Any) -> Changes:
 
 def start(s: ExportState, e: Start) -> Changes:
     return {"job": None, "options": e.options, "error": None, "notice": None, "live": False,
-            "attempt": 0, "early": None, "auto_download": False, "downloaded_here": False,
+            "attempt": 0, "early": None, "auto_download": False, "handed_out_here": False,
             "start_token": e.start_token}
 
 
@@ -208,7 +241,7 @@ def cancel_confirmed(s: ExportState, e: CancelAnswered) -> Changes:
 
 
 def cancel_too_late(s: ExportState, e: CancelAnswered) -> Changes:
-    return {"job": _answered_job(s, e), "attempt": 0, "downloaded_here": False,
+    return {"job": _answered_job(s, e), "attempt": 0, "handed_out_here": False,
             "notice": e.message or "already downloaded"}
 
 
@@ -223,17 +256,12 @@ def no_auto(s: ExportState, e: Any) -> Changes:
     return {"auto_download": False}
 
 
-def claimed_elsewhere(s: ExportState, e: Any) -> Changes:
-    return {"auto_download": False, "notice": "another tab is downloading this export"}
-
-
-def downloaded_here(s: ExportState, e: Any) -> Changes:
-    job = s.job.model_copy(update={"delivered": True}) if s.job is not None else None
-    return {"job": job, "downloaded_here": True, "auto_download": False, "notice": None}
+def handed_out_here(s: ExportState, e: Any) -> Changes:
+    return {"handed_out_here": True, "auto_download": False, "attempt": 0, "notice": None}
 
 
 def dismiss(s: ExportState, e: Any) -> Changes:
     dismissed = s.dismissed | {s.job.id} if s.job is not None else s.dismissed
     return {"job": None, "error": None, "notice": None, "auto_download": False,
-            "downloaded_here": False, "live": False, "attempt": 0, "early": None,
+            "handed_out_here": False, "live": False, "attempt": 0, "early": None,
             "dismissed": dismissed}

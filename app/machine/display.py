@@ -8,13 +8,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
-from app.machine.state import BUSY, ENDED, EXPORTING, FINISHED, ExportState, State
+from app.machine.state import BUSY, DOWNLOADABLE, ENDED, EXPORTING, FINISHED, ExportState, State
 from app.models import ExportJob
 
 CANCEL_SHOWN = frozenset({State.STARTING, State.QUEUED, State.RUNNING, State.COMPLETED, State.DOWNLOADING,
-                          State.RESTORING})
+                          State.DELIVERING, State.UNDELIVERED, State.RESTORING})
 HISTORY_PHASES = {State.QUEUED: "active", State.RUNNING: "active", State.COMPLETED: "completed",
-                  State.DOWNLOADED: "downloaded", State.CANCELLED: "cancelled", State.FAILED: "failed"}
+                  State.UNDELIVERED: "completed", State.DOWNLOADED: "downloaded", State.CANCELLED: "cancelled",
+                  State.FAILED: "failed"}
 
 
 @dataclass(frozen=True)
@@ -38,13 +39,28 @@ class ExportView:
     history_phase: Optional[str]
 
 
+def download_door(state: ExportState) -> Optional[str]:
+    """How the history list lets the user download the export ``state`` follows (C4, one
+    door to the file): ``hook`` while it is completed and not downloaded here (also while
+    its auto-download is pending, and after a download that did not complete): a click goes
+    through the hook (the lock, the marks, the server's word), like the auto-download and the
+    status panel's button; ``again`` once the server recorded this browser's download (a
+    plain link: a deliberate second copy); None while it runs or is being handed out."""
+    if state.job is None:
+        return None
+    if state.status in DOWNLOADABLE:
+        return "hook"
+    return "again" if state.status == State.DOWNLOADED else None
+
+
 def view(state: ExportState) -> ExportView:
     """The readable values of ``state``:
 
     - ``export_progress`` 0..100 (100 once completed); ``export_status`` the machine state;
     - ``is_exporting``: an export is under way here (starting, queued, running, cancelling);
-    - ``completed_job_id``: the archive's job in completed/downloading/downloaded;
-    - ``can_download``: a completed job offered with a Download button (not auto, C8);
+    - ``completed_job_id``: the archive's job once it is completed (``FINISHED``);
+    - ``can_download``: a completed job offered with a Download button (not auto, C8), or
+      one whose download did not complete (C9);
       ``can_cancel``/``can_dismiss``: whether the page shows those buttons;
     - ``busy``: a request or the lock decides what comes next (no new export meanwhile);
     - ``shows_progress``: the progress block is shown (any state but idle);
@@ -70,7 +86,7 @@ def view(state: ExportState) -> ExportView:
         completed_job_id=job.id if job is not None and status in FINISHED else None,
         error_message=state.error,
         notice=state.notice,
-        can_download=status == State.COMPLETED and not state.auto_download,
+        can_download=status in DOWNLOADABLE and not (status == State.COMPLETED and state.auto_download),
         can_cancel=status in CANCEL_SHOWN,
         can_dismiss=status in ENDED,
         busy=status in BUSY,

@@ -14,7 +14,7 @@ from typing import Any, Optional
 
 from app.machine import rules
 from app.machine.events import Marks, Update
-from app.machine.guards import ALWAYS, Guard, auto_on, downloaded_here, has_job
+from app.machine.guards import ALWAYS, Guard, auto_on, handed_out_here, has_job
 from app.machine.rules import SAME, Rule
 from app.machine.state import WAITING, ExportState, State
 
@@ -68,11 +68,14 @@ ACTIVITIES: tuple[During, ...] = (
     During(State.CANCELLING, "poll", has_job),
     During(State.COMPLETED, "auto_download", auto_on),
     During(State.DOWNLOADING, "download_lock"),
-    During(State.DOWNLOADED, "download_lock", downloaded_here),
+    During(State.DELIVERING, "download_lock", handed_out_here),
+    During(State.DELIVERING, "confirm_delivery"),
+    During(State.DOWNLOADED, "download_lock", handed_out_here),
 )
 """What runs in each state. ``poll`` runs slowly while the WebSocket is up and every 2 s
 while it is down (C7); ``download_lock`` stays held after a download this tab made, so no
-other tab can even try until this one moves on."""
+other tab can even try until this one moves on; ``confirm_delivery`` asks the server
+whether it recorded the download (C9)."""
 
 
 def activities(state: ExportState) -> frozenset[str]:

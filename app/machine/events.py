@@ -63,11 +63,15 @@ class JobUpdate:
 
 @dataclass(frozen=True)
 class Marks:
-    """What storage says about the event's job: a tab asked to cancel it (also: a tab
-    clicked cancel while the start request that made it was unanswered) / downloaded it."""
+    """What this browser's storage says about the event's job: a tab asked to cancel it
+    (also: a tab clicked cancel while the start request that made it was unanswered); a tab
+    handed it to the browser (``claimed``, C4); the server recorded that download
+    (``downloaded``, C9); the download did not reach the server in time (``undelivered``)."""
 
     cancelled: bool = False
     downloaded: bool = False
+    claimed: bool = False
+    undelivered: bool = False
 
 
 @dataclass(frozen=True)
@@ -136,7 +140,7 @@ class FetchFailed:
 @dataclass(frozen=True)
 class Remote:
     """A cross-tab message that is not a job status: ``cancel-requested``,
-    ``download-claimed``, ``downloaded`` or ``dismissed``."""
+    ``download-claimed``, ``downloaded``, ``download-failed`` or ``dismissed``."""
     kind: str
     job_id: str
     project_id: int
@@ -164,12 +168,20 @@ class LockResult:
 
 
 @dataclass(frozen=True)
+class DeliveryUnconfirmed:
+    """The server had not recorded the download of ``job_id`` when this tab asked (ask
+    number ``attempt`` of the state, C9)."""
+    job_id: str
+    marks: Marks = Marks()
+
+
+@dataclass(frozen=True)
 class Dismiss:
     """The user dismissed the finished export."""
 
 
 Event = Union[Restore, Start, StartRejected, StartAccepted, StartFailed, Cancel, CancelAnswered,
-              Update, FetchFailed, Remote, AutoDownloadDue, Download, LockResult, Dismiss]
+              Update, FetchFailed, Remote, AutoDownloadDue, Download, LockResult, DeliveryUnconfirmed, Dismiss]
 
 
 def event_job_id(event: Any) -> Optional[str]:
@@ -178,7 +190,7 @@ def event_job_id(event: Any) -> Optional[str]:
         return event.job.id
     if isinstance(event, Update):
         return event.update.job_id
-    if isinstance(event, (Remote, AutoDownloadDue, Download, LockResult, FetchFailed)):
+    if isinstance(event, (Remote, AutoDownloadDue, Download, LockResult, FetchFailed, DeliveryUnconfirmed)):
         return event.job_id
     return None
 

@@ -17,6 +17,16 @@ While cancelling, the POST is retried without limit (C2-like): only its answer c
 name the job that must be cancelled."""
 
 
+DELIVERY_ASKS = 5
+"""How often the tab that handed the file out asks the server whether it recorded the
+download before it says the download did not complete (C9); a tab that follows another
+tab's download asks once (``app.export_hook.timing.confirm_delay_ms`` says when)."""
+
+
+def delivery_asks(handed_out_here: bool) -> int:
+    return DELIVERY_ASKS if handed_out_here else 1
+
+
 class Guard:
     """A named predicate ``(state, event) -> bool``."""
 
@@ -77,7 +87,10 @@ newer = Guard("newer", lambda s, e: _is_newer(s, _news(e), e.source))
 from_fetch = Guard("from_fetch", lambda s, e: e.source == "fetch")
 from_server = Guard("from_server", lambda s, e: e.source in SERVER_SOURCES)
 not_dismissed = Guard("not_dismissed", lambda s, e: _news(e).job_id not in s.dismissed)
-delivered = Guard("delivered", lambda s, e: bool(_news(e).delivered) or e.marks.downloaded)
+download_recorded = Guard("download_recorded", lambda s, e: e.marks.downloaded
+                           or (bool(_news(e).delivered) and e.marks.claimed))
+"""This browser's download of the job is recorded: its mark, or the server's flag for a
+download a tab of this browser claimed (C9). The flag alone may be another browser's."""
 
 
 def status_is(*statuses: str) -> Guard:
@@ -88,12 +101,14 @@ def status_is(*statuses: str) -> Guard:
 # -- about the storage marks of the event's job
 cancel_marked = Guard("cancel_marked", lambda s, e: e.marks.cancelled)
 download_marked = Guard("download_marked", lambda s, e: e.marks.downloaded)
+claim_marked = Guard("claim_marked", lambda s, e: e.marks.claimed)
+undelivered_marked = Guard("undelivered_marked", lambda s, e: e.marks.undelivered)
 
 # -- about the state
 has_job = Guard("has_job", lambda s, e: s.job is not None)
 adopting = Guard("adopting", lambda s, e: s.adopting)
 auto_on = Guard("auto_on", lambda s, e: s.auto_download)
-downloaded_here = Guard("downloaded_here", lambda s, e: s.downloaded_here)
+handed_out_here = Guard("handed_out_here", lambda s, e: s.handed_out_here)
 auto_download_pending = Guard("auto_download_pending",
                               lambda s, e: s.status == State.COMPLETED and s.auto_download)
 
@@ -103,6 +118,7 @@ remote_for_us = Guard("remote_for_us", lambda s, e: e.project_id == s.project_id
                       and s.job is not None and e.job_id == s.job.id)
 retry_answer = Guard("retry_answer", lambda s, e: e.retryable)
 retryable = Guard("retryable", lambda s, e: e.retryable and s.attempt + 1 < MAX_START_ATTEMPTS)
+asks_left = Guard("asks_left", lambda s, e: s.attempt + 1 < delivery_asks(s.handed_out_here))
 granted = Guard("granted", lambda s, e: e.granted)
 job_ended = Guard("job_ended", lambda s, e: e.job.status in ("cancelled", "failed", "expired"))
 

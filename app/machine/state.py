@@ -4,8 +4,11 @@ States: ``idle``; ``restoring`` (a persisted job is being re-queried, C8); ``sta
 (the start POST in flight); ``queued``, ``running``; ``cancelling`` (C1: local, before any
 answer); ``cancelled``; ``completed`` (auto-download pending when ``auto_download``, else
 offered with a Download button); ``downloading`` (asking for the download lock);
-``downloaded``; ``failed``. The groups below name the sets of states the rules, the
-activities and the view speak of, once.
+``delivering`` (the browser was handed the file, here or in another tab of this browser,
+and the server's word on its delivery is awaited, C9); ``downloaded`` (the server recorded
+the delivery); ``undelivered`` (it did not within the bound: "the download did not
+complete", offered again); ``failed``. The groups below name the sets of states the rules,
+the activities and the view speak of, once.
 """
 from __future__ import annotations
 
@@ -29,7 +32,9 @@ class State(StrEnum):
     CANCELLED = "cancelled"
     COMPLETED = "completed"
     DOWNLOADING = "downloading"
+    DELIVERING = "delivering"
     DOWNLOADED = "downloaded"
+    UNDELIVERED = "undelivered"
     FAILED = "failed"
 
 
@@ -38,21 +43,28 @@ ACTIVE = frozenset({State.QUEUED, State.RUNNING})
 """The job runs on the server and this tab follows it."""
 WAITING = frozenset({State.STARTING, State.RESTORING})
 """The job id (or its state) is not known yet: news that arrives is kept for later."""
-ADOPTABLE = frozenset({State.IDLE, State.CANCELLED, State.DOWNLOADED, State.FAILED, State.COMPLETED})
+ADOPTABLE = frozenset({State.IDLE, State.CANCELLED, State.DOWNLOADED, State.FAILED, State.COMPLETED,
+                       State.UNDELIVERED})
 """No job of ours is in flight: Export may be clicked, news of another job is followed."""
-FOLLOWED = frozenset({State.QUEUED, State.RUNNING, State.COMPLETED, State.DOWNLOADING, State.CANCELLING})
+FOLLOWED = frozenset({State.QUEUED, State.RUNNING, State.COMPLETED, State.DOWNLOADING, State.CANCELLING,
+                      State.DELIVERING, State.UNDELIVERED})
 """A job is followed: its end (cancelled, failed) is applied."""
-HANDED_OUT = frozenset({State.QUEUED, State.RUNNING, State.COMPLETED, State.DOWNLOADING})
-"""Another tab's download of the job ends ours."""
-CANCELLABLE = frozenset({State.RESTORING, State.QUEUED, State.RUNNING, State.COMPLETED, State.DOWNLOADING})
+OFFERED = frozenset({State.QUEUED, State.RUNNING, State.COMPLETED, State.DOWNLOADING, State.UNDELIVERED})
+"""A tab of this browser claiming the download (C4) makes these follow its delivery."""
+HANDED_OUT = OFFERED | {State.DELIVERING}
+"""Another tab's confirmed download (or its failure) ends ours."""
+CANCELLABLE = frozenset({State.RESTORING, State.QUEUED, State.RUNNING, State.COMPLETED, State.DOWNLOADING,
+                         State.DELIVERING, State.UNDELIVERED})
 """A Cancel click (here or in another tab) of the known job moves to ``cancelling``."""
-ENDED = frozenset({State.CANCELLED, State.FAILED, State.DOWNLOADED, State.COMPLETED})
+DOWNLOADABLE = frozenset({State.COMPLETED, State.UNDELIVERED})
+"""A Download click of the job goes through the lock (C4)."""
+ENDED = frozenset({State.CANCELLED, State.FAILED, State.DOWNLOADED, State.COMPLETED, State.UNDELIVERED})
 """The export is over for this tab: it may be dismissed."""
 EXPORTING = frozenset({State.STARTING, State.QUEUED, State.RUNNING, State.CANCELLING})
 POLLABLE = frozenset({State.QUEUED, State.RUNNING, State.CANCELLING})
-BUSY = frozenset({State.STARTING, State.CANCELLING, State.DOWNLOADING, State.RESTORING})
+BUSY = frozenset({State.STARTING, State.CANCELLING, State.DOWNLOADING, State.DELIVERING, State.RESTORING})
 """A request or the lock decides what comes next; no new export may start meanwhile."""
-FINISHED = frozenset({State.COMPLETED, State.DOWNLOADING, State.DOWNLOADED})
+FINISHED = frozenset({State.COMPLETED, State.DOWNLOADING, State.DELIVERING, State.DOWNLOADED, State.UNDELIVERED})
 """The archive exists (or was delivered): ``completed_job_id`` names it."""
 
 
@@ -70,7 +82,8 @@ class ExportState:
     """This tab saw the job queued or running (a completion then downloads unasked, C8)."""
     attempt: int = 0
     """Failed tries of the state's request so far (its retry waits ``retry_delay_ms``)."""
-    downloaded_here: bool = False
+    handed_out_here: bool = False
+    """This tab handed the file to the browser (it holds the download lock meanwhile)."""
     options: Optional[ExportOptions] = None
     early: Optional[JobUpdate] = None
     """News of the job that arrived while ``WAITING``, applied once the state is known."""
@@ -80,11 +93,13 @@ class ExportState:
     dismissed: frozenset[str] = frozenset()
     start_token: Optional[str] = None
     """The token of this tab's last start request (sent with the POST, R1)."""
+    browser_id: Optional[str] = None
+    """This tab's browser (``app.identity``): only jobs its browser started download unasked."""
 
     @property
     def job_id(self) -> Optional[str]:
         return self.job.id if self.job is not None else None
 
 
-def initial_state(project_id: int) -> ExportState:
-    return ExportState(project_id=project_id)
+def initial_state(project_id: int, browser_id: Optional[str] = None) -> ExportState:
+    return ExportState(project_id=project_id, browser_id=browser_id)

@@ -6,11 +6,7 @@ import heapq
 import itertools
 import logging
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional, TypeVar, Union
-
-if TYPE_CHECKING:
-    from app.store.effects import _Effect
-    from app.store.nodes import _Observer
+from typing import Any, Callable, Iterator, Optional, TypeVar
 
 T = TypeVar("T")
 
@@ -48,11 +44,14 @@ class _Runtime:
     """Global (per interpreter) scheduler state."""
 
     def __init__(self) -> None:
-        self.observer: Optional["_Observer"] = None  # who records reads right now
-        self.owner: Optional[Union["Scope", "_Effect"]] = None
+        self.observer: Optional[Any] = None
+        """The computed or effect (``app.store.nodes._Observer``) that records reads now."""
+        self.owner: Optional[Any] = None
+        """The ``Scope`` or effect that owns what is created now."""
         self.batch_depth = 0
         self.flushing = False
-        self.pending: list[tuple[int, "_Effect"]] = []
+        self.pending: list[tuple[int, Any]] = []
+        """Stale effects (``app.store.effects._Effect``) by creation order."""
         self.pending_ids: set[int] = set()
         self.ids = itertools.count(1)
 
@@ -97,7 +96,7 @@ def _flush() -> None:
                                           f"{MAX_FLUSH_ROUNDS} rounds"), "flush")
                 break
             ran: set[int] = set()
-            deferred: list[tuple[int, _Effect]] = []
+            deferred: list[tuple[int, Any]] = []
             while _rt.pending:
                 eid, eff = heapq.heappop(_rt.pending)
                 if eid in ran:  # stale again after running this round: next round

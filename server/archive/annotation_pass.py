@@ -20,9 +20,9 @@ import numpy as np
 
 from server.archive import coco, yolo
 from server.archive.names import ArchiveName
-from server.archive.readme import YOLO_DIR
 from server.archive.metrics import metrics_table
 from server.archive.shapes import ImageShapes, image_shapes
+from server.archive.yolo import YOLO_DIR
 from server.archive.progress import Progress
 from server.archive.zip_sink import ZipSink
 from server.domain import ImageRecord, ProjectRecord
@@ -153,8 +153,7 @@ def write_coco_yolo(sink: ZipSink, project: ProjectRecord, selected: Sequence[Im
                 counts["coco_annotations"] = next_id - 1
         progress.advance(n * per_image)
         if do_yolo:
-            # data.yaml sits two folders below the archive root, where images/ is.
-            sink.write_text(f"{YOLO_DIR}/data.yaml", yolo.data_yaml(list(ids), "../../images"))
+            sink.write_text(f"{YOLO_DIR}/data.yaml", yolo.data_yaml(list(ids)))
             sink.write_text(f"{YOLO_DIR}/classes.txt", yolo.classes_txt(list(ids)))
             spool.seek(0)
             for index, (name, length) in enumerate(labels):

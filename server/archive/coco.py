@@ -23,10 +23,15 @@ What is written, per object (one annotation each):
   once (shapely) -- not the pixel count of the rasterised mask.
 - ``bbox``: ``[x, y, width, height]`` of the polygons' bounds in px (continuous coordinates).
 - ``category_id``: 1-based index into the project's categories; ``id``: 1.. over the file;
-  ``object_id``: the project's own object id (an extra key, ignored by pycocotools).
+  ``object_id``: the project's own object id; ``source``: the object's identity in the data it
+  was imported from (``SegObject.source``: label value, mask file name, colour and first
+  pixel, or COCO annotation id; null when unknown). Both are extra keys, which pycocotools
+  and COCO tools ignore; the hub's COCO import reads ``source`` back.
 
-Polygons are written as given (coordinates rounded to 0.001 px), not clipped to the image;
-pycocotools clips when it rasterises. Objects with no ring of 3 or more distinct points, or
+Coordinate convention: pycocotools'. Polygons are written as given (coordinates rounded to
+0.001 px), not clipped to the image; pycocotools rasterises them (``frPyObjects``) by pixel
+centre, so an outline traced along pixel edges gives back exactly the pixels it was traced
+from (``tests/archive/test_archive_conventions.py`` checks it on the real data). Objects with no ring of 3 or more distinct points, or
 with zero area, are skipped with a warning.
 """
 from __future__ import annotations
@@ -173,6 +178,7 @@ def image_annotations(
             "bbox": boxes[index],
             "iscrowd": 0,
             "object_id": obj.id,
+            "source": obj.source,
         }
         ann_id += 1
 

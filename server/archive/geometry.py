@@ -101,24 +101,31 @@ def from_shapely(geom) -> list[Polygon]:
     return result
 
 
-def bridged_ring(geom: MultiPolygon) -> np.ndarray:
-    """One closed ring (``(n, 2)`` float array, closing point not repeated) tracing every part
-    and every hole of ``geom``, the loops joined by zero-width bridges.
-
-    Each loop (exteriors counter-clockwise, holes clockwise in the x-right/y-up sense, i.e.
-    ``shapely.orient(.., 1.0)``) is spliced into the ring so far at the closest pair of vertices:
-    walk the ring to vertex i, jump to loop vertex j, walk the whole loop back to j, jump back
-    to i. Every bridge is walked once each way, so it adds nothing to the winding number or to
-    the even-odd crossing count: filling the ring with either rule gives the parts with their
-    holes (this is how Ultralytics' ``merge_multi_segment`` joins the parts of a COCO object).
-    Returns an empty ``(0, 2)`` array for an empty geometry.
-    """
+def oriented_loops(geom: MultiPolygon) -> list[np.ndarray]:
+    """Every ring of ``geom`` as an ``(n, 2)`` float array (closing point not repeated), parts
+    largest first, each exterior followed by its holes, oriented so that the region lies on
+    the left of every edge: exteriors counter-clockwise and holes clockwise in the
+    x-right/y-up sense (``shapely.orient(.., 1.0)``). ``[]`` for an empty geometry."""
     loops: list[np.ndarray] = []
     for part in sorted(geom.geoms, key=lambda p: -p.area):
         part = orient(part, 1.0)
         loops.append(np.asarray(part.exterior.coords)[:-1])
         loops.extend(np.asarray(h.coords)[:-1] for h in part.interiors)
-    if not loops:
+    return loops
+
+
+def bridge_loops(loops: Sequence[np.ndarray]) -> np.ndarray:
+    """One closed ring (closing point not repeated) tracing every loop of ``loops`` (as
+    ``oriented_loops`` gives them), joined by zero-width bridges.
+
+    Each loop is spliced into the ring so far at the closest pair of vertices: walk the ring to
+    vertex i, jump to loop vertex j, walk the whole loop back to j, jump back to i. Every
+    bridge is walked once each way, so it adds nothing to the winding number or to the
+    even-odd crossing count: filling the ring with either rule gives the parts with their
+    holes (this is how Ultralytics' ``merge_multi_segment`` joins the parts of a COCO object).
+    Returns an empty ``(0, 2)`` array for no loops.
+    """
+    if not len(loops):
         return np.zeros((0, 2))
     ring = loops[0]
     for loop in loops[1:]:

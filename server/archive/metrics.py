@@ -38,7 +38,7 @@ class Metric:
 _SHAPELY = "shapely (GEOS) on the polygons"
 _ISO = "ISO 9276-6:2008 shape descriptors"
 _CALIPERS = "ISO 9276-6:2008 Feret diameters, by rotating calipers on the convex hull (Toussaint 1983)"
-_RP = "scikit-image regionprops"
+_RP = "the polygon counterpart of scikit-image regionprops"
 METRICS: tuple[Metric, ...] = (
     Metric("area", "area", "A: polygon area, holes subtracted, parts added", _SHAPELY),
     Metric("perimeter", "length", "P: total outline length, exteriors plus holes", _SHAPELY),
@@ -66,7 +66,11 @@ METRICS: tuple[Metric, ...] = (
            _SHAPELY),
     Metric("centroid_y", "position", "y of the area centroid, from the image's top edge", _SHAPELY),
 )
-ID_COLUMNS: tuple[str, ...] = ("image_id", "image_file", "object_id", "category")
+SOURCE_ID_DEFINITION = (
+    "the object's identity in the data it was imported from: label value (label images), mask file "
+    "name (one mask per object), colour and first pixel (colour-coded masks), COCO annotation id; "
+    "empty when unknown")
+ID_COLUMNS: tuple[str, ...] = ("image_id", "image_file", "object_id", "source_id", "category")
 
 
 def unit_suffix(kind: str, pixel_size_um: Optional[float]) -> str:
@@ -243,7 +247,7 @@ def image_metric_rows(
     rows = []
     for obj, ok, vals in zip(image.objects, ~np.isnan(values[:, 0]), values.tolist()):
         if ok:
-            rows.append([image.id, image_file, obj.id, obj.category, *vals])
+            rows.append([image.id, image_file, obj.id, obj.source, obj.category, *vals])
         else:
             warnings.append(f"metrics: image {image.file_name!r} object {obj.id} skipped: no area")
     return rows
@@ -272,6 +276,7 @@ def column_docs(pixel_size_um: Optional[float]) -> list[dict]:
         {"name": "image_file", "unit": "", "definition": "image name in the archive's images/ folder",
          "source": "export"},
         {"name": "object_id", "unit": "", "definition": "project object id", "source": "project"},
+        {"name": "source_id", "unit": "", "definition": SOURCE_ID_DEFINITION, "source": "import"},
         {"name": "category", "unit": "", "definition": "object category", "source": "project"},
     ]
     units = {"area": f"{unit}^2", "length": unit, "position": unit, "ratio": ""}

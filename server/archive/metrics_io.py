@@ -14,7 +14,7 @@ import errno
 import json
 import os
 import re
-from typing import IO, Any, Callable, Iterator, Optional, Sequence
+from typing import IO, Any, Callable, Iterator, Sequence
 
 import orjson
 import rustpy_xlsxwriter

@@ -4,21 +4,23 @@ Schema ``cellhub.project``, ``schema_version`` 1 (the pydantic models below are 
 
     {"schema": "cellhub.project", "schema_version": 1,
      "coordinate_convention": "...",
-     "project": {"id", "name", "description", "categories", "pixel_size_um", "synthetic"},
+     "project": {"id", "name", "description", "categories", "pixel_size_um", "synthetic",
+                 "import_warnings"},
      "images": [{"id", "file_name", "archive_file_name", "width", "height",
-                 "objects": [{"id", "category",
+                 "objects": [{"id", "category", "source",
                               "polygons": [[[[x, y], ...], [[x, y], ...]], ...]}]}]}
 
 ``polygons`` is exactly ``SegObject.polygons``: a list of polygons, each ``[exterior, *holes]``,
 each ring a list of ``[x, y]`` in px (COCO continuous coordinates, closing point not repeated),
 written with full float precision so ``load_native_json`` gives back an equal ``ProjectRecord``.
-``archive_file_name`` is the image's name in the archive's ``images/`` folder (informative;
-the server's file path is never written).
+``archive_file_name`` is the image's name in the archive's images folder (informative; the
+server's file path is never written). ``source`` is the object's identity in the data it was
+imported from (``SegObject.source``: an integer or a string, null when unknown).
 """
 from __future__ import annotations
 
 import json
-from typing import Iterator, Literal, Optional, Sequence
+from typing import Iterator, Literal, Optional, Sequence, Union
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -41,6 +43,7 @@ class NativeObject(BaseModel):
     id: int
     category: str
     polygons: list[list[list[tuple[float, float]]]]
+    source: Optional[Union[int, str]] = None
 
 
 class NativeImage(BaseModel):
@@ -65,6 +68,7 @@ class NativeProjectInfo(BaseModel):
     categories: list[str]
     pixel_size_um: Optional[float] = None
     synthetic: bool = False
+    import_warnings: list[str] = Field(default_factory=list)
 
 
 class NativeDocument(BaseModel):
@@ -85,6 +89,7 @@ def _project_block(project: ProjectRecord) -> dict:
         "categories": list(project.categories),
         "pixel_size_um": project.pixel_size_um,
         "synthetic": project.synthetic,
+        "import_warnings": list(project.import_warnings),
     }
 
 
@@ -100,6 +105,7 @@ def native_image(image: ImageRecord, name: Optional[ArchiveName]) -> dict:
             {
                 "id": obj.id,
                 "category": obj.category,
+                "source": obj.source,
                 # As stored: the encoder writes a point tuple (x, y) as the list [x, y].
                 "polygons": obj.polygons,
             }
@@ -169,6 +175,7 @@ def load_native_json(data: dict | str | bytes) -> ProjectRecord:
         pixel_size_um=p.pixel_size_um,
         synthetic=p.synthetic,
         description=p.description,
+        import_warnings=list(p.import_warnings),
         images=[
             ImageRecord(
                 id=im.id,
@@ -182,6 +189,7 @@ def load_native_json(data: dict | str | bytes) -> ProjectRecord:
                         category=o.category,
                         polygons=[[[(float(x), float(y)) for x, y in ring] for ring in poly]
                                   for poly in o.polygons],
+                        source=o.source,
                     )
                     for o in im.objects
                 ],

@@ -3,9 +3,9 @@
 Layout (only the selected parts), in the order written::
 
     annotations/coco/annotations.json
-    annotations/yolo/data.yaml, classes.txt, labels/<stem>.txt
+    yolo/data.yaml, classes.txt, labels/<stem>.txt
     annotations/json/project.json
-    images/<unique name>
+    images/<unique name>   (yolo/images/<unique name> when YOLO is chosen: ``images_folder``)
     visualizations/<stem>_overlay.png
     metrics/metrics.csv, metrics.json, metrics.xlsx
     README.md
@@ -64,6 +64,7 @@ from server.archive.metrics_process import MetricsFilesProcess
 from server.archive.names import ArchiveName, assign_archive_names
 from server.archive.overlay import render_overlay, write_overlay_png
 from server.archive.readme import readme_text
+from server.archive.yolo import YOLO_DIR
 from server.archive.progress import Checkpoint, Progress
 from server.archive.zip_sink import ZipSink
 from server.domain import ImageRecord, ProjectRecord
@@ -87,6 +88,24 @@ class ArchiveResult:
     image_count: int
     object_count: int
     files: dict[str, dict] = field(default_factory=dict)
+
+
+def images_folder(options: ExportOptions) -> str:
+    """Where the image files go: ``yolo/images`` when YOLO is chosen (Ultralytics reads the
+    labels beside the images, and the files are stored once), else ``images``."""
+    return f"{YOLO_DIR}/images" if "yolo" in options.annotation_formats else "images"
+
+
+def carried_warnings(project: ProjectRecord, selected: Sequence[ImageRecord]) -> list[str]:
+    """The warnings every export of ``selected`` starts with: what the project's import
+    reported (``import: ...``), and the images without objects (an empty YOLO label file, no
+    COCO annotation, no metrics row)."""
+    out = [f"import: {w}" for w in project.import_warnings]
+    empty = [im.file_name for im in selected if not im.objects]
+    if empty:
+        shown = ", ".join(repr(name) for name in empty[:20]) + (f" and {len(empty) - 20} more" if len(empty) > 20 else "")
+        out.append(f"images without objects ({len(empty)}): {shown}")
+    return out
 
 
 def select_images(images: Sequence[ImageRecord], options: ExportOptions) -> list[ImageRecord]:
@@ -126,7 +145,7 @@ def write_archive(
     started = _now()
     selected = select_images(images, options)
     names = assign_archive_names(selected)
-    warnings: list[str] = []
+    warnings = carried_warnings(project, selected)
     n = len(selected)
     ann, met = options.annotation_formats, options.metrics_formats
     total = len(ann) * n + (n + 1 if met else 0) + 1
@@ -151,7 +170,7 @@ def write_archive(
             if "json" in ann:
                 _write_native(sink, project, selected, names, progress, tmpdir)
             if options.include_images:
-                counts["image_files"] = _write_images(sink, selected, names, warnings, progress)
+                counts["image_files"] = _write_images(sink, selected, names, warnings, progress, images_folder(options))
             if options.include_visualizations:
                 counts["visualizations"] = _write_overlays(sink, selected, names, options, warnings, progress,
                                                            max_image_pixels)
@@ -163,8 +182,9 @@ def write_archive(
             raise
 
         progress.report("finalizing", 0, "Writing README and metadata")
-        sink.write_text("README.md", readme_text(project, options, n, counts["objects"], started))
         final_warnings = _cap(warnings)
+        sink.write_text("README.md", readme_text(project, options, selected, started, final_warnings,
+                                                 images_folder(options)))
         files = dict(sink.files)
         meta = _metadata(project, options, counts, started, final_warnings, files)
         with sink.member("metadata.json") as raw:
@@ -184,6 +204,7 @@ def _metadata(project: ProjectRecord, options: ExportOptions, counts: dict, star
                     "synthetic": project.synthetic},
         "options": options.model_dump(mode="json"),
         "metrics_unit": "um" if options.pixel_size_um else "px",
+        "images_folder": images_folder(options) if options.include_images else None,
         "counts": counts,
         "software": dict(_versions()),
         "started_at": started,
@@ -266,7 +287,7 @@ def _add_metrics_files(sink: ZipSink, files: MetricsFilesProcess, progress: Prog
         sink.add_deflated(f"metrics/metrics.{fmt}", member, lambda _done, m=message: progress.report("finalizing", 0, m))
 
 
-def _write_images(sink: ZipSink, selected, names: Names, warnings, progress: Progress) -> int:
+def _write_images(sink: ZipSink, selected, names: Names, warnings, progress: Progress, folder: str) -> int:
     n, copied = len(selected), 0
     for index, image in enumerate(selected):
         message = f"Images: {index + 1} of {n}"
@@ -281,7 +302,7 @@ def _write_images(sink: ZipSink, selected, names: Names, warnings, progress: Pro
             progress.report("images", done / size if size else 1.0, message)
 
         with open(image.path, "rb") as src:
-            sink.copy_file(f"images/{names[image.id].file_name}", src, on_chunk, size)
+            sink.copy_file(f"{folder}/{names[image.id].file_name}", src, on_chunk, size)
         copied += 1
         progress.advance(1)
     return copied
@@ -301,20 +322,23 @@ def _write_overlays(sink: ZipSink, selected, names: Names, options: ExportOption
         source = image.path if image.path and os.path.isfile(image.path) else None
         if source is None:
             warnings.append(f"{where}: file is missing; outlines drawn on black")
+        notes: list[str] = []
         try:
             try:
                 picture = render_overlay(image, options.visualization, source, on_objects, progress.poll,
-                                         max_image_pixels)
+                                         notes=notes, max_pixels=max_image_pixels)
             except ImageTooLarge:
                 raise
             except (OSError, ValueError, Image.DecompressionBombError) as exc:  # unreadable or unsupported file
                 warnings.append(f"{where}: file could not be read ({exc}); outlines drawn on black")
+                notes = []
                 picture = render_overlay(image, options.visualization, None, on_objects, progress.poll,
-                                         max_image_pixels)
+                                         notes=notes, max_pixels=max_image_pixels)
         except ImageTooLarge as exc:  # stored before the budget was set this low: skipped, not failed
             warnings.append(f"{where}: {exc}; no overlay")
             progress.advance(1)
             continue
+        warnings.extend(f"{where}: {note}" for note in notes)
         progress.report("visualizations", 0.8, message)
         with sink.member(f"visualizations/{names[image.id].stem}_overlay.png") as raw:
             write_overlay_png(picture, raw)

@@ -557,10 +557,12 @@ def run_import(app: FastAPI, form: ImportForm, folder: Path, owner_id: int) -> d
     settings = app.state.settings
     scrub = PathScrubber(folder, Path(os.path.abspath(settings.data_dir)), form.format)
     plan = build_plan(form, folder, settings.max_upload_bytes, scrub, settings.max_image_pixels)
-    project_id = persist_project(app.state.db, app.state.files_root, plan.to_project(), plan.sources(),
+    project = plan.to_project()
+    project.import_warnings = [scrub.scrub(w) for w in plan.warnings]  # kept, and repeated by exports
+    project_id = persist_project(app.state.db, app.state.files_root, project, plan.sources(),
                                  owner_id=owner_id)
     return {"project_id": project_id, "name": plan.name, "images": len(plan.images),
-            "objects": plan.object_count, "warnings": [scrub.scrub(w) for w in plan.warnings]}
+            "objects": plan.object_count, "warnings": project.import_warnings}
 
 
 def add_import_routes(app: FastAPI) -> None:

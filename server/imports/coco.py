@@ -11,6 +11,9 @@ Source definition: the COCO data format, "Object Detection" section
   holes (:func:`server.imports.masks.trace_mask`).
 - ``iscrowd`` does not change how the segmentation is read (pycocotools decides by its type);
   crowd annotations are imported as ordinary objects.
+- ``source`` (an extra key the hub's own COCO export writes: the object's identity in the data
+  it was first imported from) is kept as the object's ``source``; without it, the annotation's
+  ``id`` is.
 A self-intersecting polygon is repaired with ``shapely.make_valid`` (GEOS "linework" method:
 the ring is split at its crossings and every enclosed piece kept) and reported as a warning.
 """
@@ -34,6 +37,8 @@ from server.imports.bounds import (MAX_OBJECTS_PER_IMAGE, MAX_PARTS_PER_OBJECT, 
 from server.imports.masks import DEFAULT_MIN_IOU, DEFAULT_TOLERANCE, trace_mask
 from server.image_budget import DEFAULT_MAX_IMAGE_PIXELS
 from server.imports.plan import DEFAULT_MAX_FILE_BYTES, Checker, ImportPlan, absolute
+
+MAX_SOURCE_CHARS = 1000
 
 
 def _number_list(value: Any) -> bool:
@@ -190,6 +195,17 @@ def _rle_mask(seg: dict, height: int, width: int, where: str, check: Checker) ->
     return mask
 
 
+def _source(ann: dict) -> int | str:
+    """The object's ``source``: the ``source`` key of an annotation exported by the hub (an
+    integer, or a string of at most ``MAX_SOURCE_CHARS``), so a round trip keeps the identity
+    of the first import; otherwise the annotation's ``id``."""
+    kept = ann.get("source")
+    if isinstance(kept, bool) or not isinstance(kept, (int, str)) or (isinstance(kept, str) and not
+                                                                     0 < len(kept) <= MAX_SOURCE_CHARS):
+        return ann["id"]
+    return kept
+
+
 def _inside(path: Path, folder: Path) -> bool:
     # Lexical check (both already absolute and normalised): a file_name may not climb out with
     # ".." or be absolute. Symlinks inside the folder are the folder owner's business.
@@ -337,7 +353,8 @@ def load_coco(json_path: os.PathLike | str, images_dir: os.PathLike | str, *, na
             if traced.iou < DEFAULT_MIN_IOU:
                 check.warn(f"{where}: traced with IoU {traced.iou:.3f} (< {DEFAULT_MIN_IOU})")
             polygons = traced.polygons
-        image.objects.append(SegObject(id=ann["id"], category=categories[cat_id], polygons=polygons))
+        image.objects.append(SegObject(id=ann["id"], category=categories[cat_id], polygons=polygons,
+                                       source=_source(ann)))
 
     check.raise_if_any()
     info = data.get("info")

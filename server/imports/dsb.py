@@ -90,7 +90,7 @@ def load_dsb_folders(root: os.PathLike | str, *, name: Optional[str] = None, cat
             obj_id = len(objects) + 1
             if traced.iou < DEFAULT_MIN_IOU:
                 check.warn(f"{folder.name}: mask {mask_path.name} traced with IoU {traced.iou:.3f} (< {DEFAULT_MIN_IOU})")
-            objects.append(SegObject(id=obj_id, category=category, polygons=traced.polygons))
+            objects.append(SegObject(id=obj_id, category=category, polygons=traced.polygons, source=mask_path.name))
         shared = int(np.count_nonzero(coverage > 1))
         if shared:
             check.warn(f"{folder.name}: {shared} pixel(s) belong to more than one mask")

@@ -81,7 +81,7 @@ def objects_from_labels(labels: np.ndarray, category: str, *, where: str = "",
         traced = trace_mask(plane[sl] == k, (sl[1].start, sl[0].start), tolerance=tolerance)
         if traced.iou < DEFAULT_MIN_IOU and warnings is not None:
             warnings.append(f"{where}: object {label_id} traced with IoU {traced.iou:.3f} (< {DEFAULT_MIN_IOU})")
-        objects.append(SegObject(id=label_id, category=category, polygons=traced.polygons))
+        objects.append(SegObject(id=label_id, category=category, polygons=traced.polygons, source=label_id))
     return objects
 
 
@@ -182,6 +182,17 @@ def load_label_images(pairs: Sequence[Pair], *, name: Optional[str] = None, cate
                        description=f"Imported from {len(pairs)} image(s) with integer label images.")
 
 
+def patch_key_name(arr: np.ndarray):
+    """How ``patch_keys`` values of ``arr`` are named in an object's ``source``: ``#rrggbb``
+    for 8-bit colour, ``rgb(r, g, b)`` for deeper colour, the value itself for one channel."""
+    if arr.ndim == 2:
+        return str
+    m = int(np.iinfo(arr.dtype).max) + 1 if np.issubdtype(arr.dtype, np.integer) else 1 << 16
+    if m == 256:
+        return lambda key: f"#{key:06x}"
+    return lambda key: f"rgb({key // (m * m)}, {key // m % m}, {key % m})"
+
+
 def patch_keys(arr: np.ndarray) -> np.ndarray:
     """The ``(H, W)`` patch key of a colour-coded mask: for RGB(A), the colour as one number
     ``(R * M + G) * M + B`` (``M`` = 1 + the dtype's max; pixels with alpha 0 are
@@ -204,13 +215,15 @@ def patch_keys(arr: np.ndarray) -> np.ndarray:
 
 def objects_from_patches(keys: np.ndarray, category: str, *, connectivity: int = 4, where: str = "",
                          warnings: Optional[list[str]] = None,
-                         tolerance: float = DEFAULT_TOLERANCE) -> list[SegObject]:
+                         tolerance: float = DEFAULT_TOLERANCE, key_name=str) -> list[SegObject]:
     """One ``SegObject`` per connected patch of one non-zero key value (``connectivity`` 4 or
     8), ids 1..k in order of (key value, scan order of the patch's first pixel). Two touching
     patches of different values are two objects; two separate patches of the same value too.
     The patches are found in one pass (scikit-image ``measure.label``, equal neighbours
-    connected), whatever the number of values. Raises :class:`TooManyLabels` past
-    ``MAX_LABELS_PER_IMAGE`` patches (before tracing any)."""
+    connected), whatever the number of values. Each object's ``source`` is
+    ``"<key_name(value)> at (x, y)"``, (x, y) being the patch's first pixel in reading order
+    (column, row). Raises :class:`TooManyLabels` past ``MAX_LABELS_PER_IMAGE`` patches
+    (before tracing any)."""
     patches = measure.label(keys, background=0, connectivity=1 if connectivity == 4 else 2)
     boxes = ndimage.find_objects(patches)
     _check_boxes(boxes, patches.shape)
@@ -218,15 +231,16 @@ def objects_from_patches(keys: np.ndarray, category: str, *, connectivity: int =
     for k, sl in enumerate(boxes, start=1):
         top, left = sl[0].start, sl[1].start  # the first pixel in scan order is on the box's top row
         first = left + int(np.flatnonzero(patches[top, sl[1]] == k)[0])
-        order.append((keys[top, first], k, sl))
+        order.append((int(keys[top, first]), k, sl, (first, top)))
     order.sort(key=lambda item: (item[0], item[1]))
     objects: list[SegObject] = []
-    for _, k, sl in order:
+    for value, k, sl, (x, y) in order:
         traced = trace_mask(patches[sl] == k, (sl[1].start, sl[0].start), tolerance=tolerance)
         obj_id = len(objects) + 1
         if traced.iou < DEFAULT_MIN_IOU and warnings is not None:
             warnings.append(f"{where}: object {obj_id} traced with IoU {traced.iou:.3f} (< {DEFAULT_MIN_IOU})")
-        objects.append(SegObject(id=obj_id, category=category, polygons=traced.polygons))
+        objects.append(SegObject(id=obj_id, category=category, polygons=traced.polygons,
+                                 source=f"{key_name(value)} at ({x}, {y})"))
     return objects
 
 
@@ -253,7 +267,7 @@ def load_patch_labels(pairs: Sequence[Pair], *, connectivity: int = 4, name: Opt
 
     def to_objects(arr, label_path, image_name):
         return objects_from_patches(patch_keys(arr), category, connectivity=connectivity, where=image_name,
-                                    warnings=check.warnings, tolerance=tolerance)
+                                    warnings=check.warnings, tolerance=tolerance, key_name=patch_key_name(arr))
 
     return _pairs_plan(pairs, check, "mask", to_objects, name=name, category=category,
                        pixel_size_um=pixel_size_um, source_format="patch-labels",

@@ -43,7 +43,8 @@ class ImportPlan:
     - ``images``: ``ImageRecord`` per image, in import order, ``id`` 1..n (plan-local),
       ``path`` = the source image file (absolute), ``width``/``height`` in pixels, and
       ``objects`` as ``SegObject`` (ids unique within an image: the source's label value or
-      annotation id where it has one, else 1..k).
+      annotation id where it has one, else 1..k; ``source``: the object's identity in the
+      input, see ``SegObject``).
     - ``warnings``: things repaired or worth knowing (never reasons to refuse).
     - ``source_format``: ``"label-images"``, ``"dsb2018"``, ``"patch-labels"`` or ``"coco"``.
     """
@@ -62,8 +63,9 @@ class ImportPlan:
         return sum(len(im.objects) for im in self.images)
 
     def to_project(self, project_id: int = 0) -> ProjectRecord:
-        """A ``ProjectRecord`` holding the plan's images (the same ``ImageRecord`` objects);
-        ``synthetic`` is False. The image files are at ``image.path``."""
+        """A ``ProjectRecord`` holding the plan's images (the same ``ImageRecord`` objects) and
+        its ``warnings`` as ``import_warnings``; ``synthetic`` is False. The image files are
+        at ``image.path``."""
         return ProjectRecord(
             id=project_id,
             name=self.name,
@@ -72,6 +74,7 @@ class ImportPlan:
             synthetic=False,
             description=self.description,
             images=list(self.images),
+            import_warnings=list(self.warnings),
         )
 
     def sources(self) -> list[str]:

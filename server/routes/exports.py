@@ -5,8 +5,10 @@ A job is its owner's alone, and only while its owner may see its project: anyone
 an unknown one, or one of a project its owner no longer sees answers 404 (R4, R9)."""
 from __future__ import annotations
 
+import functools
 import os
 import re
+import time
 from typing import Optional
 from urllib.parse import quote
 
@@ -17,6 +19,7 @@ from pydantic import ValidationError
 from app.models import ExportOptions
 from server import auth, byte_ranges, project_store
 from server.fair_use import StartRefused
+from server.jobs import STREAM_HOLD_SECONDS
 from server.routes.deps import RowId, services, visible_project
 from server.routes.errors import first_few, unprocessable, validation_detail
 from server.services import Services
@@ -163,7 +166,8 @@ def download_export(job_id: str, request: Request, user_id: int = Depends(auth.r
     headers["Content-Length"] = str(part.length if size else 0)
     if wanted is not None:
         headers["Content-Range"] = wanted.content_range(size)
-    return StreamingResponse(_file_part(handle, part.first, part.length), status_code=206 if wanted else 200,
+    hold = functools.partial(store.hold_stream, job_id)  # R5: a streaming download, no expiry
+    return StreamingResponse(_file_part(handle, part.first, part.length, hold), status_code=206 if wanted else 200,
                              media_type="application/zip", headers=headers)
 
 
@@ -178,12 +182,17 @@ def _not_downloadable(store, job_id: str) -> HTTPException:
     return HTTPException(410, "the archive is gone")
 
 
-def _file_part(handle, first: int, length: int, chunk: int = 1024 * 1024):
-    """``length`` bytes of the open file ``handle`` from ``first``, in chunks; closes it."""
+def _file_part(handle, first: int, length: int, hold, chunk: int = 1024 * 1024):
+    """``length`` bytes of the open file ``handle`` from ``first``, in chunks; closes it.
+    Calls ``hold()`` every ``STREAM_HOLD_SECONDS / 3`` while it streams (R5: no expiry)."""
+    held = time.monotonic()
     try:
         handle.seek(first)
         while length > 0 and (data := handle.read(min(chunk, length))):
             length -= len(data)
+            if time.monotonic() - held > STREAM_HOLD_SECONDS / 3:
+                hold()
+                held = time.monotonic()
             yield data
     finally:
         handle.close()

@@ -23,6 +23,9 @@ async def ws(websocket: WebSocket):
     if user_id is None or getattr(websocket.app.state, "ws_blocked", False):
         await websocket.close(code=4401)
         return
+    if not svc.hub.accepting:  # the cluster's event listener is down: poll meanwhile (C7)
+        await websocket.close(code=1013)
+        return
     await websocket.accept()
     conn = Connection(websocket, user_id, token.token_id if token else None)
     svc.hub.add(conn)

@@ -7,6 +7,7 @@ holes come out right). This is a test helper, independent of the importer in ser
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,9 @@ from shapely.geometry import Polygon as ShapelyPolygon
 from skimage.measure import find_contours
 
 from server.archive.geometry import from_shapely
+from server.imaging import read_image
+from server.imports import load_dsb_folders, load_label_images, load_patch_labels
+from server.imports.labels import pair_by_stem
 from server.domain import ImageRecord, SegObject
 
 
@@ -134,3 +138,66 @@ def load_real_images(cells: Path) -> list[ImageRecord]:
     counter = iter(range(1, 1000))
     next_id = lambda: next(counter)  # noqa: E731
     return _dsb(cells, next_id) + _bbbc039(cells, next_id) + _stardist(cells, next_id)
+
+
+def fill_yolo(line: str, width: int, height: int) -> np.ndarray:
+    """Bool mask of one YOLO label line rasterised as Ultralytics does (``polygon2mask``): the
+    coordinates read as float32, times the image size, cast to int32 (truncation), then
+    OpenCV's ``fillPoly``."""
+    import cv2
+
+    xy = np.array(line.split()[1:], dtype=np.float32).reshape(-1, 2)
+    pixels = np.asarray(xy * np.array([width, height], dtype=np.float32), dtype=np.int32)
+    mask = np.zeros((height, width), dtype=np.uint8)
+    cv2.fillPoly(mask, [pixels.reshape(-1, 1, 2)], 1)
+    return mask.astype(bool)
+
+
+def read_labels(text: str, num_classes: int) -> list[tuple[int, np.ndarray]]:
+    """Parse a label file with Ultralytics' rules (verify_image_label) and assert them."""
+    rows = [x.split() for x in text.strip().splitlines() if len(x)]
+    out = []
+    for row in rows:
+        assert len(row) > 6 and (len(row) - 1) % 2 == 0, "segment lines: class + >= 3 points"
+        cls = float(row[0])
+        assert cls == int(cls) and 0 <= cls < num_classes
+        xy = np.array(row[1:], dtype=np.float32).reshape(-1, 2)
+        assert xy.min() >= 0 and xy.max() <= 1
+        out.append((int(cls), xy))
+    keys = [tuple(r) for r in rows]
+    assert len(set(keys)) == len(keys), "Ultralytics drops duplicate rows"
+    return out
+
+
+# The real data imported with the hub's importers, and each object's SOURCE mask found through
+# its ``source``: name -> function(cells folder) -> (ImportPlan, source_mask(image, source)).
+def _stardist_imported(cells):
+    root = cells / "stardist_dsb2018"
+    pairs = [(root / "stardist/data/images/img2d.tif", root / "stardist/data/images/mask2d.tif"),
+             (root / "tests/data/img2d.tif", root / "tests/data/mask2d.tif")]
+    labels = {k + 1: read_image(label) for k, (_, label) in enumerate(pairs)}
+    return load_label_images(pairs), lambda image, source: labels[image.id] == source
+
+
+def _bbbc039_imported(cells):
+    pairs = pair_by_stem(cells / "bbbc039_u2os/images", cells / "bbbc039_u2os/masks")
+    masks = {k + 1: read_image(mask) for k, (_, mask) in enumerate(pairs)}
+
+    def source_mask(image, source):
+        colour, x, y = re.fullmatch(r"#([0-9a-f]{6}) at \((\d+), (\d+)\)", source).groups()
+        rgb = masks[image.id][..., :3]
+        same = np.all(rgb == [int(colour[i:i + 2], 16) for i in (0, 2, 4)], axis=2)
+        patches, _ = ndimage.label(same)  # 4-connected, as the import
+        return patches == patches[int(y), int(x)]
+
+    return load_patch_labels(pairs), source_mask
+
+
+def _dsb_imported(cells):
+    root = cells / "bbbc038_dsb2018/stage1_train"
+    plan = load_dsb_folders(root)
+    folders = {im.id: root / im.file_name[:-4] / "masks" for im in plan.images}
+    return plan, lambda image, source: read_image(folders[image.id] / source) > 0
+
+
+REAL_SETS = {"stardist": _stardist_imported, "bbbc039": _bbbc039_imported, "dsb2018": _dsb_imported}

@@ -91,10 +91,10 @@ def test_degenerate_object_has_no_row():
 def test_column_names_carry_the_unit():
     px = metric_columns(None)
     um = metric_columns(0.5)
-    assert px[:4] == ["image_id", "image_file", "object_id", "category"]
+    assert px[:5] == ["image_id", "image_file", "object_id", "source_id", "category"]
     assert {"area_px2", "perimeter_px", "feret_max_px", "centroid_x_px", "circularity", "solidity"} <= set(px)
     assert {"area_um2", "perimeter_um", "feret_max_um", "centroid_x_um", "circularity", "solidity"} <= set(um)
-    assert len(px) == len(um) == 4 + len(METRICS)
+    assert len(px) == len(um) == 5 + len(METRICS)
 
 
 # --- Feret by rotating calipers vs brute force -------------------------------------------------
@@ -209,7 +209,8 @@ def test_pixel_size_scales_areas_by_s2_and_lengths_by_s(polygons, s):
 
 def _rows():
     image = ImageRecord(4, "a.png", 100, 100)
-    objs = [SegObject(1, "cell", [[square(1, 1, 10)]]), SegObject(2, "nucleus", [[square(30, 30, 8), square(32, 32, 2)]])]
+    objs = [SegObject(1, "cell", [[square(1, 1, 10)]], source=17),
+            SegObject(2, "nucleus", [[square(30, 30, 8), square(32, 32, 2)]], source="mask 2.png")]
     return [object_row(image, "a.png", o, 0.25) for o in objs]
 
 
@@ -221,6 +222,7 @@ def test_csv_reads_back_with_the_csv_module():
     writer.close()
     back = list(csv.DictReader(io.StringIO(buf.getvalue(), newline="")))
     assert [r["object_id"] for r in back] == ["1", "2"]
+    assert [r["source_id"] for r in back] == ["17", "mask 2.png"]
     assert float(back[0]["area_um2"]) == pytest.approx(100 * 0.0625)
     assert float(back[1]["perimeter_um"]) == pytest.approx((32 + 8) * 0.25)
     assert list(back[0]) == metric_columns(0.25)
@@ -234,11 +236,12 @@ def test_xlsx_reads_back_with_openpyxl(tmp_path):
     book = openpyxl.load_workbook(path, read_only=True)
     rows = list(book["metrics"].iter_rows(values_only=True))
     assert list(rows[0]) == metric_columns(0.25)
-    assert rows[1][:4] == (4, "a.png", 1, "cell")
+    assert rows[1][:5] == (4, "a.png", 1, 17, "cell")
+    assert rows[2][3] == "mask 2.png"
     assert rows[2][rows[0].index("area_um2")] == pytest.approx((64 - 4) * 0.0625)
     docs = list(book["columns"].iter_rows(values_only=True))
     assert docs[0] == ("name", "unit", "definition", "source")
-    assert ("area_um2", "um^2") == docs[5][:2]
+    assert ("area_um2", "um^2") == docs[6][:2]
 
 
 def test_json_reads_back_with_json():
@@ -259,12 +262,13 @@ def test_json_is_strict_json_whatever_the_numbers():
     buf = io.StringIO()
     columns = column_docs(None)
     writer = JsonMetricsWriter(buf, columns, {})
-    values = [1, "a.png", 2, "cell µm²"] + [math.nan, math.inf, -math.inf, 0.1 + 0.2, 2**62, None] + [1.5] * (len(columns) - 10)
+    values = [1, "a.png", 2, 7, "cell µm²"] + [math.nan, math.inf, -math.inf, 0.1 + 0.2, 2**62, None]
+    values += [1.5] * (len(columns) - len(values))
     writer.write_rows([values])
     writer.close()
     doc = json.loads(buf.getvalue(), parse_constant=lambda name: pytest.fail(f"{name} in metrics.json"))
     row = doc["rows"][0]
-    assert list(row.values())[4:10] == [None, None, None, 0.30000000000000004, 2**62, None]
+    assert list(row.values())[5:11] == [None, None, None, 0.30000000000000004, 2**62, None]
     assert row["category"] == "cell µm²"
 
 

@@ -1,7 +1,6 @@
 """``MetricsFilesProcess``: the files ``metrics_io``'s writers make in-process, made in a child
 process; a cancel or a failure kills that process and leaves no file behind."""
 import csv
-import io
 import os
 import signal
 import zipfile
@@ -19,7 +18,8 @@ ALL = ["csv", "json", "xlsx"]
 
 
 def _rows(n=60):
-    rows = [[i, f"img_{i % 3}.png", i * 7, "nucleus"] + [(i + 1) * 10.0 ** (k - 8) / 3 for k in range(17)]
+    rows = [[i, f"img_{i % 3}.png", i * 7, i if i % 2 else f"mask_{i}.png", "nucleus"]
+            + [(i + 1) * 10.0 ** (k - 8) / 3 for k in range(17)]
             for i in range(n)]
     rows[1][1] = "a&b<c>d\"e'f{0}.png,\n"
     rows[2][5] = None

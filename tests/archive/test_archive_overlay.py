@@ -4,7 +4,8 @@ from PIL import Image
 
 from app.models import VisualizationOptions
 from archive_helpers import square
-from server.archive.overlay import display_rgb, render_overlay
+from server.archive.display import display_rgb
+from server.archive.overlay import render_overlay
 from server.domain import ImageRecord, SegObject
 
 

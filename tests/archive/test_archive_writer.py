@@ -39,6 +39,10 @@ class Cancelled(Exception):
     pass
 
 
+def meta_warnings(folder):
+    return json.loads((folder / "metadata.json").read_text())["warnings"]
+
+
 def _export(tmp_path, project, **options):
     dest = tmp_path / "out.zip"
     rec = Recorder()
@@ -53,11 +57,12 @@ def test_full_archive_layout_and_every_file_reads_with_its_tool(tmp_path, synthe
         names = zf.namelist()
         assert set(names) == {
             "annotations/coco/annotations.json",
-            "annotations/yolo/data.yaml", "annotations/yolo/classes.txt",
-            *(f"annotations/yolo/labels/{s}.txt" for s in ("cells", "deep", "cells_2", "empty")),
+            "yolo/data.yaml", "yolo/classes.txt",
+            *(f"yolo/labels/{s}.txt" for s in ("cells", "deep", "cells_2", "empty")),
             "annotations/json/project.json",
             "metrics/metrics.csv", "metrics/metrics.xlsx", "metrics/metrics.json",
-            "images/cells.png", "images/deep.tif", "images/cells_2.png", "images/empty.png",
+            # With YOLO, the image files are stored once, beside the labels, as Ultralytics reads them.
+            "yolo/images/cells.png", "yolo/images/deep.tif", "yolo/images/cells_2.png", "yolo/images/empty.png",
             *(f"visualizations/{s}_overlay.png" for s in ("cells", "deep", "cells_2", "empty")),
             "README.md", "metadata.json",
         }
@@ -76,9 +81,9 @@ def test_full_archive_layout_and_every_file_reads_with_its_tool(tmp_path, synthe
         assert iou(coco.annToMask(ann).astype(bool), rasterise(obj.polygons, im.height, im.width)) >= 0.99
     assert {i["file_name"] for i in coco.dataset["images"]} == {"cells.png", "deep.tif", "cells_2.png", "empty.png"}
 
-    assert yaml.safe_load((x / "annotations/yolo/data.yaml").read_text())["names"] == {0: "cell", 1: "nucleus"}
-    assert (x / "annotations/yolo/labels/empty.txt").read_text() == ""
-    assert len((x / "annotations/yolo/labels/cells.txt").read_text().splitlines()) == 7
+    assert yaml.safe_load((x / "yolo/data.yaml").read_text())["names"] == {0: "cell", 1: "nucleus"}
+    assert (x / "yolo/labels/empty.txt").read_text() == ""
+    assert len((x / "yolo/labels/cells.txt").read_text().splitlines()) == 7
 
     loaded = load_native_json(json.loads((x / "annotations/json/project.json").read_text()))
     assert [len(im.objects) for im in loaded.images] == [8, 3, 2, 0]
@@ -87,20 +92,23 @@ def test_full_archive_layout_and_every_file_reads_with_its_tool(tmp_path, synthe
     assert len(rows) == 12 and "area_um2" in rows[0]
     assert {r["image_file"] for r in rows} == {"cells.png", "deep.tif", "cells_2.png"}
     sheet = list(openpyxl.load_workbook(x / "metrics/metrics.xlsx", read_only=True)["metrics"].iter_rows(values_only=True))
-    assert len(sheet) == 13 and sheet[0][4] == "area_um2"
+    assert len(sheet) == 13 and sheet[0][5] == "area_um2"
     assert [r[2] for r in sheet[1:]] == [int(r["object_id"]) for r in rows]
     metrics_json = json.loads((x / "metrics/metrics.json").read_text())
     assert len(metrics_json["rows"]) == 12 and metrics_json["pixel_size_um"] == 0.5
 
     for image in synthetic_project.images:
         name = {10: "cells.png", 11: "deep.tif", 12: "cells_2.png", 13: "empty.png"}[image.id]
-        assert (x / "images" / name).read_bytes() == open(image.path, "rb").read()
+        assert (x / "yolo/images" / name).read_bytes() == open(image.path, "rb").read()
         with Image.open(x / "visualizations" / (name.rsplit(".", 1)[0] + "_overlay.png")) as ov:
             assert ov.format == "PNG" and ov.size == (64, 48) and ov.mode == "RGB"
 
     readme = (x / "README.md").read_text()
-    for heading in ("## Layout", "## COCO", "## YOLO", "## Project JSON", "## Metrics", "## Visualizations"):
+    for heading in ("## Layout", "## COCO", "## YOLO", "## Project JSON", "## Metrics", "## Visualizations",
+                    "## Warnings"):
         assert heading in readme
+    assert "- images without objects (1): 'empty.png'" in readme
+    assert meta_warnings(x) == result.warnings and "images without objects (1): 'empty.png'" in result.warnings
     assert "feret_max_um" in readme and "iscrowd" in readme
 
     meta = json.loads((x / "metadata.json").read_text())
@@ -121,8 +129,9 @@ def test_only_the_selected_formats_are_written(tmp_path, synthetic_project):
     with zipfile.ZipFile(dest) as zf:
         names = set(zf.namelist())
         readme = zf.read("README.md").decode()
-    assert not any(n.startswith(("annotations/coco", "annotations/json", "images/", "visualizations/")) for n in names)
-    assert {"metrics/metrics.xlsx", "annotations/yolo/data.yaml", "README.md", "metadata.json"} <= names
+    assert not any(n.startswith(("annotations/", "images/", "yolo/images/", "visualizations/")) for n in names)
+    assert {"metrics/metrics.xlsx", "yolo/data.yaml", "README.md", "metadata.json"} <= names
+    assert "put them in `yolo/images/`" in readme  # no images in the archive: where they go
     assert not {"metrics/metrics.csv", "metrics/metrics.json"} & names
     assert "## COCO" not in readme and "## YOLO" in readme
     assert {stage for stage, _, _ in rec.calls} == {"annotations", "metrics", "finalizing"}
@@ -138,6 +147,20 @@ def test_warnings_are_returned_and_recorded(tmp_path, synthetic_project):
         assert "images/deep.tif" not in zf.namelist()
         assert "visualizations/deep_overlay.png" in zf.namelist()  # drawn on black
         assert json.loads(zf.read("metadata.json"))["warnings"] == result.warnings
+
+
+def test_import_warnings_travel_into_the_export(tmp_path, synthetic_project):
+    synthetic_project.import_warnings = ["empty.png: no objects (the mask is all background)",
+                                         "cells.png: object 3 traced with IoU 0.981 (< 0.99)"]
+    dest, result, _ = _export(tmp_path, synthetic_project, image_ids=[10, 13])
+    assert result.warnings[:3] == ["import: empty.png: no objects (the mask is all background)",
+                                   "import: cells.png: object 3 traced with IoU 0.981 (< 0.99)",
+                                   "images without objects (1): 'empty.png'"]
+    with zipfile.ZipFile(dest) as zf:
+        readme = zf.read("README.md").decode()
+        assert json.loads(zf.read("metadata.json"))["warnings"] == result.warnings
+    warnings_section = readme.split("## Warnings", 1)[1].split("\n## ", 1)[0]
+    assert [line[2:] for line in warnings_section.strip().splitlines()] == result.warnings
 
 
 def test_progress_reaches_every_image_in_every_stage_and_never_goes_back(tmp_path, synthetic_project):
@@ -210,22 +233,28 @@ def test_real_data_archive(tmp_path, real_project):
         coco = json.loads(zf.read("annotations/coco/annotations.json"))
         rows = list(csv.DictReader(io.StringIO(zf.read("metrics/metrics.csv").decode())))
         meta = json.loads(zf.read("metadata.json"))
-        image_names = [n for n in zf.namelist() if n.startswith("images/")]
+        image_names = [n for n in zf.namelist() if n.startswith("yolo/images/")]
         for image, entry in zip(real_project.images, coco["images"]):
-            assert zf.read(f"images/{entry['file_name']}") == open(image.path, "rb").read()
+            assert zf.read(f"yolo/images/{entry['file_name']}") == open(image.path, "rb").read()
     assert len(coco["annotations"]) == len(rows) == 1122
-    assert len(image_names) == 17 and "images/img2d_2.tif" in image_names
-    assert result.warnings == [] and meta["counts"]["yolo_lines"] == 1122
+    assert len(image_names) == 17 and "yolo/images/img2d_2.tif" in image_names
+    assert result.warnings == ["images without objects (1): 'IXMtest_F13_s7_w13C1B1D8C-293E-454F-B0FD-6C2C3F9F5173.tif'"]
+    assert meta["counts"]["yolo_lines"] == 1122 and meta["images_folder"] == "yolo/images"
     assert "area_px2" in rows[0]
 
 
 def _many_circles(n_images: int) -> ProjectRecord:
+    """``n_images`` images of 20 circles each. Their file names are interned here, before any
+    tracing: naming the archive's images (``names.safe_name``, through ``pathlib``) interns
+    each name, and a new one can make the interpreter's table of interned strings grow, one
+    allocation of 2-4 MB at a moment set by everything imported before, not by the export."""
     import math
+    import sys
 
     ring = [(12 + 8 * math.cos(k * math.pi / 12), 12 + 8 * math.sin(k * math.pi / 12)) for k in range(24)]
     from server.domain import SegObject
 
-    images = [ImageRecord(i, f"im{i}.png", 400, 100, None,
+    images = [ImageRecord(i, sys.intern(f"im{i}.png"), 400, 100, None,
                           [SegObject(j, "c", [[[(x + 20 * j, y) for x, y in ring]]]) for j in range(20)])
               for i in range(1, n_images + 1)]
     return ProjectRecord(1, "p", ["c"], images=images)

@@ -21,7 +21,8 @@ NAMES = [c["name"] for c in COLUMNS]
 def _rows():
     rows = []
     for i in range(40):
-        rows.append([i, f"img_{i % 3}.png", i * 7, "nucleus"] + [(i + 1) * 10.0 ** (k - 8) / 3 for k in range(17)])
+        rows.append([i, f"img_{i % 3}.png", i * 7, f"mask_{i}.png", "nucleus"]
+                    + [(i + 1) * 10.0 ** (k - 8) / 3 for k in range(17)])
     rows[1][1] = "a&b<c>d\"e'f{0}.png"  # XML escapes, and braces
     rows[2][3] = " padded "  # xml:space="preserve"
     rows[3][3] = "ctrl\x01_x0041_"  # a control character and a literal escape sequence

@@ -29,7 +29,7 @@ def test_export_follows_progress_on_the_websocket_and_saves_a_verified_archive(c
     assert state["delivered"] is True and state["downloads_served"] == 1
     with zipfile.ZipFile(result.path) as archive:
         names = archive.namelist()
-    assert "annotations/yolo/data.yaml" in names and "metrics/metrics.csv" in names
+    assert "yolo/data.yaml" in names and "metrics/metrics.csv" in names
     assert result.metadata["files"].keys() == set(names) - {"metadata.json"}
     phases = [u.phase for u in updates]
     assert phases.index("download") > phases.index("export") and "export" not in phases[phases.index("download"):]

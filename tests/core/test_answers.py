@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 
 from app.errors import field_errors
-from app.export_hook.answers import MALFORMED, cancel_answer, job_answer, socket_news, start_answer
+from app.export_hook.answers import (
+    MALFORMED, cancel_answer, delivery_news, job_answer, parse_job, socket_news, start_answer,
+)
 from app.machine import CancelAnswered, FetchFailed, JobUpdate, StartAccepted, StartFailed, Update
 from app.models import ExportEvent, ExportJob
 from app.ports import HttpResponse
@@ -78,3 +80,22 @@ def test_socket_news():
     assert socket_news("not a dict") == (None, None)
     dropped, problem = socket_news({"type": "export.progress", "job_id": "j1"})
     assert dropped is None and problem.endswith("invalid fields")
+
+
+@pytest.mark.parametrize("resp, news", [
+    (HttpResponse(200, body(job("completed", delivered=True))), "update"),  # C9: recorded
+    (HttpResponse(200, body(job("completed"))), None),  # not yet: ask again later
+    (HttpResponse(200, body(job("cancelled"))), "update"),  # R2: a cancel came first
+    (HttpResponse(200, body(job("expired"))), "update"),
+    (HttpResponse(404, {"detail": "no such export"}), "gone"),
+    (HttpResponse(503, {"detail": "busy"}), None),
+    (HttpResponse(200, {"id": "j1"}), None),
+])
+def test_delivery_news(resp, news):
+    event = delivery_news("j1", PID, resp)
+    if news is None:
+        assert event is None
+    elif news == "update":
+        assert event == Update(JobUpdate.from_job(parse_job(resp.body)), "poll")
+    else:
+        assert event == FetchFailed("j1", "gone", "no such export")

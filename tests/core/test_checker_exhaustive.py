@@ -18,10 +18,10 @@ def test_exhaustive_search_finds_no_violation(search: Search):
 
 
 def test_the_one_tab_search_covers_its_whole_state_space():
-    """1 tab, start/complete/cancel: every path ends (quiescence) before depth 20, so the
+    """1 tab, start/complete/cancel: every path ends (quiescence) before depth 40, so the
     search is complete, not just bounded; and every outcome a user can reach shows up."""
-    result = baseline(Search(ONE_TAB, 20))
-    assert result.max_depth < 20
+    result = baseline(Search(ONE_TAB, 40))
+    assert result.max_depth < 40
     outcomes = {(tabs, jobs, downloads) for tabs, jobs, downloads in result.finals}
     assert ((("tab1", "downloaded"),), (("job-1", "completed", True),), 1) in outcomes
     assert ((("tab1", "cancelled"),), (("job-1", "cancelled", False),), 0) in outcomes

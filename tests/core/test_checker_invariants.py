@@ -77,7 +77,9 @@ def test_replay_is_exact_and_hashing_merges_orders_of_independent_deliveries():
     again = replay(TWO_COMPLETING, texts)
     try:
         assert again.fingerprint() == sim.fingerprint() and again.trace == sim.trace
-        assert other.fingerprint() != sim.fingerprint()  # each tab posted first: other channel/storage queues
+        # The two frames commute: each tab relays the completion to the other either way, and
+        # only tab1, whose start made job-1, writes the record (issue 18): one state.
+        assert other.fingerprint() == sim.fingerprint() and other.trace != sim.trace
         sim.do("timer ")
         assert sim.fingerprint() != again.fingerprint()
     finally:

@@ -46,6 +46,8 @@ def test_the_trace_shows_store_hook_and_machine_semantics():
     assert _after(hooks, "effect count=1", 1) == ["render #3 count=1 label=b doubled=2"]
     assert hooks[-3:] == ["cleanup count=2", "cleanup label=b", "renders 4"]
     assert len(machine) == len(MACHINE_EVENTS) + 1
-    assert any(line.startswith("lock granted: downloading -> downloaded | mark downloaded job-1; "
-                               "post download-claimed") for line in machine)
+    assert any(line.startswith("lock granted: downloading -> delivering | unmark undelivered job-1; "
+                               "mark claimed job-1; post download-claimed job-1@5; download job-1") for line in machine)
+    assert any(line.startswith("the server records the download: delivering -> downloaded | mark downloaded job-1; "
+                               "post downloaded") for line in machine)
     assert any(line.startswith("completion while cancelling (ignored): ignored") for line in machine)

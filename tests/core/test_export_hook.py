@@ -8,6 +8,7 @@ import pytest
 from app import persistence
 from app.errors import field_errors
 from app.export_hook import AUTO_DOWNLOAD_DELAY_MS, CANCEL_REQUEST_DELAY_MS, POLL_INTERVAL_MS
+from app.export_hook.timing import CONFIRM_FIRST_MS
 from app.ports import HttpResponse
 from app.store import effect
 
@@ -51,7 +52,8 @@ def test_start_progress_complete_downloads_exactly_once(world):
     assert [d.job_id for d in world.downloads] == [jid]
     assert world.downloads[0].server_status == 200 and world.server.jobs[jid].delivered
     assert a.status == "downloaded" and a.controller.completed_job_id.value == jid
-    assert statuses == ["idle", "starting", "queued", "running", "completed", "downloading", "downloaded"]
+    assert statuses == ["idle", "starting", "queued", "running", "completed", "downloading", "delivering",
+                        "downloaded"]
     assert world.violations() == []
 
 
@@ -249,6 +251,8 @@ def test_socket_down_polls_every_two_seconds_and_once_on_reconnect(world):
     world.server.complete(jid)
     world.advance(POLL_INTERVAL_MS + AUTO_DOWNLOAD_DELAY_MS)
     assert len(world.downloads_of(jid)) == 1
+    world.advance(CONFIRM_FIRST_MS)  # C9: one GET says the server recorded the download
+    assert a.status == "downloaded"
     n = len(gets())
     world.advance(20_000)
     assert len(gets()) == n  # polling stops on a terminal status
@@ -473,8 +477,11 @@ def test_a_hanging_cancel_request_keeps_cancelling(world):
 
 
 def test_a_cancel_that_beats_the_download_request_to_the_server_wins(world):
-    """R2: A handed the download to the browser; B's cancel reaches the server first."""
+    """R2: A handed the download to the browser; B's cancel reaches the server first. A never
+    says "Downloaded" (C9: the server never recorded the download)."""
     a, b = open_tabs(world, 2)
+    shown = []
+    effect(lambda: shown.append(a.controller.export_status.value))
     jid = started(world, a)
     world.server.finish(jid)
     world.settle()
@@ -488,7 +495,7 @@ def test_a_cancel_that_beats_the_download_request_to_the_server_wins(world):
     world.advance(5_000)
     assert world.downloads[0].server_status == 410
     assert a.status == "cancelled" and b.status == "cancelled"
-    assert a.controller.notice.value == "cancelled before the download reached the server"
+    assert "delivering" in shown and "downloaded" not in shown
     assert world.violations() == []
 
 

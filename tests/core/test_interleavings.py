@@ -18,9 +18,9 @@ from app.ports import HttpResponse
 from .fakes import LOST_RESPONSE, NETWORK_ERROR, World
 
 PID = 1
-HALF_WAY = {"starting", "restoring", "cancelling", "downloading"}
+HALF_WAY = {"starting", "restoring", "cancelling", "downloading", "delivering"}
 AGREES = {"cancelled": {"cancelled"}, "failed": {"failed"}, "expired": {"failed"},
-          "completed": {"completed", "downloaded"}}
+          "completed": {"completed", "downloaded", "undelivered"}}
 
 
 def _explore(seed: int) -> tuple[World, dict]:

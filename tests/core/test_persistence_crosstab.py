@@ -28,6 +28,8 @@ def test_keys():
     assert p.storage_key(12) == "cellhub.export.v1.12"
     assert p.mark_key("downloaded", "abc") == "cellhub.export.v1.downloaded.abc"
     assert p.parse_mark_key("cellhub.export.v1.cancelled.abc") == ("cancelled", "abc")
+    assert [p.parse_mark_key(p.mark_key(kind, "j")) for kind in p.MARK_KINDS] == [
+        ("cancelled", "j"), ("claimed", "j"), ("downloaded", "j"), ("undelivered", "j")]
     assert p.parse_mark_key("cellhub.export.v1.12") is None
 
 
@@ -65,8 +67,13 @@ def test_save_never_overwrites_newer_news(world):
     p.save(s, PID, job(seq=5), NOW, "a")
     assert not p.save(s, PID, job(seq=4), NOW, "b")
     assert not p.save(s, PID, job(seq=5), NOW, "b")  # nothing new
-    assert p.save(s, PID, job(seq=6), NOW, "b")
-    assert not p.save(s, PID, job(jid="old", status="completed", seq=9), NOW, "c")  # j1 is active
+    assert not p.save(s, PID, job(seq=5, progress=40.0), NOW, "b")  # another tab's copy of the same event
+    assert not p.save(s, PID, job(seq=6, progress=50.0), NOW, "b")  # progress: a reload re-queries it (C8)
+    assert p.save(s, PID, job(status="completed", seq=7), NOW, "b")
+    assert p.save(s, PID, job(status="completed", seq=7, delivered=True), NOW, "b")
+    assert not p.save(s, PID, job(status="completed", seq=7), NOW, "b")  # delivered is not taken back
+    p.save(s, PID, job(jid="j2", status="running", seq=1), NOW, "c", replace_other=True)
+    assert not p.save(s, PID, job(jid="old", status="completed", seq=9), NOW, "c")  # j2 is active
     assert p.save(s, PID, job(jid="new", status="queued", seq=1), NOW, "c", replace_other=True)
     assert json.loads(s.get(p.storage_key(PID)))["job"]["id"] == "new"
 

@@ -168,10 +168,10 @@ def test_cancel_after_completion_before_download_deletes_the_archive(live: Live)
     alice = live.new_user()
     job = alice.start().json()
     alice.wait_status(job["id"], {"completed"})
-    assert (live.data_dir / "exports" / f"{job['id']}.zip").exists()
+    assert (live.data_dir / "exports" / f"{job['id']}.1.zip").exists()
     r = alice.http.post(f"/api/exports/{job['id']}/cancel")
     assert r.status_code == 200 and r.json()["status"] == "cancelled"
-    assert not (live.data_dir / "exports" / f"{job['id']}.zip").exists()
+    assert not (live.data_dir / "exports" / f"{job['id']}.1.zip").exists()
     assert alice.http.get(f"/api/exports/{job['id']}/download").status_code == 410
 
 
@@ -184,6 +184,47 @@ def test_cancel_after_download_is_409_already_downloaded(live: Live):
     assert r.status_code == 409
     assert r.json()["detail"] == "already downloaded"
     assert alice.job(job["id"])["status"] == "completed"
+
+
+def test_delivered_is_recorded_when_the_archive_starts_to_flow_and_a_cancel_then_is_409(live: Live):
+    """R4 refined (server/DECISIONS.md): "delivered" = the server has started sending the
+    archive (recorded before its first byte). A cancel after that answers 409 "already
+    downloaded" and the transfer goes on to the last byte; the other end, a cancel that
+    reaches the server before the download request, is the test above (410, no file)."""
+    alice = live.new_user()
+    job = alice.start().json()
+    alice.wait_status(job["id"], {"completed"})
+    assert alice.job(job["id"])["delivered"] is False
+    with alice.http.stream("GET", f"/api/exports/{job['id']}/download") as download:
+        assert download.status_code == 200  # headers only: no byte of the body read yet
+        assert alice.job(job["id"])["delivered"] is True
+        cancel = alice.http.post(f"/api/exports/{job['id']}/cancel")
+        assert cancel.status_code == 409 and cancel.json()["detail"] == "already downloaded"
+        body = download.read()
+    assert len(body) == int(download.headers["content-length"])
+    assert zipfile.ZipFile(io.BytesIO(body)).testzip() is None
+    assert alice.job(job["id"])["status"] == "completed"
+
+
+def test_a_download_refused_by_the_test_hook_leaves_the_job_undelivered(live: Live):
+    """The e2e suite's stand-in for a server that went down as the browser asked for the
+    file: the request is counted, answered 503, and the job stays undelivered (C9)."""
+    import httpx
+
+    alice = live.new_user()
+    job = alice.start().json()
+    alice.wait_status(job["id"], {"completed"})
+    hooks = live.base_url + "/api/test/downloads"
+    assert httpx.post(hooks, json={"refuse": True}).json() == {"refuse": True}
+    try:
+        assert alice.http.get(f"/api/exports/{job['id']}/download").status_code == 503
+        assert alice.job(job["id"])["delivered"] is False
+        state = httpx.get(f"{live.base_url}/api/test/jobs/{job['id']}").json()
+        assert state["download_requests"] == 1 and state["downloads_served"] == 0
+    finally:
+        httpx.post(live.base_url + "/api/test/reset")
+    assert alice.http.get(f"/api/exports/{job['id']}/download").status_code == 200
+    assert alice.job(job["id"])["delivered"] is True
 
 
 def test_download_rules_r4(live: Live):
@@ -344,7 +385,7 @@ def test_archives_expire_after_the_ttl(tmp_path):
         assert alice.http.get(f"/api/exports/{job['id']}/download").status_code == 410  # by status at once
         # The expiry pass marks the row first, then deletes the file: poll for the file (a CI
         # run once looked in between).
-        archive = srv.data_dir / "exports" / f"{job['id']}.zip"
+        archive = srv.data_dir / "exports" / f"{job['id']}.1.zip"
         deadline = time.monotonic() + 10
         while archive.exists() and time.monotonic() < deadline:
             time.sleep(0.02)

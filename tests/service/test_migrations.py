@@ -216,3 +216,30 @@ def test_a_folder_made_at_the_baseline_revision_is_upgraded_to_ownership(tmp_pat
     migrate.upgrade(db)
     assert dict(db.one("SELECT owner_id, public FROM projects")) == {"owner_id": 3, "public": 0}
     assert _differences(db) == []
+
+
+def test_a_folder_at_0003_gets_sources_and_keeps_owners_members_and_rows(tmp_path):
+    """Revision 0004 (issue 19) on a folder at 0003: ``objects.source_json`` comes as NULL and
+    ``projects.import_warnings_json`` as ``'[]'``; owners, members and every row stay, both up
+    and back down to 0003."""
+    from server.project_store import load_project, visible_projects
+
+    path = tmp_path / "cellhub.sqlite3"
+    _old_folder_with_data(path)
+    old = Database(path, migrate=False)
+    migrate.upgrade(old, "0003")
+    old.execute("INSERT INTO project_members(project_id, user_id, role, added_at) VALUES (2, 7, 'viewer', 'x')")
+    old.dispose()
+    db = Database(path)  # opening it runs 0004
+    assert migrate.current_revision(db) == migrate.head_revision()
+    assert [dict(r) for r in db.all("SELECT id, owner_id, public, import_warnings_json FROM projects ORDER BY id")] == [
+        {"id": 1, "owner_id": 1, "public": 1, "import_warnings_json": "[]"},
+        {"id": 2, "owner_id": 1, "public": 0, "import_warnings_json": "[]"}]
+    assert [r["source_json"] for r in db.all("SELECT source_json FROM objects")] == [None] * 3
+    project = load_project(db, 2, tmp_path)
+    assert project.import_warnings == [] and [o.source for im in project.images for o in im.objects] == [None, None]
+    assert [(p["id"], p["access"]) for p in visible_projects(db, 7)] == [(1, "public"), (2, "viewer")]
+    migrate.downgrade(db, "0003")
+    assert "import_warnings_json" not in {c["name"] for c in inspect(db.engine).get_columns("projects")}
+    assert db.scalar("SELECT COUNT(*) FROM objects") == 3 and db.scalar("SELECT COUNT(*) FROM project_members") == 1
+    assert db.scalar("SELECT COUNT(*) FROM jobs") == 1

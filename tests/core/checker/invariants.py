@@ -2,12 +2,15 @@
 
 Checked after every move (``step_violations``):
 
-- I1, I2 and E0 are the world's safety invariants, written once in
+- I1, I2, I9, I10, I12 and E0 are the world's safety invariants, written once in
   ``tests/core/fakes/safety.py`` (``World.violations`` checks the same): no download after a
-  cancel click for the job; at most one download per job, none the server refused without
-  a cancel; nothing reached the store's error handler.
-- I5 the project's persisted record never holds a job after a tab settled its cancel or
-  failure (showed it ``cancelled`` or ``failed``).
+  cancel click for the job; a browser downloads a job once (again only after showing the
+  previous download did not complete), none the server refused without a cancel; no
+  browser downloads unasked a job another browser started; a tab shows a job downloaded
+  only if the server recorded the delivery; a record is never rewritten with nothing new;
+  nothing reached the store's error handler.
+- I5 a browser's persisted record of the project never holds a job after a tab of that
+  browser settled its cancel or failure (showed it ``cancelled`` or ``failed``).
 - I6 ``is_downloading`` implies the tab's last known status of its job is ``completed``
   and it is asking for or holding the download lock ``export-download:<job>`` right now;
   ``is_exporting`` implies the tab's last known status of its job is ``queued``/``running``
@@ -18,15 +21,23 @@ Checked after every move (``step_violations``):
   again, unless the server recorded it as delivered (C2: 409 "already downloaded").
 - I8 no orphan work: a tab's pending auto-download timer, its live lock request or lock,
   and its live start/cancel POSTs all belong to its current state (completed with
-  auto-download on; downloading, or downloaded here; starting; cancelling that job).
+  auto-download on; downloading, or delivering/downloaded here; starting; cancelling that
+  job).
+- I11 a tab that asked for the download lock never shows the job offered again
+  (``completed``, a Download button) at the answer: a lost lock means another tab is
+  handing the file out, and the tab goes straight to following that (issue 18).
 
 Checked at quiescence, after the fair run of ``search.finish`` (``final_violations``):
 
-- I3 a job the server completed, for which no cancel was clicked, and which an open tab
-  followed live (its current mount saw it queued/running), was downloaded exactly once.
+- I3 a job the server completed, for which no cancel was clicked, and which an open tab of
+  the browser that started it followed live (its current mount saw it queued/running), was
+  downloaded in that browser (a download of it reached the server; I2 says: once), or a
+  download of it there never reached the server and the open tabs there that show it offer
+  it again (``undelivered``).
 - I4 no open tab shows ``is_exporting``/``is_downloading`` for a job the server holds as
   terminal (or for no job at all), and a tab showing such a job shows its outcome
-  (completed -> completed/downloaded, cancelled -> cancelled, failed/expired -> failed).
+  (completed -> completed/downloaded/undelivered, cancelled -> cancelled, failed/expired ->
+  failed).
 - L0 the world reached quiescence (no pending delivery, no timer) within the bound.
 """
 from __future__ import annotations
@@ -36,27 +47,31 @@ from typing import Optional
 from app.crosstab import LOCK_PREFIX
 from app.routes import cancel_path, start_path
 
+from app.identity import token_browser
+
 from ..fakes import Tab
-from ..fakes.safety import download_violations, store_error_violations
+from ..fakes.safety import display_violations, download_violations, storage_violations, store_error_violations
 from .sim import PID, Sim, cancel_clicks, record_job_id, timer_purpose
 
-STEP_CODES = ("I1", "I2", "I5", "I6", "I7", "I8", "E0")
+STEP_CODES = ("I1", "I2", "I5", "I6", "I7", "I8", "I9", "I10", "I11", "I12", "E0")
 FINAL_CODES = ("I3", "I4", "L0")
 TERMINAL = frozenset({"completed", "cancelled", "failed", "expired"})
 AGREES = {"cancelled": {"cancelled"}, "failed": {"failed"}, "expired": {"failed"},
-          "completed": {"completed", "downloaded"}}
+          "completed": {"completed", "downloaded", "undelivered"}}
 
 
 def step_violations(sim: Sim) -> list[str]:
     """I1, I2, I5, I6, I7, I8, E0 over the current state and history."""
     w = sim.world
     out = download_violations(w)
-    record = record_job_id(sim)
-    if record is not None and record in sim.settled:
-        out.append(f"I5: storage keeps {record} after its cancel/failure was settled")
+    for browser in sorted(w.browsers):
+        record = record_job_id(sim, browser)
+        if record is not None and (browser, record) in sim.settled:
+            out.append(f"I5: storage of {browser} keeps {record} after its cancel/failure was settled")
     clicks = cancel_clicks(sim)
     for tab in sim.open_tabs():
         out += _tab_violations(sim, tab, clicks)
+    out += display_violations(w) + sim.fallbacks + storage_violations(w)
     return out + store_error_violations(w)
 
 
@@ -102,7 +117,8 @@ def _tab_violations(sim: Sim, tab: Tab, clicks: list[tuple[int, str, str]]) -> l
             out.append(f"I8: {tab.id} has an auto-download timer pending in {state.status}"
                        f" (auto_download={state.auto_download})")
             break
-    lock_ok = state.status == "downloading" or (state.status == "downloaded" and state.downloaded_here)
+    lock_ok = state.status == "downloading" or (state.status in ("delivering", "downloaded")
+                                                and state.handed_out_here)
     for name in lock_names(sim, tab):
         if not lock_ok or name != f"export-download:{jid}":
             out.append(f"I8: {tab.id} asks for or holds lock {name} in {state.status} ({jid})")
@@ -142,13 +158,13 @@ def lock_names(sim: Sim, tab: Tab) -> list[str]:
     """The locks the tab holds or is asking for (Web Locks fake, or the storage claims of
     ``StorageClaimLocks``)."""
     w = sim.world
-    names = [name for name, (holder, _) in w.locks.holders.items() if holder == tab.id]
+    names = [name for name, (holder, _) in tab.browser.locks.holders.items() if holder == tab.id]
     for q in w.sched.queues.values():
         for s in q:
             if s.tab == tab.id and s.kind == "lock" and isinstance(s.meta, dict) and not s.meta["withdrawn"] \
                     and not s.meta["granted"]:
                 names.append(s.label[len("lock "):])
-    for key, raw in w.storage.data.items():
+    for key, raw in tab.browser.storage.data.items():
         if key.startswith(LOCK_PREFIX) and f'"owner":"{tab.id}:' in raw:
             names.append(key[len(LOCK_PREFIX):])
     for t in w.sched.timers.values():
@@ -183,11 +199,16 @@ def final_violations(sim: Sim) -> list[str]:
     for jid, job in sorted(w.server.jobs.items()):
         if job.status != "completed" or jid in clicked:
             continue
-        followers = [t.id for t in tabs if jid in t.live_jobs]  # type: ignore[attr-defined]
-        n = len(w.downloads_of(jid))
-        if followers and n != 1:
-            out.append(f"I3: {jid} completed, never cancelled, followed live by {followers}, "
-                       f"but downloaded {n} times")
+        browser = token_browser(job.start_token)
+        followers = [t for t in tabs if jid in t.live_jobs and t.browser.name == browser]  # type: ignore[attr-defined]
+        mine = [d for d in w.downloads_of(jid) if d.browser == browser]
+        reached = [d for d in mine if d.server_status == 200]
+        offered_again = any(d.server_status is None for d in mine) and all(
+            t.status == "undelivered" for t in tabs if t.browser.name == browser and t.job is not None
+            and t.job.id == jid)
+        if followers and not reached and not offered_again:
+            out.append(f"I3: {jid} completed, never cancelled, followed live by {[t.id for t in followers]} of "
+                       f"{browser}, but downloaded {len(mine)} times there ({len(reached)} reached the server)")
     for tab in tabs:
         hook = tab.hook
         job = hook.state.job

@@ -18,16 +18,20 @@ import pytest
 
 from app.export_hook import activities as activity_table
 from app.export_hook import dispatcher
-from app.machine import actions, changes, engine, rules
-from app.machine.events import AutoDownloadDue, Cancel, Download, LockResult, Update
-from app.machine.guards import Guard, cancel_marked, download_marked, for_project, newer, status_is
+from app import persistence
+from app.machine import actions, changes, display, engine, rules
+from app.machine.events import AutoDownloadDue, Cancel, DeliveryUnconfirmed, Download, LockResult, Update
+from app.machine.guards import (
+    Guard, cancel_marked, claim_marked, download_marked, download_recorded, for_project, granted, newer, status_is,
+)
 from app.machine.rules import SAME, Rule
 from app.machine.actions import ClearPersist
 from app.machine.state import ACTIVE, State
 
 from .scenarios import (
-    ONE_COMPLETED, ONE_RUNNING, ONE_RUNNING_COMPLETES, ONE_RUNNING_FAILS, ONE_RUNNING_POLLING, TWO_COMPLETING,
-    TWO_COMPLETING_CANCEL, Search,
+    ONE_COMPLETED, ONE_COMPLETED_CLICKED, ONE_RUNNING, ONE_RUNNING_COMPLETES, ONE_RUNNING_FAILS,
+    ONE_COMPLETED_DOWNLOAD_FAILS, ONE_RUNNING_POLLING, ONE_RUNNING_PROGRESS, TWO_BROWSERS_COMPLETED_B1_POLLING,
+    TWO_BROWSERS_COMPLETES, TWO_COMPLETING, TWO_COMPLETING_CANCEL, TWO_COMPLETING_FALLBACK, Search,
 )
 
 Patch = Callable[[pytest.MonkeyPatch], None]
@@ -35,7 +39,7 @@ Patch = Callable[[pytest.MonkeyPatch], None]
 
 @dataclass(frozen=True)
 class Mutant:
-    """``key``: K1..K12 (app/DECISIONS.md, "Checker"); ``name``: short id; ``defect``: the React hook's defect; ``how``: what the patch
+    """``key``: K1..K19 (app/DECISIONS.md, "Checker"); ``name``: short id; ``defect``: the React hook's defect; ``how``: what the patch
     changes here; ``patch(monkeypatch)``; ``search``: the bounded search that must
     catch it; ``expect``: the invariant code expected first; ``masked_by``: for a mutant
     another layer still stops (the search must find nothing), that layer."""
@@ -152,8 +156,8 @@ def _download_at_once(table: tuple[Rule, ...]) -> tuple[Rule, ...]:
     out = []
     for r in table:
         if r.on in (AutoDownloadDue, Download) and r.to == State.DOWNLOADING:
-            r = replace(r, to=State.DOWNLOADED, update=changes.downloaded_here,
-                        do=(actions.start_download, actions.persist), why="MUTANT")
+            r = replace(r, to=State.DELIVERING, update=changes.handed_out_here, do=(actions.start_download,),
+                        why="MUTANT")
         out.append(r)
     return tuple(out)
 
@@ -165,9 +169,12 @@ def download_without_lock(mp: pytest.MonkeyPatch) -> None:
 
 
 def download_without_lock_nor_mark_check(mp: pytest.MonkeyPatch) -> None:
-    """As ``download_without_lock``, and no "downloaded" mark is checked first."""
-    table = _drop(rules.RULES, AutoDownloadDue, download_marked)
-    _set_rules(mp, _download_at_once(_drop(table, Download, download_marked)))
+    """As ``download_without_lock``, and neither the "downloaded" nor the "claimed" mark is
+    checked first."""
+    table = rules.RULES
+    for event in (AutoDownloadDue, Download):
+        table = _drop(_drop(table, event, download_marked), event, claim_marked)
+    _set_rules(mp, _download_at_once(table))
 
 
 def download_state_without_lock_request(mp: pytest.MonkeyPatch) -> None:
@@ -180,6 +187,102 @@ def failure_news_ignored(mp: pytest.MonkeyPatch) -> None:
     failure = status_is("failed", "expired").name
     table = tuple(r for r in rules.RULES if not (r.on is Update and failure in r.guard.names))
     assert len(table) < len(rules.RULES)
+    _set_rules(mp, table)
+
+
+# ------------------------------------------------------ the rules of issue 18 (C9, C10)
+
+def downloaded_when_handed_out(mp: pytest.MonkeyPatch) -> None:
+    """The tab that gets the lock shows the job downloaded as soon as it hands the file to
+    the browser (a clicked link taken for a delivered file), as before issue 18."""
+    table = [replace(r, to=State.DOWNLOADED, do=(actions.start_download, actions.confirm_download), why="MUTANT")
+             if r.on is LockResult and granted.name in r.guard.names else r for r in rules.RULES]
+    _set_rules(mp, tuple(table))
+
+
+def auto_download_in_any_browser(mp: pytest.MonkeyPatch) -> None:
+    """A completion seen live downloads unasked in every browser, whichever started it."""
+    def completed(s: Any, e: Any) -> dict:
+        return {"job": e.update.to_job(s.job), "auto_download": s.live}
+
+    _set_rules(mp, tuple(replace(r, update=completed) if r.update is changes.completed else r for r in rules.RULES))
+
+
+def lock_loser_offers_the_download(mp: pytest.MonkeyPatch) -> None:
+    """A tab denied the download lock falls back to ``completed`` with a Download button until
+    the winner's news arrives, as before issue 18."""
+    def offered(s: Any, e: Any) -> dict:
+        return {"auto_download": False, "notice": "another tab is downloading this export"}
+
+    denied = [r for r in rules.RULES if r.on is LockResult and r.guard.names == ("event_job",)]
+    if len(denied) != 1:
+        raise AssertionError("no LockResult row for a denied lock: the mutant no longer applies")
+    _set_rules(mp, tuple(replace(r, to=State.COMPLETED, update=offered, why="MUTANT") if r is denied[0] else r
+                         for r in rules.RULES))
+
+
+def _persist_progress(mp: pytest.MonkeyPatch) -> None:
+    """The row that applies progress news persists each of them (``persistence.save`` as it
+    is)."""
+    table = [replace(r, do=tuple(actions.persist if d is actions.persist_if_starter else d for d in r.do))
+             for r in rules.RULES]
+    _set_rules(mp, tuple(table))
+
+
+def progress_persisted(mp: pytest.MonkeyPatch) -> None:
+    """Every progress event rewrites the project's record (so every tab's write wakes every
+    other tab): the row persists each news, and ``persistence.save`` writes any newer seq."""
+    _persist_progress(mp)
+    real = persistence.save
+
+    def save(storage: Any, project_id: int, job: Any, now_ms: float, tab_id: str, replace_other: bool = False) -> bool:
+        current, _ = persistence.decode_record(storage.get(persistence.storage_key(project_id)), project_id, now_ms)
+        if current is not None and current.job.id == job.id and current.job.seq < job.seq:
+            storage.set(persistence.storage_key(project_id), persistence.PersistedExport(
+                v=1, saved_at=now_ms, project_id=project_id, job=job, tab_id=tab_id).model_dump_json())
+            return True
+        return real(storage, project_id, job, now_ms, tab_id, replace_other)
+
+    mp.setattr(persistence, "save", save)
+
+
+def history_link_while_auto_download_pending(mp: pytest.MonkeyPatch) -> None:
+    """The history row of the export that has just completed is a plain download link while
+    its auto-download is pending, as before issue 18 (a second door to the file)."""
+    real = display.download_door
+
+    def download_door(state: Any) -> Any:
+        return "again" if state.status == State.COMPLETED and state.auto_download else real(state)
+
+    mp.setattr(display, "download_door", download_door)
+
+
+def another_browsers_download_taken_for_ours(mp: pytest.MonkeyPatch) -> None:
+    """The server's ``delivered`` flag alone makes a tab show the job downloaded, whichever
+    browser's download the server recorded (C10: it must be a download a tab of this
+    browser claimed, or this browser's downloaded mark)."""
+    flag = Guard("delivered_flag", lambda s, e: e.marks.downloaded or bool(e.update.delivered))
+    table = []
+    for r in rules.RULES:
+        if download_recorded.name in r.guard.names:
+            parts = [flag if p is download_recorded else p for p in r.guard.parts]
+            guard = parts[0]
+            for part in parts[1:]:
+                guard = guard & part
+            r = replace(r, guard=guard, why="MUTANT")
+        table.append(r)
+    if table == list(rules.RULES):
+        raise AssertionError("no row guarded by download_recorded: the mutant no longer applies")
+    _set_rules(mp, tuple(table))
+
+
+def delivery_never_given_up(mp: pytest.MonkeyPatch) -> None:
+    """No row gives up on a download the server has not recorded: after its last ask the
+    tab stays ``delivering`` (no "did not complete", no Download button), as a page that
+    trusts its click does."""
+    table = tuple(r for r in rules.RULES if not (r.on is DeliveryUnconfirmed and r.to == State.UNDELIVERED))
+    if len(table) != len(rules.RULES) - 1:
+        raise AssertionError("no DeliveryUnconfirmed row to undelivered: the mutant no longer applies")
     _set_rules(mp, table)
 
 
@@ -218,4 +321,28 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant("K12", "checker-self-test-failure-ignored", "(checker self-test) a failed job is never shown as failed",
            failure_news_ignored.__doc__, failure_news_ignored, Search(ONE_RUNNING_FAILS, 4), "I4",
            react=False),
+    Mutant("K13", "downloaded-when-handed-out", "a clicked download link taken for a delivered file (issue 18, 1)",
+           downloaded_when_handed_out.__doc__, downloaded_when_handed_out, Search(ONE_COMPLETED, 3), "I10",
+           react=False),
+    Mutant("K14", "history-link-while-auto-download-pending",
+           "a second door to the file: the history's plain link while the auto-download is pending (issue 18, 2)",
+           history_link_while_auto_download_pending.__doc__, history_link_while_auto_download_pending,
+           Search(ONE_COMPLETED_CLICKED, 4), "I2", react=False),
+    Mutant("K15", "auto-download-in-any-browser", "the job auto-downloaded in every browser (issue 18, 3)",
+           auto_download_in_any_browser.__doc__, auto_download_in_any_browser, Search(TWO_BROWSERS_COMPLETES, 60, 0),
+           "I9", react=False),
+    Mutant("K16", "progress-persisted", "every tab rewrites the record on every progress event (issue 18, 4)",
+           progress_persisted.__doc__, progress_persisted, Search(ONE_RUNNING_PROGRESS, 3), "I12", react=False),
+    Mutant("K17", "lock-loser-offers-the-download",
+           "a tab that loses the lock shows the Download button until the winner's news (issue 18, 4)",
+           lock_loser_offers_the_download.__doc__, lock_loser_offers_the_download,
+           Search(TWO_COMPLETING_FALLBACK, 60, 2), "I11", react=False),
+    Mutant("K18", "another-browsers-download-taken-for-ours",
+           "the server's delivered flag (another browser's download) shown as this browser's (issue 18, 3)",
+           another_browsers_download_taken_for_ours.__doc__, another_browsers_download_taken_for_ours,
+           Search(TWO_BROWSERS_COMPLETED_B1_POLLING, 60, 0), "I3", react=False),
+    Mutant("K19", "delivery-never-given-up",
+           "a download the server never saw is never offered again (issue 18, 1)",
+           delivery_never_given_up.__doc__, delivery_never_given_up, Search(ONE_COMPLETED_DOWNLOAD_FAILS, 60, 1),
+           "I3", react=False),
 )

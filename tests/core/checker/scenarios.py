@@ -63,6 +63,14 @@ def running_socket_down(sim: Sim) -> None:
     sim.settle()
 
 
+def completed_socket_down(sim: Sim) -> None:
+    """job-1 running, tab1's WebSocket lost (tab1 polls), then job-1 completed: every
+    other tab has the news, tab1 learns it at its next GET."""
+    running_socket_down(sim)
+    sim.do("server: job-1 completes")
+    sim.settle()
+
+
 def start_sent(sim: Sim) -> None:
     """Export clicked in tab1; the POST reached the server (job-1 queued), nothing else
     delivered yet."""
@@ -124,9 +132,25 @@ TWO_COMPLETING_FALLBACK = Scenario.make("2 tabs without BroadcastChannel nor Web
                                         setup=completing, fallback=True)
 TWO_RUNNING_RELOAD = Scenario.make("2 tabs, job running; reload, complete", tabs=2, setup=start_run, reload=1,
                                    complete=1)
+ONE_COMPLETED_DOWNLOAD_FAILS = Scenario.make(
+    "1 tab, job completed, auto-download pending; the download may never reach the server; Download again",
+    tabs=1, setup=completed, dlfail=1, download=1)
+TWO_COMPLETING_DOWNLOAD_FAILS = Scenario.make(
+    "2 tabs, job completing; the download may never reach the server", tabs=2, setup=completing, dlfail=1)
+ONE_COMPLETED_CLICKED = Scenario.make("1 tab, job completed, auto-download pending; Download clicked",
+                                      tabs=1, setup=completed, download=1)
+ONE_RUNNING_PROGRESS = Scenario.make("1 tab, job running; progress, progress", tabs=1, setup=start_run, progress=2)
+TWO_BROWSERS_RUNNING = Scenario.make("2 browsers (1 tab each), job started in b1 running; complete, cancel",
+                                     tabs=2, browsers=("b1", "b2"), setup=start_run, complete=1, cancel=1,
+                                     max_tabs=2)
+TWO_BROWSERS_COMPLETES = Scenario.make("2 browsers (1 tab each), job started in b1 running; complete",
+                                       tabs=2, browsers=("b1", "b2"), setup=start_run, complete=1, max_tabs=2)
+TWO_BROWSERS_COMPLETED_B1_POLLING = Scenario.make(
+    "2 browsers (1 tab each), job started in b1 completed, b1's socket down (it polls); Download",
+    tabs=2, browsers=("b1", "b2"), setup=completed_socket_down, download=1, max_tabs=2)
 
 EXHAUSTIVE: tuple[Search, ...] = (
-    Search(ONE_TAB, 20),
+    Search(ONE_TAB, 40),
     Search(ONE_RUNNING_POLLING, 6),
     Search(TWO_COMPLETING, 5),
     Search(TWO_COMPLETING_CANCEL, 4),
@@ -135,6 +159,9 @@ EXHAUSTIVE: tuple[Search, ...] = (
     Search(TWO_COMPLETING_FALLBACK, 60, deviations=2),
     Search(TWO_RUNNING_RELOAD, 60, deviations=1),
     Search(ONE_RUNNING_FAULTS, 60, deviations=1),
+    Search(ONE_COMPLETED_DOWNLOAD_FAILS, 60, deviations=1),
+    Search(TWO_COMPLETING_DOWNLOAD_FAILS, 60, deviations=1),
+    Search(TWO_BROWSERS_RUNNING, 60, deviations=1),
 )
 """The exhaustive mode: each must find no violation."""
 

@@ -10,7 +10,9 @@ kind                  what happens
 ====================  =====================================================================
 start, cancel         the user clicks Export / Cancel in a tab (only when the page shows
                       the button: Export when no job is pending, Cancel when ``can_cancel``)
-download, show        the user clicks Download (``can_download``) / the tab becomes visible
+download, show        the user clicks Download (the status panel's button, ``can_download``,
+                      or the history row of the export the tab follows while it is
+                      completed: ``download_door``) / the tab becomes visible
 run, progress,        the server's worker moves a job (queued -> running, a progress event,
 complete, fail        queued/running -> completed, queued/running -> failed); each change
                       sends a WebSocket event to every open socket (R6)
@@ -19,6 +21,8 @@ lose, dup, swap       the head WebSocket frame of a tab is lost, delivered twice
                       overtaken by the next one
 close, reload, open   a tab closes (not the last one), reloads, or a new tab opens
 corrupt               the project's localStorage record is overwritten with garbage
+dlfail                a download the browser was handed never reaches the server (the
+                      server went down, the network failed: C9)
 wait                  61 s pass while no timer is due (short-lived marks lapse)
 slowpoll              the 30 s poll of a tab whose WebSocket is up fires (C7's safety net
                       for a frame lost on an open socket); the fair run fires it freely
@@ -29,6 +33,8 @@ fault                 the next POST or GET gets a 503, a timeout before reaching
 409 and 410 come from the fake server itself (R1 start while active, R2 cancel after the
 download, R4 download of a cancelled job), never canned, so the server stays consistent.
 Budgets are shared by all tabs; ``reconnect`` is free but only enabled after a ``drop``.
+Tabs may belong to different browsers (``Scenario.browsers``): separate storage, Web
+Locks and BroadcastChannel, one server, one user.
 Everything is deterministic: the same moves from the same scenario give the same world.
 """
 from __future__ import annotations
@@ -38,6 +44,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
 from app import persistence
+from app.machine import display
 from app.ports import HttpResponse
 
 from ..fakes import LOST_RESPONSE, NETWORK_ERROR, Step, Tab, World
@@ -49,7 +56,7 @@ START_OK = frozenset({"idle", "cancelled", "downloaded", "failed"})
 ``completed`` too, but a click there replaces a pending auto-download on purpose, which
 would make I3 vacuous; the e2e and hook tests cover it."""
 BUDGET_KINDS = ("start", "cancel", "download", "show", "run", "progress", "complete", "fail", "drop",
-                "lose", "dup", "swap", "close", "reload", "open", "corrupt", "fault", "wait", "slowpoll")
+                "lose", "dup", "swap", "close", "reload", "open", "corrupt", "fault", "wait", "slowpoll", "dlfail")
 WAIT_MS = 61_000.0
 """A ``wait`` lets this much time pass with nothing due (a minute-long mark would lapse)."""
 FAULTS = (("503", HttpResponse(503, {"detail": "unavailable"})), ("timeout", NETWORK_ERROR),
@@ -62,7 +69,8 @@ class Scenario:
     of environment moves (``kind -> count``), and a deterministic ``setup`` run before
     the first explored move (not counted in depth). ``fallback``: tabs use the storage
     stand-ins for BroadcastChannel and Web Locks. ``faults``/``fault_methods`` restrict
-    which injected faults are offered (all by default)."""
+    which injected faults are offered (all by default). ``browsers``: the browser of each
+    tab opened first (``b1`` for the rest, and for tabs opened later)."""
 
     name: str
     tabs: int = 1
@@ -72,16 +80,18 @@ class Scenario:
     fallback: bool = False
     faults: tuple[str, ...] = ("503", "timeout", "lost")
     fault_methods: tuple[str, ...] = ("POST", "GET")
+    browsers: tuple[str, ...] = ()
 
     @staticmethod
     def make(name: str, tabs: int = 1, setup: Optional[Callable[["Sim"], None]] = None, max_tabs: int = 3,
              fallback: bool = False, faults: tuple[str, ...] = ("503", "timeout", "lost"),
-             fault_methods: tuple[str, ...] = ("POST", "GET"), **budget: int) -> "Scenario":
+             fault_methods: tuple[str, ...] = ("POST", "GET"), browsers: tuple[str, ...] = (),
+             **budget: int) -> "Scenario":
         unknown = set(budget) - set(BUDGET_KINDS)
         if unknown:
             raise ValueError(f"unknown budget kinds {sorted(unknown)}")
         return Scenario(name, tabs, tuple(sorted(budget.items())), setup, max_tabs, fallback, faults,
-                        fault_methods)
+                        fault_methods, browsers)
 
 
 @dataclass(frozen=True)
@@ -145,16 +155,21 @@ class Sim:
         self.budget: dict[str, int] = dict(scenario.budget)
         self.trace: list[str] = []
         self.violations: list[str] = []
-        self.settled: set[str] = set()
-        """Jobs whose cancel or failure a tab has settled (it showed cancelled/failed)."""
+        self.settled: set[tuple[str, str]] = set()
+        """(browser, job): a tab of the browser settled the job's cancel or failure (it
+        showed it cancelled/failed)."""
+        self.shown: dict[str, str] = {}
+        """Tab -> the machine state it showed after the last move (for I11)."""
+        self.fallbacks: list[str] = []
+        """I11 violations seen by ``observe``."""
         self.created_by: dict[str, tuple[str, int]] = {}
         """Job -> (tab whose start POST created it, order mark of its arrival)."""
         self.closed = False
         self.fair = False
         """Set by ``search.finish``: every timer is an ordinary move, earliest first."""
         self._in_setup = True
-        for _ in range(scenario.tabs):
-            self._open_tab()
+        for i in range(scenario.tabs):
+            self._open_tab(browser=scenario.browsers[i] if i < len(scenario.browsers) else "b1")
         self.world.settle()
         if scenario.setup is not None:
             scenario.setup(self)
@@ -171,9 +186,9 @@ class Sim:
     def tab(self, tab_id: str) -> Tab:
         return self.world.tabs[tab_id]
 
-    def _open_tab(self, tab_id: Optional[str] = None) -> Tab:
+    def _open_tab(self, tab_id: Optional[str] = None, browser: str = "b1") -> Tab:
         kw = {"channel": "storage", "locks": "storage"} if self.scenario.fallback else {}
-        tab = self.world.open_tab(PID, tab_id, **kw)
+        tab = self.world.open_tab(PID, tab_id, browser=browser, **kw)
         tab.live_jobs = set()  # type: ignore[attr-defined]  # jobs this mount followed live
         return tab
 
@@ -194,8 +209,13 @@ class Sim:
                 out.append(Move("start", t, f"user: Export in {t}"))
             if b.get("cancel") and hook.can_cancel:
                 out.append(Move("cancel", t, f"user: Cancel in {t} ({hook.export_status} {hook.state.job_id})"))
-            if b.get("download") and hook.can_download:
+            door = display.download_door(hook.state)
+            if b.get("download") and (hook.can_download or door == "hook"):
                 out.append(Move("download", t, f"user: Download in {t} ({hook.state.job_id})"))
+            if b.get("download") and door == "again" and hook.export_status != "downloaded":
+                # A plain link before this browser's download is recorded bypasses C4 (the
+                # product offers one only after it, for a deliberate second copy).
+                out.append(Move("link", t, f"user: clicks the history link of {hook.state.job_id} in {t}"))
             if b.get("show"):
                 out.append(Move("show", t, f"user: {t} becomes visible"))
             conn = tab.ports.socket.current  # type: ignore[attr-defined]
@@ -233,6 +253,11 @@ class Sim:
             out.append(Move("wait", "", f"time: {WAIT_MS / 1000:.0f} s pass"))
         if b.get("corrupt"):
             out.append(Move("corrupt", RECORD_KEY, "storage: project record overwritten with garbage"))
+        if b.get("dlfail"):
+            for step in w.sched.deliveries():
+                if step.kind == "download":
+                    out.append(Move("dlfail", str(step.id), f"net: {step.tab}'s download [{step.label}] never "
+                                                           f"reaches the server", step))
         if b.get("fault"):
             for name, _ in FAULTS:
                 if name not in self.scenario.faults:
@@ -282,10 +307,11 @@ class Sim:
         w = self.world
         self.trace.append(("setup: " if self._in_setup else "") + move.text)
         kind = move.kind
+        budget_kind = "download" if kind == "link" else kind
         if kind != "fire" and kind != "reconnect" and not self._in_setup:
-            if self.budget.get(kind, 0) <= 0:
+            if self.budget.get(budget_kind, 0) <= 0:
                 raise ValueError(f"no budget left for {kind}")
-            self.budget[kind] -= 1
+            self.budget[budget_kind] -= 1
         if kind in ("fire", "slowpoll"):
             assert move.step is not None
             creates = move.step.kind == "http-request" and move.step.label.startswith("POST /api/projects/")
@@ -299,6 +325,8 @@ class Sim:
             self.tab(move.target).cancel()
         elif kind == "download":
             self.tab(move.target).download()
+        elif kind == "link":
+            self.tab(move.target).download_link()
         elif kind == "show":
             self.tab(move.target).show()
         elif kind == "drop":
@@ -308,13 +336,17 @@ class Sim:
         elif kind in ("lose", "dup", "swap"):
             queue = self.tab(move.target).ports.socket.current.queue  # type: ignore[attr-defined]
             {"lose": w.sched.lose_head, "dup": w.sched.duplicate_head, "swap": w.sched.swap_head}[kind](queue)
+        elif kind == "dlfail":
+            assert move.step is not None
+            w.fail_download(move.step)
         elif kind == "close":
             self.tab(move.target).close()
         elif kind == "reload":
             old = self.tab(move.target)
             old.close()
             del w.tabs[old.id]
-            self._open_tab(old.id)
+            self.shown.pop(old.id, None)
+            self._open_tab(old.id, old.browser.name)
         elif kind == "open":
             self._open_tab()
         elif kind == "run":
@@ -360,16 +392,20 @@ class Sim:
 
     def observe(self) -> None:
         """Record the facts that only the current state shows: which job each mount
-        followed live (I3), which jobs a tab settled as cancelled or failed (I5)."""
-        w = self.world
+        followed live (I3), which jobs a tab settled as cancelled or failed (I5), and a tab
+        that asked for the download lock falling back to ``completed`` (I11)."""
         for tab in self.open_tabs():
             state = tab.hook.state
+            before, self.shown[tab.id] = self.shown.get(tab.id), state.status
+            if before == "downloading" and state.status == "completed":
+                self.fallbacks.append(f"I11: {tab.id} asked for the download lock of {state.job_id} and showed it "
+                                      f"offered again (a Download button it takes back at the winner's news)")
             if state.job is None:
                 continue
             if state.live:
                 tab.live_jobs.add(state.job.id)  # type: ignore[attr-defined]
             if state.status in ("cancelled", "failed"):
-                self.settled.add(state.job.id)
+                self.settled.add((tab.browser.name, state.job.id))
 
     # ------------------------------------------------------------------ state hashing
     def fingerprint(self) -> tuple:
@@ -391,9 +427,11 @@ class Sim:
         jobs = tuple((jid, _cached_repr(job)) for jid, job in sorted(w.server.jobs.items()))
         faults = tuple((i.method, i.path.pattern, repr(i.outcome), i.times) for i in w.server.injections if i.times)
         return (
-            tabs, tuple(sorted(w.storage.data.items())), jobs, faults, tuple(sorted(w.socket_blocked)),
-            tuple(sorted(queues)), timers, tuple(sorted((n, h[0]) for n, h in w.locks.holders.items())),
-            tuple((d.tab, d.job_id, d.server_status) for d in w.downloads),
+            tabs, tuple((name, tuple(sorted(b.storage.data.items()))) for name, b in sorted(w.browsers.items())),
+            jobs, faults, tuple(sorted(w.socket_blocked)), tuple(sorted(queues)), timers,
+            tuple((name, tuple(sorted((n, h[0]) for n, h in b.locks.holders.items())))
+                  for name, b in sorted(w.browsers.items())),
+            tuple((d.tab, d.job_id, d.server_status, d.browser) for d in w.downloads),
             tuple(sorted((tab, job) for _, tab, job in cancel_clicks(self))),
             tuple(sorted(self.settled)), tuple(sorted(self.budget.items())),
             tuple((tab, kind, status) for _, tab, kind, _job, status in w.user_actions if kind == "cancel"),
@@ -444,9 +482,10 @@ def cancel_clicks(sim: "Sim") -> list[tuple[int, str, str]]:
     return sim.world.cancel_clicks()
 
 
-def record_job_id(sim: Sim) -> Optional[str]:
-    """The job id in the project's persisted record (None if absent or unreadable)."""
-    raw = sim.world.storage.data.get(RECORD_KEY)
+def record_job_id(sim: Sim, browser: str = "b1") -> Optional[str]:
+    """The job id in ``browser``'s persisted record of the project (None if absent or
+    unreadable)."""
+    raw = sim.world.browser(browser).storage.data.get(RECORD_KEY)
     if raw is None:
         return None
     try:

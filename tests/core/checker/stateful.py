@@ -1,10 +1,12 @@
-"""The checker as a hypothesis ``RuleBasedStateMachine``: 1-3 tabs, the fake server, clock,
-storage, channel bus and lock manager of one ``World``, driven by the moves of ``Sim``.
+"""The checker as a hypothesis ``RuleBasedStateMachine``: 1-3 tabs in one browser or two
+(separate storage, channel bus and lock manager each), the fake server and clock of one
+``World``, driven by the moves of ``Sim``.
 
 Rules: deliver the oldest pending step, deliver any pending step, fire the next timer
 (time passes), and one rule per environment move of ``sim`` (user clicks, worker events,
 socket faults and lost/duplicated/reordered frames, tab close/reload/open, corrupt
-storage, injected 503s and timeouts), each limited by ``BUDGET`` per example. After every
+storage, injected 503s and timeouts, a download that never reaches the server), each
+limited by ``BUDGET`` per example. After every
 rule the per-move invariants must hold (``Sim.apply`` checks them); ``teardown`` runs the
 world fairly to quiescence (``search.finish``) and checks I3/I4. A failure's message is the
 readable trace of the example (shrunk by hypothesis).
@@ -20,7 +22,7 @@ from .search import Counterexample, finish, render_trace, shrink
 from .sim import Move, Scenario, Sim
 
 BUDGET = dict(slowpoll=2, start=2, cancel=2, download=1, show=1, run=1, progress=2, complete=1, fail=1, drop=1, lose=1,
-              dup=1, swap=1, close=1, reload=1, open=1, corrupt=1, fault=2, wait=1)
+              dup=1, swap=1, close=1, reload=1, open=1, corrupt=1, fault=2, wait=1, dlfail=1)
 
 STATS = {"examples": 0, "moves": 0, "finish_moves": 0, "downloads": 0, "cancels": 0, "max_tabs": 0}
 """Counters over every example run in this process (printed by the test)."""
@@ -33,9 +35,12 @@ class ExportChecker(RuleBasedStateMachine):
         super().__init__()
         self.sim: Optional[Sim] = None
 
-    @initialize(tabs=st.integers(1, 3), fallback=st.sampled_from([False, False, False, True]))
-    def open_world(self, tabs: int, fallback: bool) -> None:
-        self.sim = Sim(Scenario.make("hypothesis", tabs=tabs, fallback=fallback, **BUDGET))
+    @initialize(tabs=st.integers(1, 3), fallback=st.sampled_from([False, False, False, True]),
+                two_browsers=st.sampled_from([False, False, True]))
+    def open_world(self, tabs: int, fallback: bool, two_browsers: bool) -> None:
+        # With two browsers the last tab opened first is the second browser's (C10).
+        browsers = ("b1",) * (tabs - 1) + ("b2",) if two_browsers and tabs > 1 else ()
+        self.sim = Sim(Scenario.make("hypothesis", tabs=tabs, fallback=fallback, browsers=browsers, **BUDGET))
         STATS["examples"] += 1
         self._assert_ok()
 

@@ -132,17 +132,21 @@ class FakeSocket:
 
 
 class FakeStorage:
-    """One origin's localStorage shared by all tabs (``view(tab)`` gives a tab's port)."""
+    """One browser's localStorage shared by its tabs (``view(tab)`` gives a tab's port).
+    ``writes`` logs every change: ``(downloads handed out so far, tab, key, new value or
+    None for a removal)``."""
 
     def __init__(self, world: "World") -> None:
         self.world = world
         self.data: dict[str, str] = {}
         self.subscribers: dict[str, list[Callable[[str, Optional[str]], None]]] = {}
+        self.writes: list[tuple[int, str, str, Optional[str]]] = []
 
     def view(self, tab: str) -> "TabStorage":
         return TabStorage(self, tab)
 
     def _changed(self, src: str, key: str, value: Optional[str]) -> None:
+        self.writes.append((len(self.world.downloads), src, key, value))
         for dst, subs in self.subscribers.items():
             if dst == src or not subs:
                 continue
@@ -274,6 +278,10 @@ class TabLocks:
 
 @dataclass
 class DownloadRecord:
+    """A file handed to a browser: by which tab of which browser, of which job, when
+    (``at_ms``, and ``step``, the world's order mark), and the server's answer to the
+    browser's request (None while it has not reached the server, or never will)."""
+
     tab: str
     job_id: str
     url: str
@@ -281,23 +289,29 @@ class DownloadRecord:
     at_ms: float
     step: int
     server_status: Optional[int] = None
+    browser: str = "b1"
 
 
 class FakeDownloader:
-    def __init__(self, world: "World", tab: str) -> None:
+    """Each download is a pending ``download`` step: the browser's request reaching the
+    server (``World.fail_download`` drops it: it never does)."""
+
+    def __init__(self, world: "World", tab: str, browser: str = "b1") -> None:
         self.world = world
         self.tab = tab
+        self.browser = browser
 
     def download(self, url: str, filename: Optional[str] = None) -> None:
         m = re.fullmatch(r"/api/exports/([^/]+)/download", url)
         job_id = m.group(1) if m else url
-        rec = DownloadRecord(self.tab, job_id, url, filename, self.world.sched.now_ms, self.world.mark())
+        rec = DownloadRecord(self.tab, job_id, url, filename, self.world.sched.now_ms, self.world.mark(),
+                             browser=self.browser)
         self.world.downloads.append(rec)
 
         def fetch() -> None:
             rec.server_status = self.world.server.download(job_id)
 
-        self.world.sched.enqueue("download", self.tab, f"fetch {url}", fetch)
+        self.world.sched.enqueue("download", self.tab, f"fetch {url}", fetch, meta=rec)
 
 
 class FakeClockPort:

@@ -4,6 +4,9 @@
   deliver one; ``world.settle()``: deliver non-timer steps oldest first until none is left;
   ``world.advance(ms)``: settle, then fire timers in time order (settling after each) up to
   ``now + ms``; ``world.tick(ms)``: fire only the due timers.
+- Tabs belong to browsers (``open_tab(browser="b2")``; the first is ``b1``): the tabs of
+  one browser share its ``Browser`` (storage, BroadcastChannel bus, Web Locks and browser
+  id); every browser talks to the one server, as the same user.
 - User clicks go through ``Tab`` (``start``, ``cancel``, ``download``, ``dismiss``,
   ``show``, ``close``; ``world.reload(tab)``) and are logged in ``world.user_actions``;
   ``world.job_history`` logs which job each tab showed; ``world.cancel_clicks()`` and
@@ -14,11 +17,14 @@ from __future__ import annotations
 import itertools
 from typing import Any, Callable, Optional
 
-from app import store
+from dataclasses import dataclass
+
+from app import identity, store
 from app.crosstab import StorageChannel, StorageClaimLocks
 from app.export_hook import ExportController, create_export_controller
 from app.models import ExportJob
 from app.ports import Ports
+from app.routes import download_path
 
 from . import safety
 from .ports import (
@@ -29,12 +35,23 @@ from .scheduler import START_MS, Scheduler, Step
 from .server import FakeServer
 
 
+@dataclass
+class Browser:
+    """One browser (profile): what its tabs share. ``name`` is also its browser id."""
+
+    name: str
+    storage: FakeStorage
+    bus: FakeChannelBus
+    locks: FakeLockManager
+
+
 class Tab:
     """One open page: its ports, the controller of its mounted hook, and user actions."""
 
     def __init__(self, world: "World", tab_id: str, project_id: int, ports: Ports,
-                 controller: ExportController, unmount: Callable[[], None]) -> None:
+                 controller: ExportController, unmount: Callable[[], None], browser: Browser) -> None:
         self.world = world
+        self.browser = browser
         self.id = tab_id
         self.project_id = project_id
         self.ports = ports
@@ -76,6 +93,12 @@ class Tab:
         self.world.user_actions.append((self.world.mark(), self.id, "download", job_id, self.status))
         self.controller.download(job_id)
 
+    def download_link(self, job_id: Optional[str] = None) -> None:
+        """Click a plain download link of the job (the browser downloads; no hook involved)."""
+        job_id = job_id or (self.job.id if self.job else "")
+        self.world.user_actions.append((self.world.mark(), self.id, "download", job_id, self.status))
+        self.ports.downloader.download(download_path(job_id))
+
     def dismiss(self) -> None:
         self.world.user_actions.append((self.world.mark(), self.id, "dismiss",
                                         self.job.id if self.job else None, self.status))
@@ -94,9 +117,9 @@ class Tab:
         self._unmount()
         for cancel in self.ports.clock.cancels:  # type: ignore[attr-defined]
             cancel()
-        self.world.locks.release_all(self.id)
-        self.world.storage.subscribers.pop(self.id, None)
-        self.world.bus.subscribers.pop(self.id, None)
+        self.browser.locks.release_all(self.id)
+        self.browser.storage.subscribers.pop(self.id, None)
+        self.browser.bus.subscribers.pop(self.id, None)
         for conn in self.ports.socket.conns:  # type: ignore[attr-defined]
             conn.closed = True
             if conn in self.world.server.sockets:
@@ -114,10 +137,13 @@ class World:
     def __init__(self, start_ms: float = START_MS) -> None:
         self.sched = Scheduler(start_ms)
         self.server = FakeServer(self.sched)
-        self.storage = FakeStorage(self)
-        self.bus = FakeChannelBus(self)
-        self.locks = FakeLockManager(self)
+        self.browsers: dict[str, Browser] = {}
+        first = self.browser("b1")
+        self.storage, self.bus, self.locks = first.storage, first.bus, first.locks
+        """The first browser's (most tests have one)."""
         self.tabs: dict[str, Tab] = {}
+        self.tab_browser: dict[str, str] = {}
+        """Tab id -> its browser (closed and reloaded tabs included)."""
         self.downloads: list[DownloadRecord] = []
         self.user_actions: list[tuple[int, str, str, Optional[str], str]] = []
         """(mark, tab, action, job id shown, machine status) of every user click."""
@@ -141,31 +167,42 @@ class World:
         """A global order number for user actions and downloads (for the invariants)."""
         return next(self._marks)
 
+    def browser(self, name: str) -> Browser:
+        """The browser ``name`` (made on first use, with its own storage, bus and locks)."""
+        if name not in self.browsers:
+            self.browsers[name] = Browser(name, FakeStorage(self), FakeChannelBus(self), FakeLockManager(self))
+        return self.browsers[name]
+
     # tabs
     def open_tab(self, project_id: int = 1, tab_id: Optional[str] = None, channel: str = "broadcast",
-                 locks: str = "web") -> Tab:
-        """Open a page on ``project_id``. ``channel="storage"`` uses ``StorageChannel`` (no
-        BroadcastChannel); ``locks="storage"`` uses ``StorageClaimLocks`` (no Web Locks)."""
+                 locks: str = "web", browser: str = "b1") -> Tab:
+        """Open a page on ``project_id`` in ``browser``. ``channel="storage"`` uses
+        ``StorageChannel`` (no BroadcastChannel); ``locks="storage"`` uses
+        ``StorageClaimLocks`` (no Web Locks)."""
         tid = tab_id or f"tab{next(self._tab_ids)}"
-        storage = self.storage.view(tid)
+        shared = self.browser(browser)
+        storage = shared.storage.view(tid)
         clock = FakeClockPort(self, tid)
+        browser_id = identity.browser_id(storage, lambda: browser)
         ports = Ports(
             http=FakeHttp(self, tid),
             socket=FakeSocket(self, tid),
             storage=storage,
-            channel=StorageChannel(storage, tid) if channel == "storage" else self.bus.view(tid),
-            locks=StorageClaimLocks(storage, clock, tid) if locks == "storage" else self.locks.view(tid),
+            channel=StorageChannel(storage, tid) if channel == "storage" else shared.bus.view(tid),
+            locks=StorageClaimLocks(storage, clock, tid) if locks == "storage" else shared.locks.view(tid),
             clock=clock,
-            downloader=FakeDownloader(self, tid),
+            downloader=FakeDownloader(self, tid, browser),
             visibility=FakeVisibility(),
             log=FakeLog(),
             tab_id=tid,
+            browser_id=browser_id,
             # A reloaded fake tab keeps its id (the traces name tabs by it), where a real page
             # gets a fresh random one: the world hands out start tokens instead.
-            new_token=lambda: f"start-{next(self._start_tokens)}",
+            new_token=lambda: f"{browser_id}.start-{next(self._start_tokens)}",
         )
         controller, unmount = create_export_controller(project_id, ports)
-        tab = Tab(self, tid, project_id, ports, controller, unmount)
+        tab = Tab(self, tid, project_id, ports, controller, unmount, shared)
+        self.tab_browser[tid] = browser
         # The jobs this tab has shown, in order: resolves a cancel clicked before the job id
         # was known to the job it was about (for ``violations``).
         history: list[tuple[int, str]] = []  # this page's; a reload starts a new one
@@ -179,10 +216,10 @@ class World:
         return tab
 
     def reload(self, tab: Tab, **kwargs: Any) -> Tab:
-        """Close ``tab`` and open a new page with the same id and project."""
+        """Close ``tab`` and open a new page with the same id, project and browser."""
         tab.close()
         del self.tabs[tab.id]
-        return self.open_tab(tab.project_id, tab.id, **kwargs)
+        return self.open_tab(tab.project_id, tab.id, browser=tab.browser.name, **kwargs)
 
     # network faults
     def drop_socket(self, tab: Tab, block: bool = True) -> None:
@@ -195,6 +232,10 @@ class World:
 
     def unblock_socket(self, tab: Tab) -> None:
         self.socket_blocked.discard(tab.id)
+
+    def fail_download(self, step: Step) -> None:
+        """The browser's download ``step`` never reaches the server (network, server down)."""
+        self.sched.drop(step)
 
     # driving
     @property
@@ -264,6 +305,7 @@ class World:
         return out
 
     def violations(self) -> list[str]:
-        """The safety invariants (``safety``: I1, I2, E0) over everything that happened so
-        far; empty when all hold."""
-        return safety.download_violations(self) + safety.store_error_violations(self)
+        """The safety invariants (``safety``: I1, I2, I9, I10, I12, E0) over everything that
+        happened so far; empty when all hold."""
+        return (safety.download_violations(self) + safety.display_violations(self)
+                + safety.storage_violations(self) + safety.store_error_violations(self))
