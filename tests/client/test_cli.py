@@ -42,7 +42,7 @@ def test_export_with_progress_bars_then_jobs_download_and_cancel(client_site, hu
     with zipfile.ZipFile(tmp_path / "out.zip") as archive:
         names = archive.namelist()
     assert {"annotations/coco/annotations.json", "yolo/data.yaml", "metrics/metrics.csv"} <= set(names)
-    assert any(n.startswith("images/") for n in names) and any(n.startswith("visualizations/") for n in names)
+    assert any(n.startswith("yolo/images/") for n in names) and any(n.startswith("visualizations/") for n in names)
     job_id = hub.history()[0]["id"]
     assert sha256_of(tmp_path / "out.zip") == hub.job_state(job_id)["sha256"]
 
