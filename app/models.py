@@ -111,6 +111,9 @@ class ExportJob(BaseModel):
     start_token: Optional[str] = None
     """The ``start_token`` the start request carried (R1): the client's name for its start,
     so that a cancel clicked before the 202 can name the job it is about."""
+    sha256: Optional[str] = None
+    """The archive's SHA-256 (hex) once completed: the download's ``ETag``, so a client can
+    check the file it got and resume a cut download (``If-Range``)."""
 
 
 EVENT_FOR_STATUS: dict[str, str] = {

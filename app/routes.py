@@ -24,3 +24,22 @@ def cancel_path(job_id: str) -> str:
 def download_path(job_id: str) -> str:
     """GET the archive here (R4)."""
     return f"/api/exports/{job_id}/download"
+
+
+def projects_path() -> str:
+    """GET the projects the user may see here."""
+    return "/api/projects"
+
+
+def project_path(project_id: int) -> str:
+    """GET one project, with its images and object counts, here."""
+    return f"/api/projects/{project_id}"
+
+
+def history_path(project_id: int) -> str:
+    """GET the user's recent exports of the project here, newest first."""
+    return f"/api/projects/{project_id}/exports"
+
+
+EVENTS_PATH = "/api/ws"
+"""The WebSocket of the user's export events (R6)."""

@@ -65,6 +65,31 @@ PY
   stamp_set wheels "$h"
 fi
 
+# 3c. The Python client for Pyodide (/static/wheels/client/): its wheel, built from client/ and
+# the page's shared modules, and its pure-Python dependencies (pinned with hashes);
+# client/wheels.json lists them with the page's pydantic wheels, relative to /static/wheels/.
+h=$(cat client-requirements.txt static/wheels/wheels.json client/pyproject.toml app/models.py app/errors.py \
+      app/routes.py $(find client/cellhub_client -name '*.py' | sort) | sha256sum | cut -d' ' -f1)
+if [[ -f static/wheels/client/wheels.json ]] && stamp_ok client_wheels "$h"; then
+  say "client wheels up to date"
+else
+  say "building the client wheel and downloading its dependencies"
+  rm -rf static/wheels/client && mkdir -p static/wheels/client
+  .venv/bin/python -m pip download --quiet --disable-pip-version-check --require-hashes --no-deps \
+    --only-binary=:all: --platform pyemscripten_2026_0_wasm32 --python-version 3.14 \
+    -r client-requirements.txt -d static/wheels/client
+  .venv/bin/python -m pip wheel --quiet --disable-pip-version-check --no-deps --no-build-isolation \
+    ./client -w static/wheels/client
+  .venv/bin/python - <<'PY'
+import json, pathlib
+wheels = pathlib.Path("static/wheels")
+mine = sorted(f"client/{p.name}" for p in (wheels / "client").glob("*.whl"))
+page = json.loads((wheels / "wheels.json").read_text())
+(wheels / "client" / "wheels.json").write_text(json.dumps(mine + page, indent=1))
+PY
+  stamp_set client_wheels "$h"
+fi
+
 # 3b. The page's precompiled bytecode (server/bytecode.py): built once per change of the app,
 # the wheels or Pyodide, so the first page already boots from it (CELLHUB_BYTECODE=0: none).
 # A failure costs speed only.

@@ -22,6 +22,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from fastapi import HTTPException, Request, WebSocket
 
 from server import accounts
+from server import bearer
 from server.db import Database
 from server.guard.origin import same_origin
 
@@ -128,7 +129,10 @@ def genuine_state_change(request: Request) -> bool:
 
 def require_user(request: Request) -> int:
     """FastAPI dependency: the signed-in user's id; 401 without a session, 403 for a forged
-    state change (missing CSRF header or foreign Origin)."""
+    state change (missing CSRF header or foreign Origin). A bearer API token stands for both
+    (``server.bearer``)."""
+    if (secret := bearer.bearer_secret(request)) is not None:
+        return bearer.token_user(request, secret)
     db: Database = request.app.state.db
     user_id = session_user(db, request.cookies.get(SESSION_COOKIE))
     if user_id is None:

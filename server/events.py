@@ -15,11 +15,13 @@ HEARTBEAT_SECONDS = 15.0
 
 
 class Connection:
-    """One WebSocket with its outgoing queue."""
+    """One WebSocket with its outgoing queue; ``token_id``: the API token it was opened with
+    (None: a browser session)."""
 
-    def __init__(self, websocket: WebSocket, user_id: int) -> None:
+    def __init__(self, websocket: WebSocket, user_id: int, token_id: Optional[int] = None) -> None:
         self.websocket = websocket
         self.user_id = user_id
+        self.token_id = token_id
         self.queue: asyncio.Queue[Optional[dict]] = asyncio.Queue()
 
     async def sender(self) -> None:
@@ -74,6 +76,15 @@ class Hub:
         for conn in list(self.connections.get(user_id, ())):
             conn.queue.put_nowait(event)
 
+    async def close_token(self, token_id: int, reason: str) -> int:
+        """Close every connection opened with API token ``token_id`` (code 4401, ``reason``):
+        a revoked token stops acting at once, on open sockets too. The count closed."""
+        closing = [conn for conns in list(self.connections.values()) for conn in list(conns)
+                   if conn.token_id == token_id]
+        for conn in closing:
+            await close_quietly(conn.websocket, 4401, reason)
+        return len(closing)
+
     async def drop_all(self, code: int = 4000) -> int:
         """Close every connection (test hook: simulates a lost socket; the cluster's listener
         when it loses the database)."""
@@ -86,3 +97,11 @@ class Hub:
                 except Exception:  # noqa: BLE001 - already closed is fine
                     pass
         return count
+
+
+async def close_quietly(websocket: WebSocket, code: int, reason: str = "") -> None:
+    """Close ``websocket`` with ``code``; one that is already closed is left as it is."""
+    try:
+        await websocket.close(code=code, reason=reason)
+    except Exception:  # noqa: BLE001 - already closed or never accepted
+        pass

@@ -14,13 +14,14 @@ Decisions (the full table is ``server/DECISIONS.md``):
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import secrets
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Optional, Protocol
+from typing import Any, BinaryIO, Callable, Mapping, Optional, Protocol
 
 from sqlalchemy import ColumnElement, and_, bindparam, delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
@@ -114,6 +115,7 @@ def job_from_row(row: Mapping) -> ExportJob:
         warnings=json.loads(row["warnings_json"]),
         options=ExportOptions.model_validate_json(row["options_json"]),
         start_token=row["start_token"],
+        sha256=row["archive_sha256"],
     )
 
 
@@ -141,7 +143,8 @@ _PROGRESS = _transition(OWN_ATTEMPT, progress=bindparam("new_progress"), stage=b
                         message=bindparam("new_message"))
 _COMPLETE = _transition(OWN_ATTEMPT, status="completed", progress=100, stage="done", message="Export ready",
                         finished_at=bindparam("new_finished_at"), size_bytes=bindparam("new_size_bytes"),
-                        warnings_json=bindparam("new_warnings_json"), archive_name=bindparam("new_archive_name"))
+                        warnings_json=bindparam("new_warnings_json"), archive_name=bindparam("new_archive_name"),
+                        archive_sha256=bindparam("new_archive_sha256"))
 _FAIL = _transition(_ACTIVE, status="failed", stage="failed", message=bindparam("new_message"),
                     finished_at=bindparam("new_finished_at"))
 _FAIL_ATTEMPT = _transition(OWN_ATTEMPT, status="failed", stage="failed", message=bindparam("new_message"),
@@ -346,11 +349,25 @@ class JobStore:
     def complete(self, job_id: str, size_bytes: int, warnings: list[str],
                  attempt: Optional[int] = None) -> Optional[ExportJob]:
         """R3: completion is a compare-and-set from running, by the attempt that runs the job;
-        the archive is that attempt's. None if the job was not running that attempt."""
+        the archive is that attempt's. None if the job was not running that attempt. The
+        archive's SHA-256 is recorded with it (the job's ``sha256``, the download's ETag)."""
         attempt = self._attempt(job_id, attempt)
+        archive_path = self.attempt_path(job_id, attempt)
+        with open(archive_path, "rb") as archive:
+            digest = file_sha256(archive)
         return self._update(job_id, _COMPLETE, new_finished_at=utc_now_iso(), new_size_bytes=size_bytes,
                             new_warnings_json=json.dumps(warnings), attempt=attempt,
-                            new_archive_name=self.attempt_path(job_id, attempt).name)
+                            new_archive_name=archive_path.name, new_archive_sha256=digest)
+
+    def archive_digest(self, job_id: str, archive: BinaryIO) -> str:
+        """The SHA-256 of the job's archive: the one recorded at completion, or, for an archive
+        finished before digests were recorded, computed from the open ``archive`` and kept."""
+        recorded = self.db.scalar(select(jobs.c.archive_sha256).where(jobs.c.id == job_id))
+        if recorded:
+            return recorded
+        digest = file_sha256(archive)
+        self.db.execute(update(jobs).where(jobs.c.id == job_id).values(archive_sha256=digest))
+        return digest
 
     def fail(self, job_id: str, message: str, attempt: Optional[int] = None) -> Optional[ExportJob]:
         """Active -> failed; with ``attempt``, only while that attempt runs the job (a worker's
@@ -409,6 +426,16 @@ class JobStore:
                     self.remove_files(row["id"])
                     expired.append(row["id"])
         return expired
+
+
+def file_sha256(stream: BinaryIO) -> str:
+    """The SHA-256 (hex) of everything in the binary file ``stream`` (read from its start; its
+    position is put back)."""
+    position = stream.tell()
+    stream.seek(0)
+    digest = hashlib.file_digest(stream, "sha256").hexdigest()
+    stream.seek(position)
+    return digest
 
 
 def _iso_to_ts(value: str) -> float:

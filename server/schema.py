@@ -15,6 +15,11 @@ Visibility (R9): a project is seen by its owner (``projects.owner_id``), its mem
 (``project_members``, role ``viewer`` or ``editor``) and, when ``projects.public``, by every
 signed-in user (read-only, as a viewer who cannot be removed).
 
+Personal API tokens (``api_tokens``) are kept like sessions: only the SHA-256 of the secret,
+times in seconds since the epoch; a revoked token keeps its row (``revoked_at``) so that a
+script using it is told so. ``jobs.archive_sha256`` is the finished archive's SHA-256, the
+download's ``ETag``.
+
 The two partial unique indexes carry rules of the contract and exist in both dialects:
 ``one_active_export`` (R1: one queued/running export per user and project) and
 ``one_job_per_start_token`` (a repeated start request gets the job its first copy made).
@@ -143,8 +148,23 @@ jobs = Table(
     Column("recoveries", Integer, nullable=False, server_default=text("0")),  # R7: times put back
     Column("claimed_at", Float),  # when a worker last took it (seconds): round-robin over users
     Column("streaming_until", Float),  # R5: no expiry before this (a download is streaming)
+    Column("archive_sha256", Text),
     Index("one_active_export", "user_id", "project_id", unique=True, **_partial(_ACTIVE)),
     Index("jobs_by_user_claims", "user_id", "claimed_at"),
     Index("jobs_by_owner", "user_id", "project_id", "created_at"),
     Index("one_job_per_start_token", "user_id", "start_token", unique=True, **_partial(_WITH_TOKEN)),
+)
+
+api_tokens = Table(
+    "api_tokens", metadata,
+    Column("id", RowId, primary_key=True),
+    Column("user_id", RowId, ForeignKey("users.id"), nullable=False),
+    Column("name", Text, nullable=False),
+    Column("token_hash", Text, nullable=False, unique=True),
+    Column("prefix", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("expires_at", Float),
+    Column("last_used_at", Float),
+    Column("revoked_at", Float),
+    Index("api_tokens_by_user", "user_id"),
 )

@@ -20,7 +20,7 @@
 
 ``held`` stays true for a job cancelled while held (its hold is never released).
 The job state also counts the requests to ``GET /api/exports/{id}/download`` that reached
-the server (``download_requests``) and those answered 200 (``downloads_served``), counted
+the server (``download_requests``) and those answered 200 or 206 (``downloads_served``), counted
 by a small ASGI middleware, so e2e tests can count downloads on the server's side too.
 """
 from __future__ import annotations
@@ -42,7 +42,7 @@ _DOWNLOAD_PATH = re.compile(r"^/api/exports/([^/]+)/download$")
 
 
 class DownloadCounts:
-    """Download requests and 200 answers per job id, in this process."""
+    """Download requests and their 200 or 206 answers per job id, in this process."""
 
     def __init__(self) -> None:
         self.counters = {"requests": Counter(), "served": Counter()}
@@ -58,8 +58,8 @@ class DownloadCounts:
 
 
 class DownloadCounter:
-    """ASGI middleware: counts download requests per job id and how many were answered 200
-    (``counts``: a ``DownloadCounts``, or the cluster's shared one)."""
+    """ASGI middleware: counts download requests per job id and how many were answered 200 or
+    206 (``counts``: a ``DownloadCounts``, or the cluster's shared one)."""
 
     def __init__(self, app, counts, refusing: dict | None = None) -> None:
         self.app = app
@@ -80,7 +80,7 @@ class DownloadCounter:
             return
 
         async def counting_send(message):
-            if message["type"] == "http.response.start" and message["status"] == 200:
+            if message["type"] == "http.response.start" and message["status"] in (200, 206):
                 self.counts.add("served", job_id)
             await send(message)
 

@@ -16,7 +16,7 @@ from fastapi import FastAPI
 from server.guard.api_schema import add_private_schema
 from server.guard.wiring import add_guards
 from server.maintenance import expiry_loop, recover_jobs
-from server.routes import exports, members, pages, projects, runtime, session, snapshot, ws
+from server.routes import exports, members, pages, projects, runtime, session, snapshot, tokens, ws
 from server.routes.errors import add_error_handlers
 from server.services import Services, open_services
 from server.settings import Settings
@@ -58,7 +58,7 @@ def create_app(settings: Settings) -> FastAPI:
         seed_demo_if_empty(svc.db, svc.files_root, n_images=settings.demo_images, size=settings.demo_size)
 
     add_error_handlers(app)
-    for module in (pages, runtime, snapshot, session, projects, members, exports, ws):
+    for module in (pages, runtime, snapshot, session, projects, members, exports, tokens, ws):
         app.include_router(module.router)
     runtime.mount_static(app)
 

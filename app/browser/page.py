@@ -35,6 +35,7 @@ from app.browser.project_gone import GoneSocket, show_project_gone
 from app.browser.project_picker import fill_picker
 from app.browser.share_panel import mount_access
 from app.browser.texts import status_line
+from app.browser.tokens_panel import TokensPanel
 from app.export_hook import create_export_controller
 from app.ports import Storage
 from app.store import set_error_handler
@@ -178,6 +179,9 @@ class Page(Component):
         self.on_unmount(self.panel.unmount)
         self.history.mount(el("history-section"))
         self.on_unmount(self.history.unmount)
+        self.tokens = TokensPanel()
+        self.tokens.mount(el("tokens-slot"))
+        self.on_unmount(self.tokens.unmount)
         self.effect(self.render_status)
         self.effect(self.render_connection)
         self.effect(self.follow_history, [self.controller.history_phase, self.controller.current_job])

@@ -183,3 +183,27 @@ def job_duration_ms(job: Any) -> Optional[float]:
     if start is None or end is None:
         return None
     return max(0.0, end - start)
+
+
+def expiry_text(expires_ms: Optional[float], now_ms: float) -> str:
+    """An API token's lifetime as the page lists it: ``"never expires"``, ``"expired"``,
+    ``"expires today"``, ``"expires in 1 day"``, ``"expires in 29 days"``."""
+    if expires_ms is None:
+        return "never expires"
+    left = expires_ms - now_ms
+    if left <= 0:
+        return "expired"
+    days = round(left / 86_400_000)
+    if days == 0:
+        return "expires today"
+    return "expires in 1 day" if days == 1 else f"expires in {days} days"
+
+
+def token_summary(token: dict, now_ms: float) -> str:
+    """One line about an API token (``GET /api/tokens`` item): its first characters, when it
+    was made, its lifetime and its last use."""
+    parts = [f"{token.get('prefix', '')}…", f"created {relative_time(parse_iso_ms(token.get('created_at')), now_ms)}"]
+    parts.append("expired" if token.get("expired") else expiry_text(parse_iso_ms(token.get("expires_at")), now_ms))
+    used = parse_iso_ms(token.get("last_used_at"))
+    parts.append(f"last used {relative_time(used, now_ms)}" if used is not None else "never used")
+    return " · ".join(parts)

@@ -36,14 +36,21 @@ test hooks only): PyScript 0.7.31's core builds its worker hooks with ``Function
 when it starts, so these pages need ``'unsafe-eval'``; every other page goes without."""
 
 
+WORKER_PAGES = ("/test-pages/test/client_worker.html",)
+"""Test pages that start a PyScript worker (``PyWorker``, the Python client in Pyodide),
+which PyScript 0.7.31 makes from a ``blob:`` URL: they also get ``worker-src 'self' blob:``.
+No product page starts a worker."""
+
+
 def runs_pyscript(path: str) -> bool:
     return path in PYSCRIPT_PAGES or path.startswith(PYSCRIPT_PREFIXES)
 
 
-def policy(nonce: str, ws_origin: str = "", pyscript: bool = False) -> str:
+def policy(nonce: str, ws_origin: str = "", pyscript: bool = False, workers: bool = False) -> str:
     """The Content-Security-Policy of a response with ``nonce``; ``ws_origin``
     (``ws://host:port``) is added to connect-src when known; ``pyscript`` adds
-    ``'unsafe-eval'`` (see ``PYSCRIPT_PAGES``)."""
+    ``'unsafe-eval'`` (see ``PYSCRIPT_PAGES``); ``workers`` adds ``worker-src 'self' blob:``
+    (see ``WORKER_PAGES``)."""
     directives = [
         "default-src 'self'",
         f"script-src 'self' 'nonce-{nonce}' 'wasm-unsafe-eval'" + (" 'unsafe-eval'" if pyscript else ""),
@@ -56,6 +63,8 @@ def policy(nonce: str, ws_origin: str = "", pyscript: bool = False) -> str:
         "form-action 'self'",
         "frame-ancestors 'none'",
     ]
+    if workers:
+        directives.append("worker-src 'self' blob:")
     return "; ".join(directives)
 
 
@@ -85,7 +94,7 @@ class SecurityHeaders:
             return await self.app(scope, receive, send)
         nonce = secrets.token_urlsafe(18)
         scope.setdefault("state", {})["csp_nonce"] = nonce
-        csp = policy(nonce, ws_origin_of(scope), runs_pyscript(scope["path"]))
+        csp = policy(nonce, ws_origin_of(scope), runs_pyscript(scope["path"]), scope["path"] in WORKER_PAGES)
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":

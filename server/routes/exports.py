@@ -5,18 +5,19 @@ A job is its owner's alone, and only while its owner may see its project: anyone
 an unknown one, or one of a project its owner no longer sees answers 404 (R4, R9)."""
 from __future__ import annotations
 
+import functools
 import os
 import re
 import time
 from typing import Optional
 from urllib.parse import quote
 
-from fastapi import APIRouter, Body, Depends, HTTPException
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi import APIRouter, Body, Depends, HTTPException, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import ValidationError
 
 from app.models import ExportOptions
-from server import auth, project_store
+from server import auth, byte_ranges, project_store
 from server.fair_use import StartRefused
 from server.jobs import STREAM_HOLD_SECONDS
 from server.routes.deps import RowId, services, visible_project
@@ -126,46 +127,75 @@ def cancel_export(job_id: str, user_id: int = Depends(auth.require_user), svc: S
 
 
 @router.get("/api/exports/{job_id}/download")
-def download_export(job_id: str, user_id: int = Depends(auth.require_user), svc: Services = Depends(services)):
+def download_export(job_id: str, request: Request, user_id: int = Depends(auth.require_user),
+                    svc: Services = Depends(services)):
+    """R4 with ranges (``server/DECISIONS.md``, "R4 (ranges)"): 200 with the whole archive or
+    206 with the one ``Range`` asked for (``If-Range`` must name the ``ETag``, the archive's
+    SHA-256, or the whole file is sent); either marks the job delivered before its first
+    byte, a repeated or resumed download of a delivered job is served again; 416 (nothing
+    sent, nothing recorded) for a range past the end."""
     row = own_job_row(svc, job_id, user_id)
     store = svc.store
     try:
         handle = open(store.archive_path(job_id), "rb")  # opened before the claim: an fd outlives a later unlink
     except FileNotFoundError:
         handle = None
-    if handle is None or not store.claim_download(job_id):
-        if handle is not None:
-            handle.close()
-        status = store.get(job_id).status
-        if status in ("cancelled", "expired", "failed"):
-            raise HTTPException(410, f"the export is {status}; its archive is gone")
-        if status in ("queued", "running"):
-            raise HTTPException(409, "the export is not finished yet")
-        raise HTTPException(410, "the archive is gone")
+    if handle is None:
+        raise _not_downloadable(store, job_id)
+    try:
+        size = os.fstat(handle.fileno()).st_size
+        etag = f'"{store.archive_digest(job_id, handle)}"'
+        wanted = byte_ranges.requested_range(request.headers.get("range"), request.headers.get("if-range"), etag, size)
+        if not store.claim_download(job_id):
+            raise _not_downloadable(store, job_id)
+    except byte_ranges.Unsatisfiable:
+        handle.close()
+        return Response(status_code=416, headers={"Content-Range": f"bytes */{size}", "ETag": etag,
+                                                  "Accept-Ranges": "bytes", "Cache-Control": "no-store"})
+    except BaseException:
+        handle.close()
+        raise
     project_row = project_store.project_row(svc.db, row["project_id"])
-    disposition = content_disposition(project_row["name"] if project_row else "project", job_id)
-    size = os.fstat(handle.fileno()).st_size
+    headers = {
+        "Content-Disposition": content_disposition(project_row["name"] if project_row else "project", job_id),
+        "Cache-Control": "no-store",
+        "ETag": etag,
+        "Accept-Ranges": "bytes",
+    }
+    part = wanted or byte_ranges.ByteRange(0, size - 1)
+    headers["Content-Length"] = str(part.length if size else 0)
+    if wanted is not None:
+        headers["Content-Range"] = wanted.content_range(size)
+    hold = functools.partial(store.hold_stream, job_id)  # R5: a streaming download, no expiry
+    return StreamingResponse(_file_part(handle, part.first, part.length, hold), status_code=206 if wanted else 200,
+                             media_type="application/zip", headers=headers)
 
-    def stream():
-        held = time.monotonic()
-        try:
-            while chunk := handle.read(1024 * 1024):
-                if time.monotonic() - held > STREAM_HOLD_SECONDS / 3:  # R5: still streaming, no expiry
-                    store.hold_stream(job_id)
-                    held = time.monotonic()
-                yield chunk
-        finally:
-            handle.close()
 
-    return StreamingResponse(
-        stream(),
-        media_type="application/zip",
-        headers={
-            "Content-Disposition": disposition,
-            "Content-Length": str(size),
-            "Cache-Control": "no-store",
-        },
-    )
+def _not_downloadable(store, job_id: str) -> HTTPException:
+    """Why the job has no archive to send: 410 once it is gone for good, 409 while it runs."""
+    job = store.get(job_id)
+    status = job.status if job is not None else "deleted"
+    if status in ("cancelled", "expired", "failed"):
+        return HTTPException(410, f"the export is {status}; its archive is gone")
+    if status in ("queued", "running"):
+        return HTTPException(409, "the export is not finished yet")
+    return HTTPException(410, "the archive is gone")
+
+
+def _file_part(handle, first: int, length: int, hold, chunk: int = 1024 * 1024):
+    """``length`` bytes of the open file ``handle`` from ``first``, in chunks; closes it.
+    Calls ``hold()`` every ``STREAM_HOLD_SECONDS / 3`` while it streams (R5: no expiry)."""
+    held = time.monotonic()
+    try:
+        handle.seek(first)
+        while length > 0 and (data := handle.read(min(chunk, length))):
+            length -= len(data)
+            if time.monotonic() - held > STREAM_HOLD_SECONDS / 3:
+                hold()
+                held = time.monotonic()
+            yield data
+    finally:
+        handle.close()
 
 
 @router.delete("/api/exports/{job_id}")

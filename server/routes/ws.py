@@ -8,7 +8,7 @@ import time
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from app.models import ExportEvent
-from server import auth, project_store
+from server import auth, bearer, project_store
 from server.events import HEARTBEAT_SECONDS, Connection
 
 router = APIRouter()
@@ -17,7 +17,9 @@ router = APIRouter()
 @router.websocket("/api/ws")
 async def ws(websocket: WebSocket):
     svc = websocket.app.state.services
-    user_id = auth.websocket_user(websocket)
+    secret = bearer.bearer_secret(websocket)
+    token = bearer.websocket_token(websocket, secret) if secret is not None else None
+    user_id = auth.websocket_user(websocket) if secret is None else token.user_id if token else None
     if user_id is None or getattr(websocket.app.state, "ws_blocked", False):
         await websocket.close(code=4401)
         return
@@ -25,7 +27,7 @@ async def ws(websocket: WebSocket):
         await websocket.close(code=1013)
         return
     await websocket.accept()
-    conn = Connection(websocket, user_id)
+    conn = Connection(websocket, user_id, token.token_id if token else None)
     svc.hub.add(conn)
     # A (re)connecting client first gets the current state of its active jobs (of the
     # projects it may still see: R9).
@@ -41,6 +43,8 @@ async def ws(websocket: WebSocket):
             conn.queue.put_nowait({"type": "ping", "ts": time.time() * 1000})
 
     beat = asyncio.create_task(heartbeat())
+    # A socket opened with an API token closes when the token expires or is revoked.
+    watch = asyncio.create_task(bearer.close_when_unusable(websocket, token, HEARTBEAT_SECONDS)) if token else None
     try:
         while True:
             await websocket.receive_text()  # clients send nothing we need; this notices closes
@@ -49,5 +53,7 @@ async def ws(websocket: WebSocket):
     finally:
         svc.hub.remove(conn)
         beat.cancel()
+        if watch is not None:
+            watch.cancel()
         conn.queue.put_nowait(None)
         sender.cancel()

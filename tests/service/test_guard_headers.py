@@ -121,3 +121,14 @@ def test_with_the_hooks_the_test_pages_are_served_under_the_same_headers(live: L
     assert r.status_code == 200 and "<script" in r.text
     _check_headers(r)
     assert not re.search(r"<script(?![^>]*\bsrc=)(?![^>]*type=\"py\")[^>]*>", r.text), "inline script"
+
+
+def test_only_the_client_worker_test_page_may_start_a_worker_from_a_blob(live: Live):
+    """PyScript's ``PyWorker`` is made from a ``blob:`` URL (the Python client in Pyodide,
+    ``e2e/test_client_in_pyodide.py``); no other page gets ``worker-src``, so workers stay
+    limited to ``script-src`` (no ``blob:``) everywhere else."""
+    page = httpx.get(live.base_url + "/test-pages/test/client_worker.html")
+    assert page.status_code == 200 and _directives(page)["worker-src"] == ["'self'", "blob:"]
+    for path in ("/test-pages/test/trace.html", "/signin", "/static/app.css"):
+        directives = _directives(httpx.get(live.base_url + path))
+        assert "worker-src" not in directives and "blob:" not in directives["script-src"], path
