@@ -353,8 +353,11 @@ class JobStore:
         archive's SHA-256 is recorded with it (the job's ``sha256``, the download's ETag)."""
         attempt = self._attempt(job_id, attempt)
         archive_path = self.attempt_path(job_id, attempt)
-        with open(archive_path, "rb") as archive:
-            digest = file_sha256(archive)
+        try:
+            with open(archive_path, "rb") as archive:
+                digest = file_sha256(archive)
+        except FileNotFoundError:  # none (a fenced-out attempt: the compare-and-set refuses it)
+            digest = None
         return self._update(job_id, _COMPLETE, new_finished_at=utc_now_iso(), new_size_bytes=size_bytes,
                             new_warnings_json=json.dumps(warnings), attempt=attempt,
                             new_archive_name=archive_path.name, new_archive_sha256=digest)
