@@ -223,8 +223,9 @@ def _close_quietly(page) -> None:
 def pytest_terminal_summary(terminalreporter) -> None:
     if BOOT_CRASHES:
         terminalreporter.write_line(
-            f"Chromium renderer crashes while a new tab booted, tab opened again: {len(BOOT_CRASHES)} "
-            f"({'; '.join(BOOT_CRASHES)})", yellow=True)
+            f"Chromium renderer crashes while a new tab booted, tab opened again: {len(BOOT_CRASHES)}", yellow=True)
+        for crash in BOOT_CRASHES:
+            terminalreporter.write_line(f"  {crash}", yellow=True)
 
 
 @dataclass
@@ -255,7 +256,8 @@ class UserSession:
             except Exception as failure:
                 if not (tab.crashed or "Page crashed" in str(failure)):
                     raise
-                BOOT_CRASHES.append(f"{path} with {len(self.tabs) - 1} other tabs of its user open")
+                test = os.environ.get("PYTEST_CURRENT_TEST", "?").split(" ")[0]
+                BOOT_CRASHES.append(f"{test}: {path}, {len(self.tabs) - 1} other tabs of its user open")
                 self.tabs.remove(tab)
                 _close_quietly(tab.page)
                 tabs[i] = wait_ready([self.start_tab(path)], boot)[0]

@@ -36,6 +36,7 @@ def test_a_tab_whose_renderer_crashes_at_boot_is_opened_again_once(user):
     assert opened == ["/", "/"] and len(conftest.BOOT_CRASHES) == len(before) + 1
     assert tab.page.locator("body").get_attribute("data-ready") == "true"
     assert user.tabs == [tab]
+    assert "test_a_tab_whose_renderer_crashes_at_boot_is_opened_again_once" in conftest.BOOT_CRASHES[-1]
     conftest.BOOT_CRASHES[:] = before  # a crash made on purpose is not one to report
 
 
