@@ -54,8 +54,10 @@ def test_4_a_killed_workers_job_runs_again_on_the_other_worker_and_completes(clu
     job, first = _held_on_a_worker(cluster, a)
     first.kill()
     # Its lease runs out; the job is put back and the other worker takes it, as attempt 2.
-    state = wait_state(cluster, job["id"], lambda s: s["held"] and s["worker_pid"] != first.proc.pid,
-                       timeout=LEASE_S * 5)
+    # The state is read field by field (the row, then the hook files), and the killed worker's
+    # hold marker outlives it: wait for attempt 2 itself, not only another worker's pid.
+    state = wait_state(cluster, job["id"], lambda s: s["attempt"] == 2 and s["held"]
+                       and s["worker_pid"] != first.proc.pid, timeout=LEASE_S * 5)
     assert state["worker_pid"] == next(w for w in workers if w is not first).proc.pid
     assert state["attempt"] == 2 and not any(name.startswith(f"{job['id']}.1.") for name in state["files"])
     _release(cluster, job["id"])
@@ -71,8 +73,8 @@ def test_4_a_job_whose_worker_is_killed_twice_fails_with_the_r7_message(cluster)
     a = new_user(cluster).on(0)
     job, first = _held_on_a_worker(cluster, a)
     first.kill()
-    state = wait_state(cluster, job["id"], lambda s: s["held"] and s["worker_pid"] != first.proc.pid,
-                       timeout=LEASE_S * 5)
+    state = wait_state(cluster, job["id"], lambda s: s["attempt"] == 2 and s["held"]
+                       and s["worker_pid"] != first.proc.pid, timeout=LEASE_S * 5)
     second = next(w for w in cluster.workers if w.proc.pid == state["worker_pid"])
     second.kill()
     final = a.wait_status(job["id"], {"failed", "completed", "cancelled"}, timeout=LEASE_S * 5)
