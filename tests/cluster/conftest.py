@@ -3,7 +3,6 @@ process tests a whole cluster (``testkit.cluster``: 2 web replicas, 2 workers, o
 temporary folder) per module, with users signed in on several replicas at once."""
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -11,8 +10,8 @@ from typing import Iterator
 
 import httpx
 import pytest
-from websockets.sync.client import connect as ws_connect
 
+from testkit.api_session import JobsOverHttp
 from testkit.cluster import Cluster, Replica, start_cluster
 from testkit.postgres import PrivatePostgres, start_postgres
 
@@ -53,7 +52,7 @@ def _reset_hooks(request):
 
 
 @dataclass
-class Session:
+class Session(JobsOverHttp):
     """One user signed in on one replica."""
 
     replica: Replica
@@ -62,25 +61,6 @@ class Session:
 
     def start(self, project_id: int, options: dict | None = None) -> httpx.Response:
         return self.http.post(f"/api/projects/{project_id}/exports", json=options or {})
-
-    def job(self, job_id: str) -> dict:
-        r = self.http.get(f"/api/exports/{job_id}")
-        assert r.status_code == 200, r.text
-        return r.json()
-
-    def wait_status(self, job_id: str, statuses: set[str], timeout: float = 60) -> dict:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            job = self.job(job_id)
-            if job["status"] in statuses:
-                return job
-            time.sleep(0.02)
-        raise AssertionError(f"job {job_id} never reached {statuses}: {self.job(job_id)}")
-
-    def websocket(self):
-        cookie = "; ".join(f"{k}={v}" for k, v in self.http.cookies.items())
-        url = self.replica.base_url.replace("http://", "ws://") + "/api/ws"
-        return ws_connect(url, additional_headers={"Cookie": cookie}, open_timeout=10)
 
     def project_id(self) -> int:
         return int(self.http.get("/api/projects").json()[0]["id"])
@@ -130,16 +110,3 @@ def wait_state(cluster: Cluster, job_id: str, predicate, timeout: float = 60, re
         time.sleep(0.02)
     raise AssertionError(f"job {job_id}: {job_state(cluster, job_id, replica)}\n{cluster.logs()}")
 
-
-def recv_events(ws, until, timeout: float = 60) -> list[dict]:
-    """Events (pings skipped) until one satisfies ``until``."""
-    got: list[dict] = []
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        message = json.loads(ws.recv(timeout=max(0.01, deadline - time.monotonic())))
-        if message.get("type") == "ping":
-            continue
-        got.append(message)
-        if until(message):
-            return got
-    raise AssertionError(f"no matching event; got {got}")

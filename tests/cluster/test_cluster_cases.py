@@ -11,7 +11,8 @@ import zipfile
 
 from websockets.exceptions import ConnectionClosed
 
-from tests.cluster.conftest import hooks, job_state, new_user, recv_events, wait_state
+from tests.cluster.conftest import hooks, job_state, new_user, wait_state
+from testkit.api_session import recv_events
 
 TERMINAL = {"completed", "cancelled", "failed", "expired"}
 

@@ -14,7 +14,8 @@ from websockets.exceptions import ConnectionClosed
 from bench.synthetic import make_project
 from server.db import Database
 from server.projects import persist_project
-from tests.cluster.conftest import hooks, new_user, recv_events, wait_state
+from tests.cluster.conftest import hooks, new_user, wait_state
+from testkit.api_session import recv_events
 
 
 def _own_projects(cluster, username: str, count: int, tmp_path: Path) -> list[int]:

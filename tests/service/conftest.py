@@ -2,7 +2,6 @@
 in a background thread, with HTTP (httpx) and WebSocket (websockets) clients per user."""
 from __future__ import annotations
 
-import json
 import threading
 import time
 import uuid
@@ -13,12 +12,12 @@ from typing import Any, Iterator
 import httpx
 import pytest
 import uvicorn
-from websockets.sync.client import connect as ws_connect
 
 from server import accounts, auth, project_store
 from server.cli import UVICORN_OPTIONS
 from server.web import Settings, create_app
 from testkit import free_port
+from testkit.api_session import JobsOverHttp
 
 
 @dataclass
@@ -61,7 +60,7 @@ class Live:
 
 
 @dataclass
-class Client:
+class Client(JobsOverHttp):
     live: Live
     http: httpx.Client
     username: str = ""
@@ -69,25 +68,6 @@ class Client:
     def start(self, options: dict | None = None, project_id: int | None = None) -> httpx.Response:
         pid = project_id if project_id is not None else self.live.project_id
         return self.http.post(f"/api/projects/{pid}/exports", json=options or {})
-
-    def job(self, job_id: str) -> dict:
-        r = self.http.get(f"/api/exports/{job_id}")
-        assert r.status_code == 200, r.text
-        return r.json()
-
-    def wait_status(self, job_id: str, statuses: set[str], timeout: float = 60) -> dict:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            job = self.job(job_id)
-            if job["status"] in statuses:
-                return job
-            time.sleep(0.02)
-        raise AssertionError(f"job {job_id} never reached {statuses}: {self.job(job_id)}")
-
-    def websocket(self):
-        cookie = "; ".join(f"{k}={v}" for k, v in self.http.cookies.items())
-        url = self.live.base_url.replace("http://", "ws://") + "/api/ws"
-        return ws_connect(url, additional_headers={"Cookie": cookie}, open_timeout=10)
 
 
 def start_live(data_dir: Path, **settings: Any) -> Live:
@@ -113,16 +93,3 @@ def live(tmp_path) -> Iterator[Live]:
     yield srv
     srv.stop()
 
-
-def recv_until(ws, predicate, timeout: float = 30) -> list[dict]:
-    """Read events until one satisfies ``predicate``; returns all read (pings skipped)."""
-    got: list[dict] = []
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        msg = json.loads(ws.recv(timeout=max(0.01, deadline - time.monotonic())))
-        if msg.get("type") == "ping":
-            continue
-        got.append(msg)
-        if predicate(msg):
-            return got
-    raise AssertionError(f"no matching event; got {got}")

@@ -14,7 +14,8 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect as ws_connect
 
 from server import api_tokens
-from tests.service.conftest import Client, Live, recv_until
+from tests.service.conftest import Client, Live
+from testkit.api_session import recv_events
 
 
 def make_token(user: Client, name: str = "script", **extra) -> dict:
@@ -104,7 +105,7 @@ def test_revoking_a_token_closes_the_websockets_it_opened_at_once(live: Live):
     made = make_token(alice)
     with bearer_socket(live, made["token"]) as socket, alice.websocket() as page_socket:
         job = alice.start().json()
-        recv_until(socket, lambda e: e.get("job_id") == job["id"])  # events reach the token's socket
+        recv_events(socket, lambda e: e.get("job_id") == job["id"])  # events reach the token's socket
         revoked_at = time.monotonic()
         assert alice.http.delete(f"/api/tokens/{made['id']}").json() == {"revoked": made["id"], "closed_sockets": 1}
         with pytest.raises(ConnectionClosed) as closed:
@@ -113,7 +114,7 @@ def test_revoking_a_token_closes_the_websockets_it_opened_at_once(live: Live):
         assert closed.value.rcvd.code == 4401 and "revoked" in closed.value.rcvd.reason
         assert time.monotonic() - revoked_at < 2
         alice.wait_status(job["id"], {"completed"})
-        recv_until(page_socket, lambda e: e.get("job_id") == job["id"] and e["status"] == "completed")
+        recv_events(page_socket, lambda e: e.get("job_id") == job["id"] and e["status"] == "completed")
     with pytest.raises(Exception):
         bearer_socket(live, made["token"])  # refused from now on
 

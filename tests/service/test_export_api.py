@@ -10,7 +10,8 @@ import zipfile
 import pytest
 from pycocotools.coco import COCO
 
-from tests.service.conftest import Live, recv_until, start_live
+from tests.service.conftest import Live, start_live
+from testkit.api_session import recv_events
 
 
 def _coco_from_zip(data: bytes, tmp_path) -> COCO:
@@ -26,7 +27,7 @@ def test_export_runs_to_completion_with_events_and_a_loadable_coco_zip(live: Liv
         r = alice.start({"annotation_formats": ["coco"]})
         assert r.status_code == 202, r.text
         job = r.json()
-        events = recv_until(ws, lambda e: e["job_id"] == job["id"] and e["status"] == "completed")
+        events = recv_events(ws, lambda e: e["job_id"] == job["id"] and e["status"] == "completed")
     seqs = [e["seq"] for e in events if e["job_id"] == job["id"]]
     assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs), seqs
     assert {e["type"] for e in events} >= {"export.progress", "export.completed"}
@@ -82,7 +83,7 @@ def test_a_repeated_start_token_gets_the_job_its_first_request_made(live: Live):
         assert first.status_code == 202, first.text
         job = first.json()
         assert job["start_token"] == "tab-a.1"
-        events = recv_until(ws, lambda e: e["job_id"] == job["id"] and e["status"] == "completed")
+        events = recv_events(ws, lambda e: e["job_id"] == job["id"] and e["status"] == "completed")
     assert {e["start_token"] for e in events if e["job_id"] == job["id"]} == {"tab-a.1"}
     again = alice.http.post(f"/api/projects/{live.project_id}/exports?start_token=tab-a.1", json={})
     assert again.status_code == 202 and again.json()["id"] == job["id"] and again.json()["status"] == "completed"
@@ -135,10 +136,10 @@ def test_cancel_while_running_stops_the_worker_and_leaves_no_file(live: Live):
     alice = live.new_user()
     with alice.websocket() as ws:
         job = alice.start().json()
-        recv_until(ws, lambda e: e["job_id"] == job["id"] and e["status"] == "running")
+        recv_events(ws, lambda e: e["job_id"] == job["id"] and e["status"] == "running")
         r = alice.http.post(f"/api/exports/{job['id']}/cancel")
         assert r.status_code == 200 and r.json()["status"] == "cancelled"
-        recv_until(ws, lambda e: e["job_id"] == job["id"] and e["status"] == "cancelled")
+        recv_events(ws, lambda e: e["job_id"] == job["id"] and e["status"] == "cancelled")
     time.sleep(0.3)  # give the worker time to reach its checkpoint; it must not resurrect the job
     assert alice.job(job["id"])["status"] == "cancelled"
     assert list((live.data_dir / "exports").iterdir()) == []
@@ -424,7 +425,7 @@ def test_a_reconnecting_client_first_gets_its_active_jobs(live: Live):
     job = alice.http.post(f"/api/projects/{live.project_id}/exports?start_token=snap.1", json={}).json()
     alice.wait_status(job["id"], {"running"})
     with alice.websocket() as ws:
-        first = recv_until(ws, lambda e: True)[0]
+        first = recv_events(ws, lambda e: True)[0]
         assert first["job_id"] == job["id"] and first["status"] in ("queued", "running")
         assert first["start_token"] == "snap.1"
         assert set(first) == set(ExportEvent.model_fields)
@@ -443,7 +444,7 @@ def test_events_reach_every_connection_of_the_owner_and_only_the_owner(live: Liv
     with alice.websocket() as a1, alice.websocket() as a2, bob.websocket() as b:
         job = alice.start().json()
         for ws in (a1, a2):
-            recv_until(ws, lambda e: e["job_id"] == job["id"] and e["status"] == "completed")
+            recv_events(ws, lambda e: e["job_id"] == job["id"] and e["status"] == "completed")
         with pytest.raises(TimeoutError):
             b.recv(timeout=0.3)
 

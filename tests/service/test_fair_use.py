@@ -6,7 +6,8 @@ import threading
 import time
 
 from server.cli import build_parser
-from tests.service.conftest import Client, Live, recv_until, start_live
+from tests.service.conftest import Client, Live, start_live
+from testkit.api_session import recv_events
 
 
 def _projects(live: Live, owner: Client, n: int) -> list[int]:
@@ -65,7 +66,7 @@ def test_the_archive_quota_refuses_with_507_until_a_finished_export_is_deleted(t
         with alice.websocket() as ws:
             assert alice.http.delete(f"/api/exports/{first['id']}").json() == {"deleted": first["id"]}
             # never downloaded: cancelled first (R2), so no tab downloads it
-            recv_until(ws, lambda m: m.get("job_id") == first["id"] and m["status"] == "cancelled")
+            recv_events(ws, lambda m: m.get("job_id") == first["id"] and m["status"] == "cancelled")
         assert not store.archive_path(first["id"]).exists()
         assert alice.http.get(f"/api/exports/{first['id']}").status_code == 404
         assert first["id"] not in [j["id"] for j in alice.http.get(f"/api/projects/{srv.project_id}/exports").json()]

@@ -7,7 +7,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.service.conftest import Client, Live, recv_until
+from tests.service.conftest import Client, Live
+from testkit.api_session import recv_events
 
 UNKNOWN = 987654321
 
@@ -142,7 +143,7 @@ def test_revoking_cancels_the_members_running_export_and_hides_everything_of_it(
         running = bob.start(project_id=project_id).json()
         bob.wait_status(running["id"], {"running"})
         assert alice.http.delete(f"/api/projects/{project_id}/members/{bob.username}").status_code == 200
-        events = recv_until(ws, lambda m: m.get("type") == "project.gone")
+        events = recv_events(ws, lambda m: m.get("type") == "project.gone")
     assert any(e.get("job_id") == running["id"] and e["status"] == "cancelled" for e in events)
     assert events[-1]["project_id"] == project_id
     store = live.app.state.store
@@ -158,7 +159,7 @@ def test_revoking_cancels_the_members_running_export_and_hides_everything_of_it(
     with bob.websocket() as ws:  # a reconnect's snapshot names nothing of the project
         live.app.state.hooks.delay_per_checkpoint_ms = 0
         mine = bob.start().json()
-        got = recv_until(ws, lambda m: m.get("job_id") == mine["id"])
+        got = recv_events(ws, lambda m: m.get("job_id") == mine["id"])
     assert all(m.get("project_id") != project_id for m in got)
 
 
@@ -199,7 +200,7 @@ def test_deleting_a_project_cancels_its_exports_and_removes_every_file(live: Liv
     with bob.websocket() as ws:
         assert bob.http.delete(f"/api/projects/{project_id}").status_code == 403
         assert alice.http.delete(f"/api/projects/{project_id}").json() == {"deleted": project_id}
-        events = recv_until(ws, lambda m: m.get("type") == "project.gone")
+        events = recv_events(ws, lambda m: m.get("type") == "project.gone")
     assert any(e.get("job_id") == running["id"] and e["status"] == "cancelled" for e in events)
     assert db.all("SELECT id FROM images WHERE project_id = ?", (project_id,)) == []
     assert db.all("SELECT id FROM jobs WHERE project_id = ?", (project_id,)) == []
