@@ -29,7 +29,7 @@ from typing import Any
 
 import pytest
 
-from testkit import CHROMIUM, CHROMIUM_ARGS, free_port
+from testkit import CHROMIUM, CHROMIUM_ARGS, free_port, stop_process
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGE_READY_TIMEOUT_MS = 90_000
@@ -88,11 +88,7 @@ def start_server(data_dir: Path, port: int | None = None) -> ServerProcess:
 
 
 def stop_server(server: ServerProcess) -> None:
-    server.proc.terminate()
-    try:
-        server.proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        server.proc.kill()
+    stop_process(server.proc, timeout=20)
 
 
 @pytest.fixture(scope="session")

@@ -1,12 +1,14 @@
-"""What the e2e suite, the service tests and the benchmarks share to start real parts:
-a free local port and Debian's Chromium with the flags every run uses.
+"""What the e2e suite, the service tests and the benchmarks share to start and stop real parts:
+a free local port, Debian's Chromium with the flags every run uses, and the stop of a child process.
 
 Not product code: nothing under ``app/`` or ``server/`` imports it.
 """
 from __future__ import annotations
 
 import os
+import signal
 import socket
+import subprocess
 
 CHROMIUM = os.environ.get("CELLHUB_CHROMIUM", "/usr/bin/chromium")
 """Debian's Chromium (``scripts/setup.sh --browser`` installs it); ``CELLHUB_CHROMIUM`` overrides."""
@@ -26,3 +28,16 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def stop_process(proc: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
+    """Send ``sig`` to ``proc`` if it still runs, wait up to ``timeout`` seconds for it to end,
+    else SIGKILL it; its exit status."""
+    if proc.poll() is None:
+        proc.send_signal(sig)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return proc.returncode

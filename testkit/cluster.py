@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-from testkit import free_port
+from testkit import free_port, stop_process
 from testkit.postgres import PrivatePostgres, start_postgres
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -47,14 +47,7 @@ class Proc:
 
     def stop(self, timeout: float = 30) -> Optional[int]:
         self.ended_on_purpose = True
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        return self.proc.returncode
+        return stop_process(self.proc, signal.SIGTERM, timeout)
 
     def kill(self) -> None:
         """SIGKILL: nothing of the process runs any more (a crash, a lost machine)."""

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from testkit import free_port
+from testkit import free_port, stop_process
 from testkit.postgres import _as_user, own_folder, unprivileged_user
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -80,13 +81,7 @@ class Nginx:
         return path.read_text(errors="replace") if path.exists() else ""
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(3)  # SIGQUIT: graceful stop
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc, signal.SIGQUIT, timeout=15)  # SIGQUIT: nginx's graceful stop
         shutil.rmtree(self.folder, ignore_errors=True)
 
 

@@ -13,12 +13,15 @@ import glob
 import os
 import pwd
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
+
+from testkit import stop_process
 
 DATABASE = "cellhub"
 ROLE = "cellhub"
@@ -99,13 +102,7 @@ class PrivatePostgres:
 
     def stop(self) -> None:
         """Fast shutdown (SIGINT: disconnect clients, stop), then remove the folder."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(2)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc, signal.SIGINT, timeout=30)
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
